@@ -1,0 +1,27 @@
+// Purpose: an output file that appears whole or not at all. Opened at the start of a study (so an unwritable path
+// fails before any work), written to a temporary file beside the target, renamed over it on commit. The temporary
+// file is removed if the program fails, is destroyed before commit, or is interrupted (SIGINT/SIGTERM).
+#pragma once
+
+#include <string>
+
+namespace softflow {
+
+class AtomicFile {
+ public:
+  explicit AtomicFile(const std::string& path);  // throws InputError if the path cannot be written
+  ~AtomicFile();
+  AtomicFile(const AtomicFile&) = delete;
+  AtomicFile& operator=(const AtomicFile&) = delete;
+
+  void commit(const std::string& contents);  // throws InputError if writing or renaming fails
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+  std::string temporary_;
+  int fd_ = -1;
+  bool committed_ = false;
+};
+
+}  // namespace softflow

@@ -1,0 +1,115 @@
+// Purpose: the `softflow` command line (see cli.h).
+#include "cli.h"
+
+#include <cstdio>
+#include <exception>
+#include <iostream>
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+#include "atomic_file.h"
+#include "engine.h"
+#include "study.h"
+#include "summary.h"
+#include "version.h"
+
+namespace softflow {
+namespace {
+
+constexpr int kExitBadInput = 2;
+constexpr int kExitInternal = 1;
+
+std::string default_output_path(const std::string& study_path) {
+  if (study_path.empty()) return "default.results.json";
+  std::string stem = study_path.substr(study_path.find_last_of('/') + 1);
+  const size_t dot = stem.rfind(".json");
+  if (dot != std::string::npos && dot + 5 == stem.size()) stem = stem.substr(0, dot);
+  return stem + ".results.json";
+}
+
+std::string joined(int argc, char** argv) {
+  std::string text;
+  for (int i = 0; i < argc; ++i) text += (i ? " " : "") + std::string(argv[i]);
+  return text;
+}
+
+}  // namespace
+
+int cli_main(int argc, char** argv) {
+  CLI::App app{"softflow: Monte Carlo studies of gradient-flow training of small softmax models"};
+  app.set_version_flag("--version", std::string("softflow ") + kSoftflowVersion + " (" + kSoftflowGitCommit + ")");
+  app.require_subcommand(1);
+
+  std::string study_path, out_path, backend = "auto";
+  long long runs = -1, seed = -1;
+  int threads = 0;
+  bool quiet = false;
+  CLI::App* run = app.add_subcommand("run", "run a study (the built-in default study when STUDY is omitted)");
+  run->add_option("STUDY", study_path, "study JSON file");
+  run->add_option("--out,-o", out_path, "results JSON (default: STUDY's name with .results.json, in the current "
+                                        "directory; default.results.json for the built-in study)");
+  run->add_option("--runs", runs, "override the study's runs per cell")->check(CLI::Range(1LL, 4294967294LL));
+  run->add_option("--seed", seed, "override the study's seed")->check(CLI::NonNegativeNumber);
+  run->add_option("--backend", backend, "auto, cpu or cuda")->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+  run->add_option("--threads", threads, "CPU threads (default: all)")->check(CLI::Range(1, 4096));
+  run->add_flag("--quiet,-q", quiet, "no progress on stderr");
+
+  std::string validate_path;
+  CLI::App* validate = app.add_subcommand("validate", "check a study and print it normalized (every default explicit)");
+  validate->add_option("STUDY", validate_path, "study JSON file")->required();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::fprintf(stderr, "error: %s (see softflow --help)\n", e.what());
+    return kExitBadInput;
+  }
+
+  try {
+    if (validate->parsed()) {
+      const Study study = load_study_file(validate_path);
+      std::printf("%s: valid: %zu cells x %lld runs, %zu checkpoint times\n%s\n", validate_path.c_str(),
+                  study.cells.size(), study.runs, study.checkpoint_times.size(), study.normalized.dump(2).c_str());
+      return 0;
+    }
+    const StudyOverrides overrides{runs, seed};
+    const Study study = study_path.empty() ? parse_study(default_study_json(), "built-in default study", overrides)
+                                           : load_study_file(study_path, overrides);
+    if (out_path.empty()) out_path = default_output_path(study_path);
+    EngineOptions options;
+    options.backend = backend == "cuda" ? BackendChoice::cuda
+                                        : (backend == "cpu" ? BackendChoice::cpu : BackendChoice::automatic);
+    options.threads = threads;
+    options.progress = !quiet;
+    options.command_line = joined(argc, argv);
+    if (options.backend == BackendChoice::automatic && !quiet)
+      std::fprintf(stderr, "notice: this build has no CUDA backend; running on the CPU\n");
+    check_memory(study);
+    AtomicFile output(out_path);
+    const nlohmann::json results = run_study(study, options);
+    output.commit(results.dump(1) + "\n");
+    std::printf("%s", summary_table(results).c_str());
+    std::printf("results: %s (%.2f s, %.3g trajectory-steps/s)\n", out_path.c_str(),
+                results["provenance"]["wall_seconds"].get<double>(),
+                results["provenance"]["trajectory_steps_per_second"].get<double>());
+    return 0;
+  } catch (const InputError& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return kExitBadInput;
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "error: out of memory; lower runs\n");
+    return kExitBadInput;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "internal error: %s\n", e.what());
+    return kExitInternal;
+  }
+}
+
+}  // namespace softflow

@@ -1,0 +1,9 @@
+// Purpose: the `softflow` command line (CLI11): run, validate, --version. Returns the process exit code:
+// 0 success, 2 bad input (study, options, files, memory), 1 unexpected internal error.
+#pragma once
+
+namespace softflow {
+
+int cli_main(int argc, char** argv);
+
+}  // namespace softflow

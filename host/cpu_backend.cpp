@@ -1,0 +1,109 @@
+// Purpose: the CPU backend (see cpu_backend.h).
+#include "cpu_backend.h"
+
+#include <algorithm>
+#include <stdexcept>
+
+#include "softflow/initial_state.h"
+#include "softflow/integrators.h"
+#include "softflow/observables.h"
+
+namespace softflow {
+
+template <class Real>
+CpuCellSimulation<Real>::CpuCellSimulation(const Study& study, const CellParams& cell, std::uint32_t cell_index)
+    : study_(study), cell_(cell), cell_index_(cell_index), runs_(study.runs),
+      state_size_(cell.shape.state_size()), checkpoints_(cell_checkpoints(study, cell)),
+      data_(cell, study.seed, cell_index, study.runs), states_(size_t(runs_) * size_t(state_size_)),
+      records_(size_t(runs_)) {
+  const ModelShape& shape = cell.shape;
+  const InitParams init = init_params(cell);
+#pragma omp parallel
+  {
+    std::vector<Real> scratch(size_t(shape.scratch_size()));
+#pragma omp for schedule(static)
+    for (long long run = 0; run < runs_; ++run) {
+      Real* theta = states_.data() + run * state_size_;
+      draw_initial_state(shape, init, study.seed, cell_index, std::uint32_t(run), theta);
+      RunRecord& rec = records_[size_t(run)];
+      const Real* a = theta + shape.matrix_size();
+      double sum_a = 0;
+      for (int j = 0; j < shape.n; ++j) sum_a += double(a[j]);
+      rec.sum_a0 = sum_a;
+      rec.argmax_a0 = argmax(a, shape.n);
+      rec.argmax_u0 = fitness_argmax(shape, theta, data_.for_run(run), scratch.data());
+    }
+  }
+}
+
+template <class Real>
+void CpuCellSimulation<Real>::advance_run(long long run, size_t c, Real* work) {
+  RunRecord& rec = records_[size_t(run)];
+  if (c == 0 || rec.status != RunStatus::running) return;
+  Real* theta = states_.data() + run * state_size_;
+  if (cell_.method == Method::dopri5)
+    advance_adaptive(cell_.shape, cell_.adaptive, checkpoints_.times[c], study_.stop, theta, data_.for_run(run), rec,
+                     work);
+  else
+    advance_fixed_step(cell_.shape, cell_.method, cell_.step, checkpoints_.steps[c - 1], checkpoints_.steps[c],
+                       study_.stop, theta, data_.for_run(run), rec, work);
+}
+
+template <class Real>
+void CpuCellSimulation<Real>::advance_and_observe(size_t c, CheckpointObservations& out, Progress* progress) {
+  if (c != next_checkpoint_) throw std::logic_error("checkpoints must be visited in order");
+  ++next_checkpoint_;
+  const ModelShape& shape = cell_.shape;
+  const bool needs_initial_state = shape.model == ModelKind::value_softmax && shape.loss == LossKind::logistic;
+  const InitParams init = init_params(cell_);
+  out.resize(runs_);
+  out.t = checkpoints_.times[c];
+  out.step = checkpoints_.steps[c];
+  const long long tiles = (runs_ + kCpuTileRuns - 1) / kCpuTileRuns;
+#pragma omp parallel
+  {
+    std::vector<Real> work(static_cast<size_t>(integrator_workspace_size(shape)));
+    std::vector<Real> initial(static_cast<size_t>(state_size_));
+    double values[kStateObservableCount];
+#pragma omp for schedule(dynamic, 1)
+    for (long long tile = 0; tile < tiles; ++tile) {
+      const long long end = std::min(runs_, (tile + 1) * kCpuTileRuns);
+      for (long long run = tile * kCpuTileRuns; run < end; ++run) {
+        advance_run(run, c, work.data());
+        RunRecord& rec = records_[size_t(run)];
+        // A stopped run is observed at its frozen state; its event times and status stay as they were.
+        const double t = rec.status == RunStatus::running ? checkpoints_.times[c] : rec.t;
+        if (needs_initial_state)
+          draw_initial_state(shape, init, study_.seed, cell_index_, std::uint32_t(run), initial.data());
+        out.winner[size_t(run)] =
+            observe_run(shape, cell_.method == Method::dopri5, t, study_.stop, state(run),
+                        needs_initial_state ? initial.data() : nullptr, data_.for_run(run), rec, work.data(),
+                        work.data() + state_size_, values);
+        for (int o = 0; o < kStateObservableCount; ++o) out.values[o][size_t(run)] = values[o];
+        out.records[size_t(run)] = rec;
+      }
+      if (progress) progress->add(end - tile * kCpuTileRuns);
+    }
+  }
+}
+
+template <class Real>
+long long CpuCellSimulation<Real>::trajectory_steps() const {
+  long long total = 0;
+  for (const auto& rec : records_) total += rec.steps + rec.rejected;
+  return total;
+}
+
+double cpu_cell_bytes(const Study& study, const CellParams& cell) {
+  const double real_bytes = cell.precision == Precision::float32 ? 4.0 : 8.0;
+  const double runs = double(study.runs);
+  const double per_run = real_bytes * cell.shape.state_size() + sizeof(RunRecord) * 2 +
+                         (kStateObservableCount * 8.0 + 4.0) + 8.0 /* sorting copy */ +
+                         (cell.shared_target ? 0.0 : real_bytes * cell.shape.data_size());
+  return runs * per_run;
+}
+
+template class CpuCellSimulation<float>;
+template class CpuCellSimulation<double>;
+
+}  // namespace softflow

@@ -1,0 +1,57 @@
+// Purpose: the CPU backend: advances every run of one cell from checkpoint to checkpoint with OpenMP threads, each
+// thread taking tiles of consecutive run ids and keeping one run's state and workspace in L1 for a whole segment.
+// Results do not depend on the thread count: a run's math is the same wherever it runs, and statistics reduce in
+// fixed blocks of run ids.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "cell_data.h"
+#include "observations.h"
+#include "progress.h"
+#include "study.h"
+
+namespace softflow {
+
+// Runs per scheduling tile of the CPU backend.
+constexpr int kCpuTileRuns = 64;
+
+template <class Real>
+class CpuCellSimulation {
+ public:
+  // Draws the cell's data and every run's initial state (runs: study.runs).
+  CpuCellSimulation(const Study& study, const CellParams& cell, std::uint32_t cell_index);
+
+  size_t checkpoint_count() const { return checkpoints_.times.size(); }
+  const CellCheckpoints& checkpoints() const { return checkpoints_; }
+
+  // Advances every running run to checkpoint c (from checkpoint c - 1; c = 0 is the initial state), then observes.
+  // Checkpoints must be visited in order.
+  void advance_and_observe(size_t c, CheckpointObservations& out, Progress* progress);
+
+  long long runs() const { return runs_; }
+  const Real* state(long long run) const { return states_.data() + run * state_size_; }
+  const Real* data(long long run) const { return data_.for_run(run); }
+  const RunRecord& record(long long run) const { return records_[size_t(run)]; }
+  // Total accepted + rejected steps over all runs so far.
+  long long trajectory_steps() const;
+
+ private:
+  void advance_run(long long run, size_t c, Real* work);
+  const Study& study_;
+  const CellParams& cell_;
+  std::uint32_t cell_index_;
+  long long runs_;
+  int state_size_;
+  CellCheckpoints checkpoints_;
+  CellData<Real> data_;
+  std::vector<Real> states_;        // runs x state_size
+  std::vector<RunRecord> records_;  // runs
+  size_t next_checkpoint_ = 0;
+};
+
+// Bytes of host memory the CPU backend needs for one cell (states, records, observations, data).
+double cpu_cell_bytes(const Study& study, const CellParams& cell);
+
+}  // namespace softflow

@@ -1,0 +1,145 @@
+// Purpose: running a study and assembling its results (see engine.h).
+#include "engine.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <fstream>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "cpu_backend.h"
+#include "version.h"
+
+namespace softflow {
+namespace {
+
+struct CellOutcome {
+  nlohmann::json json;
+  long long trajectory_steps = 0;
+};
+
+template <class Real>
+CellOutcome run_cell_cpu(const Study& study, std::uint32_t index, Progress& progress) {
+  const CellParams& cell = study.cells[index];
+  CpuCellSimulation<Real> simulation(study, cell, index);
+  CellOutcome outcome;
+  outcome.json["index"] = index;
+  outcome.json["parameters"] = cell.parameters;
+  outcome.json["state_size"] = cell.shape.state_size();
+  nlohmann::json checkpoints = nlohmann::json::array();
+  CheckpointObservations observations;
+  for (size_t c = 0; c < simulation.checkpoint_count(); ++c) {
+    simulation.advance_and_observe(c, observations, &progress);
+    checkpoints.push_back(checkpoint_report(observations, cell.shape.n, study.histogram_bins));
+  }
+  outcome.json["checkpoints"] = checkpoints;
+  outcome.trajectory_steps = simulation.trajectory_steps();
+  return outcome;
+}
+
+double available_memory_bytes() {
+  std::ifstream meminfo("/proc/meminfo");
+  std::string key;
+  double kib = 0;
+  std::string unit;
+  while (meminfo >> key >> kib >> unit)
+    if (key == "MemAvailable:") return kib * 1024.0;
+  const double pages = double(sysconf(_SC_AVPHYS_PAGES));
+  return pages * double(sysconf(_SC_PAGESIZE));
+}
+
+std::string cpu_model_name() {
+  std::ifstream cpuinfo("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(cpuinfo, line))
+    if (line.rfind("model name", 0) == 0) {
+      const size_t colon = line.find(':');
+      if (colon != std::string::npos) return line.substr(colon + 2);
+    }
+  return "unknown CPU";
+}
+
+std::string utc_now() {
+  const std::time_t now = std::time(nullptr);
+  char text[32];
+  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
+  return text;
+}
+
+}  // namespace
+
+void check_memory(const Study& study) {
+  const double available = available_memory_bytes();
+  for (size_t i = 0; i < study.cells.size(); ++i) {
+    const double needed = cpu_cell_bytes(study, study.cells[i]);
+    if (needed > 0.8 * available) {
+      char message[256];
+      std::snprintf(message, sizeof message,
+                    "too little memory: cell %zu needs %.2f GiB for %lld runs, %.2f GiB is available; lower runs",
+                    i, needed / 1073741824.0, study.runs, available / 1073741824.0);
+      throw InputError(message);
+    }
+  }
+}
+
+nlohmann::json run_study(const Study& study, const EngineOptions& options) {
+  if (options.backend == BackendChoice::cuda)
+    throw InputError("--backend cuda: this build has no CUDA backend yet; use --backend cpu or auto");
+  if (options.threads > 0) {
+#ifdef _OPENMP
+    omp_set_num_threads(options.threads);
+#endif
+  }
+#ifdef _OPENMP
+  const int threads = omp_get_max_threads();
+#else
+  const int threads = 1;
+#endif
+  check_memory(study);
+
+  long long total_units = 0;
+  for (const auto& cell : study.cells)
+    total_units += study.runs * (long long)cell_checkpoints(study, cell).times.size();
+  Progress progress(total_units, options.progress);
+  const auto start = std::chrono::steady_clock::now();
+  nlohmann::json cells = nlohmann::json::array();
+  long long trajectory_steps = 0;
+  for (std::uint32_t index = 0; index < study.cells.size(); ++index) {
+    CellOutcome outcome = study.cells[index].precision == Precision::float32
+                              ? run_cell_cpu<float>(study, index, progress)
+                              : run_cell_cpu<double>(study, index, progress);
+    trajectory_steps += outcome.trajectory_steps;
+    cells.push_back(std::move(outcome.json));
+  }
+  progress.finish();
+  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+
+  nlohmann::json results;
+  results["schema_version"] = kResultsSchemaVersion;
+  results["provenance"] = {{"softflow_version", kSoftflowVersion},
+                           {"git_commit", kSoftflowGitCommit},
+                           {"backend", "cpu"},
+                           {"device", cpu_model_name()},
+                           {"threads", threads},
+                           {"started_at", utc_now()},
+                           {"command_line", options.command_line},
+                           {"wall_seconds", wall},
+                           {"trajectory_steps", trajectory_steps},
+                           {"trajectory_steps_per_second", wall > 0 ? double(trajectory_steps) / wall : 0.0}};
+  results["study"] = study.normalized;
+  results["cells"] = std::move(cells);
+  return results;
+}
+
+nlohmann::json reproducible_part(const nlohmann::json& results) {
+  nlohmann::json copy = results;
+  copy.erase("provenance");
+  return copy;
+}
+
+}  // namespace softflow

@@ -1,0 +1,413 @@
+// Purpose: parsing, validation and normalization of a study JSON, and expansion of its grid into cells.
+#include "study.h"
+
+#include <cmath>
+#include <fstream>
+#include <functional>
+#include <limits>
+#include <sstream>
+
+namespace softflow {
+namespace {
+
+using nlohmann::json;
+
+enum class ParamType { choice, integer, real, boolean };
+
+// One scalar study parameter that may also be given as a list (a grid axis).
+struct GridParam {
+  const char* name;
+  ParamType type;
+  json default_value;
+  std::vector<std::string> choices;  // ParamType::choice
+  double lo, hi;                     // allowed range (integer / real)
+  bool lo_open, hi_open;             // exclusive bounds
+};
+
+const double kInf = std::numeric_limits<double>::infinity();
+
+const std::vector<GridParam>& grid_params() {
+  static const std::vector<GridParam> params = {
+      {"model", ParamType::choice, "value_softmax", {"value_softmax", "tied"}, 0, 0, false, false},
+      {"loss", ParamType::choice, "logistic", {"logistic", "square", "cross_entropy", "regression"}, 0, 0, false, false},
+      {"d", ParamType::integer, 8, {}, 1, 4096, false, false},
+      {"n", ParamType::integer, 8, {}, 2, 4096, false, false},
+      {"precision", ParamType::choice, "float64", {"float32", "float64"}, 0, 0, false, false},
+      {"integrator", ParamType::choice, "dopri5", {"gd", "rk4", "dopri5"}, 0, 0, false, false},
+      {"step", ParamType::real, 0.1, {}, 0, kInf, true, true},
+      {"rtol", ParamType::real, 1e-6, {}, 0, 1, true, true},
+      {"atol", ParamType::real, 1e-9, {}, 0, kInf, true, true},
+      {"initial_step", ParamType::real, 0.0, {}, 0, kInf, false, true},
+      {"max_steps", ParamType::integer, 10000000, {}, 0, 9e18, false, false},
+      {"sigma_v", ParamType::real, 0.1, {}, 0, kInf, false, true},
+      {"mu_a", ParamType::real, 0.0, {}, -kInf, kInf, true, true},
+      {"sigma_a", ParamType::real, 0.0, {}, 0, kInf, false, true},
+      {"target", ParamType::choice, "per_run", {"per_run", "shared"}, 0, 0, false, false},
+      {"kappa", ParamType::real, 1.0, {}, 1, kInf, false, true},
+      {"regression_samples", ParamType::integer, 20, {}, 1, 4096, false, false},
+      {"ce_temperature", ParamType::real, 10.0, {}, 0, kInf, true, true},
+      {"identity_init", ParamType::boolean, true, {}, 0, 0, false, false},
+  };
+  return params;
+}
+
+const std::vector<std::string> kTopLevelKeys = {"name", "description", "runs", "seed", "checkpoints", "stop",
+                                                "histogram_bins"};
+
+[[noreturn]] void fail(const std::string& source, const std::string& path, const std::string& rule) {
+  throw InputError(source + ": " + path + ": " + rule);
+}
+
+std::string shown(const json& value) {
+  std::string text = value.dump();
+  return text.size() > 40 ? text.substr(0, 37) + "..." : text;
+}
+
+std::string range_rule(double lo, double hi, bool lo_open, bool hi_open) {
+  std::ostringstream rule;
+  auto number = [](double x) {
+    std::ostringstream out;
+    out << x;
+    return out.str();
+  };
+  if (std::isfinite(lo) && std::isfinite(hi))
+    rule << "in " << (lo_open ? "(" : "[") << number(lo) << ", " << number(hi) << (hi_open ? ")" : "]");
+  else if (std::isfinite(lo))
+    rule << (lo_open ? "> " : ">= ") << number(lo);
+  else if (std::isfinite(hi))
+    rule << (hi_open ? "< " : "<= ") << number(hi);
+  else
+    rule << "finite";
+  return rule.str();
+}
+
+// Reads a number as double, rejecting non-numbers and non-finite values.
+double read_real(const json& value, const std::string& source, const std::string& path) {
+  if (!value.is_number()) fail(source, path, "must be a number (got " + shown(value) + ")");
+  const double x = value.get<double>();
+  if (!std::isfinite(x)) fail(source, path, "must be finite (got " + shown(value) + ")");
+  return x;
+}
+
+long long read_integer(const json& value, const std::string& source, const std::string& path) {
+  if (value.is_number_integer()) return value.get<long long>();
+  if (value.is_number_float()) {
+    const double x = value.get<double>();
+    if (std::isfinite(x) && x == std::floor(x) && std::fabs(x) < 9e18) return static_cast<long long>(x);
+  }
+  fail(source, path, "must be an integer (got " + shown(value) + ")");
+}
+
+void check_range(double x, double lo, double hi, bool lo_open, bool hi_open, const json& value,
+                 const std::string& source, const std::string& path) {
+  const bool ok = (lo_open ? x > lo : x >= lo) && (hi_open ? x < hi : x <= hi);
+  if (!ok) fail(source, path, "must be " + range_rule(lo, hi, lo_open, hi_open) + " (got " + shown(value) + ")");
+}
+
+// Validates one scalar value of a grid parameter; returns it normalized.
+json validate_scalar(const GridParam& param, const json& value, const std::string& source, const std::string& path) {
+  switch (param.type) {
+    case ParamType::choice: {
+      std::string allowed;
+      for (const auto& c : param.choices) allowed += (allowed.empty() ? "" : ", ") + c;
+      if (!value.is_string()) fail(source, path, "must be one of " + allowed + " (got " + shown(value) + ")");
+      for (const auto& c : param.choices)
+        if (value.get<std::string>() == c) return value;
+      fail(source, path, "must be one of " + allowed + " (got " + shown(value) + ")");
+    }
+    case ParamType::integer: {
+      const long long x = read_integer(value, source, path);
+      check_range(double(x), param.lo, param.hi, param.lo_open, param.hi_open, value, source, path);
+      return x;
+    }
+    case ParamType::real: {
+      const double x = read_real(value, source, path);
+      check_range(x, param.lo, param.hi, param.lo_open, param.hi_open, value, source, path);
+      return x;
+    }
+    case ParamType::boolean:
+      if (!value.is_boolean()) fail(source, path, "must be true or false (got " + shown(value) + ")");
+      return value;
+  }
+  return value;
+}
+
+template <class Enum>
+Enum parse_choice(const std::string& text, const std::vector<std::pair<const char*, Enum>>& table) {
+  for (const auto& [name, value] : table)
+    if (text == name) return value;
+  throw std::logic_error("unvalidated choice " + text);
+}
+
+CellParams make_cell(const json& p, const std::string& source, const std::string& cell_path) {
+  CellParams cell;
+  cell.parameters = p;
+  cell.shape.model = parse_choice<ModelKind>(p["model"], {{"value_softmax", ModelKind::value_softmax},
+                                                          {"tied", ModelKind::tied}});
+  cell.shape.loss = parse_choice<LossKind>(p["loss"], {{"logistic", LossKind::logistic},
+                                                       {"square", LossKind::square},
+                                                       {"cross_entropy", LossKind::cross_entropy},
+                                                       {"regression", LossKind::regression}});
+  cell.shape.d = p["d"].get<int>();
+  cell.shape.n = p["n"].get<int>();
+  cell.shape.m = cell.shape.loss == LossKind::regression ? p["regression_samples"].get<int>() : 0;
+  cell.precision = p["precision"] == "float32" ? Precision::float32 : Precision::float64;
+  cell.method = parse_choice<Method>(p["integrator"], {{"gd", Method::gd}, {"rk4", Method::rk4},
+                                                       {"dopri5", Method::dopri5}});
+  cell.step = p["step"];
+  cell.adaptive.rtol = p["rtol"];
+  cell.adaptive.atol = p["atol"];
+  cell.adaptive.initial_step = p["initial_step"];
+  cell.adaptive.max_steps = p["max_steps"];
+  cell.sigma_v = p["sigma_v"];
+  cell.mu_a = p["mu_a"];
+  cell.sigma_a = p["sigma_a"];
+  cell.shared_target = p["target"] == "shared";
+  cell.kappa = p["kappa"];
+  cell.ce_temperature = p["ce_temperature"];
+  cell.identity_init = p["identity_init"];
+  if (cell.shape.model == ModelKind::tied) {
+    if (cell.shape.loss != LossKind::logistic)
+      fail(source, cell_path + ".loss", "the tied model supports only the logistic loss (got " + shown(p["loss"]) + ")");
+    if (cell.shape.d != cell.shape.n)
+      fail(source, cell_path + ".d", "the tied model needs d == n (got d = " + std::to_string(cell.shape.d) +
+                                         ", n = " + std::to_string(cell.shape.n) + ")");
+  }
+  if (cell.shape.loss == LossKind::cross_entropy && cell.shape.d < 2)
+    fail(source, cell_path + ".d", "cross_entropy needs d >= 2 classes (got " + std::to_string(cell.shape.d) + ")");
+  if (double(cell.shape.matrix_size()) > double(1 << 24))
+    fail(source, cell_path + ".d", "d * n must be at most 2^24 (got d = " + std::to_string(cell.shape.d) +
+                                       ", n = " + std::to_string(cell.shape.n) + ")");
+  return cell;
+}
+
+void check_keys(const json& object, const std::vector<std::string>& allowed, const std::string& source,
+                const std::string& prefix) {
+  for (const auto& item : object.items()) {
+    bool known = false;
+    for (const auto& key : allowed) known = known || item.key() == key;
+    if (!known) {
+      std::string list;
+      for (const auto& key : allowed) list += (list.empty() ? "" : ", ") + key;
+      fail(source, prefix + item.key(), "unknown key (allowed: " + list + ")");
+    }
+  }
+}
+
+json require_object(const json& value, const std::string& source, const std::string& path) {
+  if (!value.is_object()) fail(source, path, "must be an object (got " + shown(value) + ")");
+  return value;
+}
+
+std::vector<double> parse_checkpoints(const json& spec, const std::string& source, json& normalized) {
+  require_object(spec, source, "checkpoints");
+  const std::string schedule = spec.contains("schedule") && spec["schedule"].is_string()
+                                   ? spec["schedule"].get<std::string>() : std::string();
+  std::vector<double> times;
+  if (schedule == "list") {
+    check_keys(spec, {"schedule", "times"}, source, "checkpoints.");
+    if (!spec.contains("times") || !spec["times"].is_array() || spec["times"].empty())
+      fail(source, "checkpoints.times", "must be a non-empty list of times");
+    for (size_t i = 0; i < spec["times"].size(); ++i) {
+      const std::string path = "checkpoints.times[" + std::to_string(i) + "]";
+      const double t = read_real(spec["times"][i], source, path);
+      check_range(t, 0, kInf, false, true, spec["times"][i], source, path);
+      if (!times.empty() && t <= times.back()) fail(source, path, "times must be strictly increasing");
+      times.push_back(t);
+    }
+    normalized = {{"schedule", "list"}, {"times", times}};
+    return times;
+  }
+  if (schedule != "log" && schedule != "linear")
+    fail(source, "checkpoints.schedule", "must be one of log, linear, list (got " +
+                                             (spec.contains("schedule") ? shown(spec["schedule"]) : "nothing") + ")");
+  const bool log_spaced = schedule == "log";
+  check_keys(spec, {"schedule", "start", "stop", "count", "include_zero"}, source, "checkpoints.");
+  auto get = [&](const char* key, const json& fallback) { return spec.contains(key) ? spec[key] : fallback; };
+  const json start_value = get("start", log_spaced ? 1.0 : 0.0);
+  const double start = read_real(start_value, source, "checkpoints.start");
+  check_range(start, 0, kInf, log_spaced, true, start_value, source, "checkpoints.start");
+  const json stop_value = get("stop", 1e4);
+  const double stop = read_real(stop_value, source, "checkpoints.stop");
+  check_range(stop, start, kInf, true, true, stop_value, source, "checkpoints.stop");
+  const json count_value = get("count", log_spaced ? 17 : 11);
+  const long long count = read_integer(count_value, source, "checkpoints.count");
+  check_range(double(count), 2, 100000, false, false, count_value, source, "checkpoints.count");
+  const json zero_value = get("include_zero", log_spaced);
+  if (!zero_value.is_boolean()) fail(source, "checkpoints.include_zero", "must be true or false (got " + shown(zero_value) + ")");
+  if (zero_value.get<bool>() && start > 0) times.push_back(0.0);
+  for (long long i = 0; i < count; ++i) {
+    const double f = double(i) / double(count - 1);
+    times.push_back(log_spaced ? start * std::pow(stop / start, f) : start + (stop - start) * f);
+  }
+  times.back() = stop;
+  normalized = {{"schedule", schedule}, {"start", start}, {"stop", stop}, {"count", count},
+                {"include_zero", zero_value.get<bool>()}};
+  return times;
+}
+
+StopRule parse_stop(const json& spec, const std::string& source, json& normalized) {
+  require_object(spec, source, "stop");
+  check_keys(spec, {"polarized_eps", "loss_below", "grad_norm_below"}, source, "stop.");
+  StopRule rule;
+  normalized = json::object();
+  auto read_bound = [&](const char* key, double hi, double& out) {
+    const std::string path = std::string("stop.") + key;
+    if (!spec.contains(key) || spec[key].is_null()) {
+      normalized[key] = nullptr;
+      return;
+    }
+    out = read_real(spec[key], source, path);
+    check_range(out, 0, hi, true, true, spec[key], source, path);
+    normalized[key] = out;
+  };
+  read_bound("polarized_eps", 1.0, rule.polarized_eps);
+  read_bound("loss_below", kInf, rule.loss_below);
+  read_bound("grad_norm_below", kInf, rule.grad_norm_below);
+  return rule;
+}
+
+}  // namespace
+
+json default_study_json() {
+  return {{"name", "default"},
+          {"description", "logistic loss, d = n = 8, sigma_v = 0.1, a(0) = 0: polarization toward argmax u(0)"},
+          {"model", "value_softmax"},
+          {"loss", "logistic"},
+          {"d", 8},
+          {"n", 8},
+          {"runs", 4096},
+          {"integrator", "dopri5"},
+          {"checkpoints", {{"schedule", "log"}, {"start", 1.0}, {"stop", 1e4}, {"count", 17}}}};
+}
+
+Study parse_study(const json& raw_in, const std::string& source, const StudyOverrides& overrides) {
+  json raw = raw_in;
+  if (!raw.is_object()) fail(source, "(top level)", "a study must be a JSON object (got " + shown(raw) + ")");
+  if (overrides.runs >= 0) raw["runs"] = overrides.runs;
+  if (overrides.seed >= 0) raw["seed"] = overrides.seed;
+  std::vector<std::string> allowed = kTopLevelKeys;
+  for (const auto& p : grid_params()) allowed.push_back(p.name);
+  check_keys(raw, allowed, source, "");
+
+  Study study;
+  json& out = study.normalized;
+  out = json::object();
+  auto text_field = [&](const char* key, const std::string& fallback) {
+    if (!raw.contains(key)) return fallback;
+    if (!raw[key].is_string()) fail(source, key, "must be a string (got " + shown(raw[key]) + ")");
+    return raw[key].get<std::string>();
+  };
+  study.name = text_field("name", "study");
+  study.description = text_field("description", "");
+  out["name"] = study.name;
+  out["description"] = study.description;
+
+  const json runs_value = raw.value("runs", json(4096));
+  study.runs = read_integer(runs_value, source, "runs");
+  check_range(double(study.runs), 1, 4294967294.0, false, false, runs_value, source, "runs");
+  out["runs"] = study.runs;
+  const json seed_value = raw.value("seed", json(0));
+  const long long seed = read_integer(seed_value, source, "seed");
+  check_range(double(seed), 0, 9.2e18, false, false, seed_value, source, "seed");
+  study.seed = std::uint64_t(seed);
+  out["seed"] = seed;
+  const json bins_value = raw.value("histogram_bins", json(20));
+  study.histogram_bins = int(read_integer(bins_value, source, "histogram_bins"));
+  check_range(double(study.histogram_bins), 1, 1000, false, false, bins_value, source, "histogram_bins");
+  out["histogram_bins"] = study.histogram_bins;
+
+  json checkpoints_normalized, stop_normalized;
+  study.checkpoint_times = parse_checkpoints(
+      raw.contains("checkpoints") ? raw["checkpoints"] : default_study_json()["checkpoints"], source,
+      checkpoints_normalized);
+  out["checkpoints"] = checkpoints_normalized;
+  study.stop = parse_stop(raw.value("stop", json::object()), source, stop_normalized);
+  out["stop"] = stop_normalized;
+
+  // Grid parameters: each value validated; lists become axes of the cartesian product.
+  std::vector<std::pair<std::string, std::vector<json>>> axes;
+  for (const auto& param : grid_params()) {
+    std::vector<json> values;
+    if (!raw.contains(param.name)) {
+      values.push_back(param.default_value);
+      out[param.name] = param.default_value;
+    } else if (raw[param.name].is_array()) {
+      const json& list = raw[param.name];
+      if (list.empty()) fail(source, param.name, "a grid list must not be empty");
+      for (size_t i = 0; i < list.size(); ++i)
+        values.push_back(validate_scalar(param, list[i], source, std::string(param.name) + "[" + std::to_string(i) + "]"));
+      out[param.name] = values;
+      study.grid_axes.push_back(param.name);
+    } else {
+      values.push_back(validate_scalar(param, raw[param.name], source, param.name));
+      out[param.name] = values[0];
+    }
+    axes.emplace_back(param.name, values);
+  }
+  size_t cell_count = 1;
+  for (const auto& axis : axes) {
+    cell_count *= axis.second.size();
+    if (cell_count > 100000) fail(source, "(grid)", "the grid has more than 100000 cells");
+  }
+  for (size_t index = 0; index < cell_count; ++index) {
+    json params = json::object();
+    size_t rest = index;
+    for (size_t a = axes.size(); a-- > 0;) {
+      const auto& values = axes[a].second;
+      params[axes[a].first] = values[rest % values.size()];
+      rest /= values.size();
+    }
+    study.cells.push_back(make_cell(params, source, "cells[" + std::to_string(index) + "]"));
+  }
+  out["cell_count"] = cell_count;
+  return study;
+}
+
+Study load_study_file(const std::string& path, const StudyOverrides& overrides) {
+  std::ifstream in(path);
+  if (!in) throw InputError(path + ": cannot open study file (missing or unreadable)");
+  std::stringstream text;
+  text << in.rdbuf();
+  if (in.bad()) throw InputError(path + ": cannot read study file");
+  json raw;
+  try {
+    raw = json::parse(text.str());
+  } catch (const json::parse_error& e) {
+    throw InputError(path + ": malformed JSON: " + e.what());
+  }
+  return parse_study(raw, path, overrides);
+}
+
+CellCheckpoints cell_checkpoints(const Study& study, const CellParams& cell) {
+  CellCheckpoints out;
+  for (double t : study.checkpoint_times) {
+    if (cell.method == Method::dopri5) {
+      out.times.push_back(t);
+      out.steps.push_back(-1);
+      continue;
+    }
+    const long long k = std::llround(t / cell.step);
+    if (!out.steps.empty() && k == out.steps.back()) continue;
+    out.steps.push_back(k);
+    out.times.push_back(double(k) * cell.step);
+  }
+  return out;
+}
+
+const char* to_string(Precision p) { return p == Precision::float32 ? "float32" : "float64"; }
+const char* to_string(Method m) {
+  return m == Method::gd ? "gd" : (m == Method::rk4 ? "rk4" : "dopri5");
+}
+const char* to_string(LossKind l) {
+  switch (l) {
+    case LossKind::logistic: return "logistic";
+    case LossKind::square: return "square";
+    case LossKind::cross_entropy: return "cross_entropy";
+    case LossKind::regression: return "regression";
+  }
+  return "?";
+}
+const char* to_string(ModelKind m) { return m == ModelKind::tied ? "tied" : "value_softmax"; }
+
+}  // namespace softflow

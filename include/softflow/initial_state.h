@@ -1,0 +1,83 @@
+// Purpose: a run's initial state and per-run targets, drawn from the counter-based streams (random.h), written once
+// for both backends. Draws are made in double and rounded once to the run's precision, so float32 and float64 runs
+// of one seed start from the same point. Layouts as in model.h.
+#pragma once
+
+#include <cstdint>
+
+#include "softflow/hostdevice.h"
+#include "softflow/model.h"
+#include "softflow/random.h"
+
+namespace softflow {
+
+struct InitParams {
+  double sigma_v = 0.1;        // V ~ sigma_v N(0,1); tied: U ~ [I] + sigma_v N(0,1)
+  double mu_a = 0;             // a ~ mu_a + sigma_a N(0,1)
+  double sigma_a = 0;
+  bool identity_init = true;   // tied only: add I to U(0)
+  double ce_temperature = 10;  // cross_entropy: p* = softmax(temperature * U[0,1]^d)
+};
+
+// theta (state_size()) for run `run` of cell `cell`.
+template <class Real>
+SOFTFLOW_HD inline void draw_initial_state(const ModelShape& shape, const InitParams& init, std::uint64_t seed,
+                                           std::uint32_t cell, std::uint32_t run, Real* theta) {
+  const RandomStream matrix{seed, cell, run, RandomVariable::value_matrix};
+  const RandomStream logits{seed, cell, run, RandomVariable::logits};
+  const int rows = shape.model == ModelKind::tied ? shape.n : shape.d;
+  const int n = shape.n;
+  for (int i = 0; i < rows; ++i)
+    for (int j = 0; j < n; ++j) {
+      double x = init.sigma_v == 0 ? 0.0 : init.sigma_v * matrix.normal_at(i * n + j);
+      if (shape.model == ModelKind::tied && init.identity_init && i == j) x += 1.0;
+      theta[i * n + j] = Real(x);
+    }
+  Real* a = theta + shape.matrix_size();
+  for (int j = 0; j < n; ++j) a[j] = Real(init.mu_a + (init.sigma_a == 0 ? 0.0 : init.sigma_a * logits.normal_at(j)));
+}
+
+// A target vector (data_size() = d entries) for the logistic, square, cross-entropy and tied losses, from the
+// target stream of `run` (kSharedRunId for a cell-wide target): a random unit vector (logistic, square, tied) or
+// p* = softmax(temperature * U[0,1]^d) (cross_entropy).
+template <class Real>
+SOFTFLOW_HD inline void draw_target_vector(const ModelShape& shape, const InitParams& init, std::uint64_t seed,
+                                           std::uint32_t cell, std::uint32_t run, Real* target) {
+  const RandomStream stream{seed, cell, run, RandomVariable::target};
+  const int d = shape.d;
+  double norm_or_total = 0;
+  if (shape.loss == LossKind::cross_entropy) {
+    for (int i = 0; i < d; ++i) norm_or_total += exp(init.ce_temperature * (stream.uniform_at(i) - 1.0));
+    for (int i = 0; i < d; ++i)
+      target[i] = Real(exp(init.ce_temperature * (stream.uniform_at(i) - 1.0)) / norm_or_total);
+    return;
+  }
+  for (int i = 0; i < d; ++i) {
+    const double x = stream.normal_at(i);
+    norm_or_total += x * x;
+  }
+  const double inv_norm = 1.0 / sqrt(norm_or_total);
+  for (int i = 0; i < d; ++i) target[i] = Real(stream.normal_at(i) * inv_norm);
+}
+
+// argmax_i u_i with u = V^T r (tied: U^T r), r = -grad l(beta): the "fitness" whose maximum the logistic flow
+// from a(0) = 0 selects. theta: state_size(); data: data_size(); scratch: scratch_size().
+template <class Real>
+SOFTFLOW_HD inline int fitness_argmax(const ModelShape& shape, const Real* theta, const Real* data, Real* scratch) {
+  const int d = shape.model == ModelKind::tied ? shape.n : shape.d;
+  const int n = shape.n;
+  Real* s = scratch;       // n
+  Real* u = s + n;         // n
+  Real* beta = u + n;      // d
+  Real* r = beta + d;      // d
+  Real* work = r + d;      // d + m
+  state_softmax(shape, theta, s);
+  for (int i = 0; i < d; ++i) beta[i] = dot(theta + i * n, s, n);
+  loss_and_residual(shape, beta, data, r, work);  // tied uses the logistic loss, which this covers
+  for (int j = 0; j < n; ++j) u[j] = 0;
+  for (int i = 0; i < d; ++i)
+    for (int j = 0; j < n; ++j) u[j] += theta[i * n + j] * r[i];
+  return argmax(u, n);
+}
+
+}  // namespace softflow

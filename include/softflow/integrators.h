@@ -1,0 +1,178 @@
+// Purpose: the integrators of the gradient flow (gd = explicit Euler, classical rk4, Dormand-Prince 5(4) with a
+// per-run adaptive step), written once for both backends. Each advances one run's flat state from one checkpoint
+// to the next, checking every evaluated state for divergence, first passages and stopping (apply_checks).
+// Workspace: integrator_workspace_size(shape) Reals per run.
+#pragma once
+
+#include "softflow/hostdevice.h"
+#include "softflow/model.h"
+#include "softflow/run_record.h"
+
+namespace softflow {
+
+enum class Method : int { gd = 0, rk4 = 1, dopri5 = 2 };
+
+struct AdaptiveRule {
+  double rtol = 1e-6;
+  double atol = 1e-9;
+  double initial_step = 0;     // 0 = choose per run (Hairer-Norsett-Wanner's starting-step heuristic)
+  long long max_steps = 0;     // accepted + rejected steps per run over the whole study; 0 = no limit
+};
+
+// Reals of scratch one run needs: up to 7 stage derivatives, two trial states, and the model's scratch.
+SOFTFLOW_HD inline int integrator_workspace_size(const ModelShape& shape) {
+  return 9 * shape.state_size() + shape.scratch_size();
+}
+
+// out = x + sum_j c_j k_j over `count` stages. x, out, k_j: p. (out may alias x.)
+template <class Real>
+SOFTFLOW_HD inline void axpy_stages(int p, const Real* x, Real h, const double* c, Real* const* k, int count,
+                                    Real* out) {
+  for (int i = 0; i < p; ++i) {
+    Real increment = 0;
+    for (int j = 0; j < count; ++j) increment += Real(c[j]) * k[j][i];
+    out[i] = x[i] + h * increment;
+  }
+}
+
+// Fixed-step integration from step k_from to step k_to (t = k h). Stops early if the run stops.
+// theta: state_size() in/out; data: data_size(); work: integrator_workspace_size().
+template <class Real>
+SOFTFLOW_HD inline void advance_fixed_step(const ModelShape& shape, Method method, double step, long long k_from,
+                                           long long k_to, const StopRule& stop, Real* theta, const Real* data,
+                                           RunRecord& rec, Real* work) {
+  const int p = shape.state_size();
+  Real* k1 = work;
+  Real* k2 = k1 + p;
+  Real* k3 = k2 + p;
+  Real* k4 = k3 + p;
+  Real* trial = k4 + p;
+  Real* scratch = trial + p;
+  const Real h = Real(step);
+  for (long long k = k_from; k < k_to; ++k) {
+    const double t = double(k) * step;
+    rec.t = t;
+    const FlowEval<Real> eval = evaluate_flow(shape, theta, data, k1, scratch);
+    if (!apply_checks(eval, t, stop, rec)) return;
+    if (method == Method::gd) {
+      for (int i = 0; i < p; ++i) theta[i] += h * k1[i];
+    } else {
+      const Real half = h / Real(2);
+      for (int i = 0; i < p; ++i) trial[i] = theta[i] + half * k1[i];
+      evaluate_flow(shape, trial, data, k2, scratch);
+      for (int i = 0; i < p; ++i) trial[i] = theta[i] + half * k2[i];
+      evaluate_flow(shape, trial, data, k3, scratch);
+      for (int i = 0; i < p; ++i) trial[i] = theta[i] + h * k3[i];
+      evaluate_flow(shape, trial, data, k4, scratch);
+      for (int i = 0; i < p; ++i) theta[i] += h / Real(6) * (k1[i] + Real(2) * (k2[i] + k3[i]) + k4[i]);
+    }
+    ++rec.steps;
+  }
+  rec.t = double(k_to) * step;
+}
+
+// Dormand-Prince 5(4) tableau (Hairer, Norsett, Wanner, Solving ODEs I, table 5.2). Row j of `a` gives the
+// weights of stages 1..j for stage j+1 (row 6: the 5th-order solution, whose derivative is the next k1: FSAL);
+// `e` gives the 5th-order minus embedded 4th-order weights of stages 1..7. The system is autonomous, so no c_i.
+struct Dopri5Tableau {
+  double a[7][6] = {{0, 0, 0, 0, 0, 0},
+                    {1.0 / 5, 0, 0, 0, 0, 0},
+                    {3.0 / 40, 9.0 / 40, 0, 0, 0, 0},
+                    {44.0 / 45, -56.0 / 15, 32.0 / 9, 0, 0, 0},
+                    {19372.0 / 6561, -25360.0 / 2187, 64448.0 / 6561, -212.0 / 729, 0, 0},
+                    {9017.0 / 3168, -355.0 / 33, 46732.0 / 5247, 49.0 / 176, -5103.0 / 18656, 0},
+                    {35.0 / 384, 0.0, 500.0 / 1113, 125.0 / 192, -2187.0 / 6784, 11.0 / 84}};
+  double e[7] = {71.0 / 57600, 0.0, -71.0 / 16695, 71.0 / 1920, -17253.0 / 339200, 22.0 / 525, -1.0 / 40};
+};
+
+// Root-mean-square of x_i / (atol + rtol max(|y_i|, |z_i|)). x, y, z: p.
+template <class Real>
+SOFTFLOW_HD inline double scaled_rms(int p, const Real* x, const Real* y, const Real* z, const AdaptiveRule& rule) {
+  double total = 0;
+  for (int i = 0; i < p; ++i) {
+    const double scale = rule.atol + rule.rtol * max_of(abs_of(double(y[i])), abs_of(double(z[i])));
+    const double ratio = double(x[i]) / scale;
+    total += ratio * ratio;
+  }
+  return sqrt(total / p);
+}
+
+// Starting step of Hairer-Norsett-Wanner (Solving ODEs I, II.4) for an order-5 method. k1 = f(theta) on entry.
+template <class Real>
+SOFTFLOW_HD inline double dopri5_initial_step(const ModelShape& shape, const AdaptiveRule& rule, const Real* theta,
+                                              const Real* data, const Real* k1, Real* k2, Real* trial,
+                                              Real* scratch) {
+  const int p = shape.state_size();
+  const double d0 = scaled_rms(p, theta, theta, theta, rule);
+  const double d1 = scaled_rms(p, k1, theta, theta, rule);
+  const double h0 = (d0 < 1e-5 || d1 < 1e-5) ? 1e-6 : 0.01 * d0 / d1;
+  for (int i = 0; i < p; ++i) trial[i] = theta[i] + Real(h0) * k1[i];
+  evaluate_flow(shape, trial, data, k2, scratch);
+  for (int i = 0; i < p; ++i) trial[i] = k2[i] - k1[i];
+  const double d2 = scaled_rms(p, trial, theta, theta, rule) / h0;
+  const double dmax = max_of(d1, d2);
+  const double h1 = dmax <= 1e-15 ? max_of(1e-6, h0 * 1e-3) : pow(0.01 / dmax, 0.2);
+  return min_of(100 * h0, h1);
+}
+
+// Adaptive Dormand-Prince integration of one run from rec.t to exactly t_end; the last step is clipped to land on
+// t_end. Runs whose step collapses or that exceed max_steps are marked failed.
+// theta: state_size() in/out; data: data_size(); work: integrator_workspace_size().
+template <class Real>
+SOFTFLOW_HD inline void advance_adaptive(const ModelShape& shape, const AdaptiveRule& rule, double t_end,
+                                         const StopRule& stop, Real* theta, const Real* data, RunRecord& rec,
+                                         Real* work) {
+  const int p = shape.state_size();
+  Real* k[7];
+  for (int j = 0; j < 7; ++j) k[j] = work + j * p;
+  Real* trial = work + 7 * p;
+  Real* error = work + 8 * p;
+  Real* scratch = work + 9 * p;
+  const Dopri5Tableau tableau;
+  FlowEval<Real> eval = evaluate_flow(shape, theta, data, k[0], scratch);
+  if (!apply_checks(eval, rec.t, stop, rec)) return;
+  if (rec.h <= 0)
+    rec.h = rule.initial_step > 0 ? rule.initial_step
+                                  : dopri5_initial_step(shape, rule, theta, data, k[0], k[1], trial, scratch);
+  while (rec.t < t_end) {
+    if (rule.max_steps > 0 && rec.steps + rec.rejected >= rule.max_steps) {
+      rec.status = RunStatus::failed;
+      rec.stop_time = rec.t;
+      return;
+    }
+    const bool clipped = rec.t + rec.h >= t_end;
+    const double h = clipped ? t_end - rec.t : rec.h;
+    if (!(h > 1e-12 * max_of(1.0, abs_of(rec.t)))) {
+      rec.status = RunStatus::failed;
+      rec.stop_time = rec.t;
+      return;
+    }
+    for (int stage = 1; stage < 7; ++stage) {
+      axpy_stages(p, theta, Real(h), tableau.a[stage], k, stage, trial);
+      if (stage < 6) evaluate_flow(shape, trial, data, k[stage], scratch);
+    }
+    // trial = 5th-order solution; k7 = f(trial) doubles as the next step's k1 (first same as last).
+    eval = evaluate_flow(shape, trial, data, k[6], scratch);
+    for (int i = 0; i < p; ++i) error[i] = 0;
+    axpy_stages(p, error, Real(h), tableau.e, k, 7, error);
+    double err = scaled_rms(p, error, theta, trial, rule);
+    if (!is_finite(err)) err = 1e10;  // a non-finite trial is a rejected step, not a diverged run
+    double factor = err == 0 ? 10.0 : 0.9 * pow(err, -0.2);
+    if (err <= 1.0) {
+      for (int i = 0; i < p; ++i) {
+        theta[i] = trial[i];
+        k[0][i] = k[6][i];
+      }
+      rec.t = clipped ? t_end : rec.t + h;
+      ++rec.steps;
+      const double proposal = h * min_of(10.0, max_of(0.2, factor));
+      rec.h = clipped ? max_of(rec.h, proposal) : proposal;
+      if (!apply_checks(eval, rec.t, stop, rec)) return;
+    } else {
+      ++rec.rejected;
+      rec.h = h * min_of(1.0, max_of(0.2, factor));
+    }
+  }
+}
+
+}  // namespace softflow

@@ -1,0 +1,96 @@
+// Purpose: the per-run observables of science.md section 1 at a checkpoint, written once for both backends.
+// observe_run evaluates the state once, applies the run's checks at that time, and fills one value per observable.
+#pragma once
+
+#include "softflow/hostdevice.h"
+#include "softflow/model.h"
+#include "softflow/run_record.h"
+
+namespace softflow {
+
+// Per-run scalar observables, in this order. A value that does not apply (invariant_drift outside the logistic
+// value-softmax model, rejected_steps for fixed-step integrators) is NaN and reported by no statistic.
+enum ObservableIndex : int {
+  kEntropy = 0,         // H(s) in nats
+  kEntropyRatio,        // H(s) / log n
+  kSMax,                // max_i s_i
+  kLoss,                // l(beta)
+  kGradNorm,            // ||grad L|| over the whole state
+  kVNorm,               // ||V||_F (tied: ||U||_F)
+  kWinnerColNorm,       // ||V e_winner|| (tied: ||U e_winner||)
+  kSumADrift,           // sum_i a_i(t) - sum_i a_i(0) (an invariant of the value-softmax flow)
+  kInvariantDrift,      // logistic: ||(I - beta* beta*^T)(V(t) - V(0))||_F (an invariant of the flow)
+  kSteps,               // accepted steps so far
+  kRejectedSteps,       // rejected steps so far (dopri5)
+  kStateObservableCount
+};
+
+SOFTFLOW_HD inline const char* observable_name(int index) {
+  switch (index) {
+    case kEntropy: return "entropy";
+    case kEntropyRatio: return "entropy_ratio";
+    case kSMax: return "s_max";
+    case kLoss: return "loss";
+    case kGradNorm: return "grad_norm";
+    case kVNorm: return "v_norm";
+    case kWinnerColNorm: return "winner_col_norm";
+    case kSumADrift: return "sum_a_drift";
+    case kInvariantDrift: return "invariant_drift";
+    case kSteps: return "steps";
+    case kRejectedSteps: return "rejected_steps";
+  }
+  return "?";
+}
+
+// Evaluates the run at its checkpoint time t, applies its checks, and writes kStateObservableCount values to out.
+// theta0: the run's initial state (used for invariant_drift; may be null otherwise). Returns argmax s (winner).
+// theta, theta0: state_size(); data: data_size(); dtheta: state_size() scratch; scratch: scratch_size().
+template <class Real>
+SOFTFLOW_HD inline int observe_run(const ModelShape& shape, bool adaptive, double t, const StopRule& stop,
+                                   const Real* theta, const Real* theta0, const Real* data, RunRecord& rec,
+                                   Real* dtheta, Real* scratch, double* out) {
+  const FlowEval<Real> eval = evaluate_flow(shape, theta, data, dtheta, scratch);
+  apply_checks(eval, t, stop, rec);
+  const int n = shape.n;
+  const int rows = shape.model == ModelKind::tied ? n : shape.d;
+  const Real* s = scratch;  // evaluate_flow leaves the softmax (tied: alpha) at the start of scratch
+  const double h = double(entropy(s, n));
+  out[kEntropy] = h;
+  out[kEntropyRatio] = h / log(double(n));
+  out[kSMax] = double(eval.s_max);
+  out[kLoss] = double(eval.loss);
+  out[kGradNorm] = sqrt(double(eval.grad_norm_sq));
+  double v_sq = 0, col_sq = 0;
+  for (int i = 0; i < rows; ++i)
+    for (int j = 0; j < n; ++j) {
+      const double x = double(theta[i * n + j]);
+      v_sq += x * x;
+      if (j == eval.winner) col_sq += x * x;
+    }
+  out[kVNorm] = sqrt(v_sq);
+  out[kWinnerColNorm] = sqrt(col_sq);
+  double sum_a = 0;
+  for (int j = 0; j < n; ++j) sum_a += double(theta[shape.matrix_size() + j]);
+  out[kSumADrift] = sum_a - rec.sum_a0;
+  out[kInvariantDrift] = NAN;
+  if (shape.model == ModelKind::value_softmax && shape.loss == LossKind::logistic && theta0 != nullptr) {
+    // (I - b b^T) D with D = V - V0, b = beta*: column j is D e_j - b <b, D e_j>.
+    double drift_sq = 0;
+    for (int j = 0; j < n; ++j) {
+      double projection = 0;
+      for (int i = 0; i < rows; ++i) projection += double(data[i]) * (double(theta[i * n + j]) - double(theta0[i * n + j]));
+      for (int i = 0; i < rows; ++i) {
+        const double x = (double(theta[i * n + j]) - double(theta0[i * n + j])) - double(data[i]) * projection;
+        drift_sq += x * x;
+      }
+    }
+    out[kInvariantDrift] = sqrt(drift_sq);
+  }
+  out[kSteps] = double(rec.steps);
+  out[kRejectedSteps] = adaptive ? double(rec.rejected) : NAN;
+  if (rec.status == RunStatus::diverged)  // a diverged run is counted, never averaged
+    for (int o = 0; o < kStateObservableCount; ++o) out[o] = NAN;
+  return eval.winner;
+}
+
+}  // namespace softflow

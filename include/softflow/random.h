@@ -1,0 +1,64 @@
+// Purpose: counter-based random draws (Philox4x32-10 from Random123). Every number is a pure function of
+// (study seed, cell, run id, variable, index), so a run's initial state does not depend on threads, chunking,
+// shards or backend. Shared by both backends.
+#pragma once
+
+#include <cstdint>
+
+#include <Random123/boxmuller.hpp>
+#include <Random123/philox.h>
+#include <Random123/uniform.hpp>
+
+#include "softflow/hostdevice.h"
+
+namespace softflow {
+
+// What a stream of draws is for; part of the counter, so streams never overlap.
+enum class RandomVariable : std::uint32_t {
+  value_matrix = 1,      // V (or U for the tied model)
+  logits = 2,            // a
+  target = 3,            // beta*, y, or the cross-entropy logits of p*
+  regression_left = 4,   // Gaussian matrix whose QR gives X's left singular vectors
+  regression_right = 5,  // ... right singular vectors
+  regression_y = 6,      // regression targets y
+};
+
+// Run id used for draws shared by every run of a cell (a shared target or data set).
+constexpr std::uint32_t kSharedRunId = 0xFFFFFFFFu;
+
+struct RandomStream {
+  std::uint64_t seed;
+  std::uint32_t cell;
+  std::uint32_t run;
+  RandomVariable variable;
+
+  // Four 32-bit words for block `block` of this stream.
+  SOFTFLOW_HD r123::Philox4x32::ctr_type words(std::uint32_t block) const {
+    r123::Philox4x32 generator;
+    const r123::Philox4x32::key_type key = {{std::uint32_t(seed), std::uint32_t(seed >> 32)}};
+    const r123::Philox4x32::ctr_type counter = {{run, cell, std::uint32_t(variable), block}};
+    return generator(counter, key);
+  }
+
+  // Standard normals: out[i] for i in [0, count), each the i-th normal of the stream (two per Philox block).
+  SOFTFLOW_HD void normals(double* out, int count) const {
+    for (int i = 0; i < count; ++i) out[i] = normal_at(i);
+  }
+
+  // The i-th standard normal of the stream alone (recomputes its Philox block).
+  SOFTFLOW_HD double normal_at(int i) const {
+    const auto w = words(std::uint32_t(i / 2));
+    const r123::double2 pair = r123::boxmuller((std::uint64_t(w.v[0]) << 32) | w.v[1],
+                                               (std::uint64_t(w.v[2]) << 32) | w.v[3]);
+    return (i % 2) ? pair.y : pair.x;
+  }
+
+  // The i-th uniform in (0, 1] of the stream.
+  SOFTFLOW_HD double uniform_at(int i) const {
+    const auto w = words(std::uint32_t(i / 2));
+    return r123::u01<double>((i % 2) ? ((std::uint64_t(w.v[2]) << 32) | w.v[3])
+                                     : ((std::uint64_t(w.v[0]) << 32) | w.v[1]));
+  }
+};
+
+}  // namespace softflow
