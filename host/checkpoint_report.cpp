@@ -34,7 +34,7 @@ nlohmann::json checkpoint_report(const CheckpointObservations& obs, int n, int b
 
   long long by_status[5] = {0, 0, 0, 0, 0};
   long long above[kPassageCount] = {0, 0, 0};
-  long long winner_is_u0 = 0, winner_is_a0 = 0, finite = 0;
+  long long winner_is_u0 = 0, winner_is_a0 = 0, finite = 0, a0_defined = 0;
   std::vector<long long> winner_counts(size_t(n), 0);
   for (size_t r = 0; r < runs; ++r) {
     const RunRecord& rec = obs.records[r];
@@ -46,16 +46,19 @@ nlohmann::json checkpoint_report(const CheckpointObservations& obs, int n, int b
       if (s_max >= passage_threshold(k)) ++above[k];
     ++winner_counts[size_t(obs.winner[r])];
     winner_is_u0 += obs.winner[r] == rec.argmax_u0;
-    winner_is_a0 += obs.winner[r] == rec.argmax_a0;
+    if (rec.argmax_a0 >= 0) {
+      ++a0_defined;
+      winner_is_a0 += obs.winner[r] == rec.argmax_a0;
+    }
   }
   out["counts"] = {{"runs", runs},           {"running", by_status[0]},  {"polarized", by_status[1]},
                    {"converged", by_status[2]}, {"diverged", by_status[3]}, {"failed", by_status[4]}};
   // Fractions are over the runs that did not diverge.
-  auto fraction = [&](long long count) { return finite > 0 ? double(count) / double(finite) : NAN; };
+  auto fraction = [](long long count, long long of) { return of > 0 ? double(count) / double(of) : NAN; };
   nlohmann::json fractions = nlohmann::json::object();
-  for (int k = 0; k < kPassageCount; ++k) fractions[fraction_key(k)] = fraction(above[k]);
-  fractions["winner_is_argmax_u0"] = fraction(winner_is_u0);
-  fractions["winner_is_argmax_a0"] = fraction(winner_is_a0);
+  for (int k = 0; k < kPassageCount; ++k) fractions[fraction_key(k)] = fraction(above[k], finite);
+  fractions["winner_is_argmax_u0"] = fraction(winner_is_u0, finite);
+  fractions["winner_is_argmax_a0"] = fraction(winner_is_a0, a0_defined);  // over runs whose a(0) has no tied max
   for (auto& item : fractions.items())
     if (std::isnan(item.value().get<double>())) item.value() = nullptr;
   out["fractions"] = fractions;

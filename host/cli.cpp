@@ -89,10 +89,10 @@ int cli_main(int argc, char** argv) {
     options.threads = threads;
     options.progress = !quiet;
     options.command_line = joined(argc, argv);
-    if (options.backend == BackendChoice::automatic && !quiet)
-      std::fprintf(stderr, "notice: this build has no CUDA backend; running on the CPU\n");
     check_memory(study);
     AtomicFile output(out_path);
+    if (options.backend == BackendChoice::automatic && !quiet)
+      std::fprintf(stderr, "notice: this build has no CUDA backend; running on the CPU\n");
     const nlohmann::json results = run_study(study, options);
     output.commit(results.dump(1) + "\n");
     std::printf("%s", summary_table(results).c_str());

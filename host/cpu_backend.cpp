@@ -30,7 +30,7 @@ CpuCellSimulation<Real>::CpuCellSimulation(const Study& study, const CellParams&
       double sum_a = 0;
       for (int j = 0; j < shape.n; ++j) sum_a += double(a[j]);
       rec.sum_a0 = sum_a;
-      rec.argmax_a0 = argmax(a, shape.n);
+      rec.argmax_a0 = unique_argmax(a, shape.n);
       rec.argmax_u0 = fitness_argmax(shape, theta, data_.for_run(run), scratch.data());
     }
   }

@@ -1,1 +1,152 @@
+// Purpose: the `softflow` command line end to end, in-process: the built-in default study, validate on every
+// example, and each class of bad input (exit code 2, one line on stderr, no output file left behind).
 #include <gtest/gtest.h>
+
+#include <dirent.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "cli.h"
+
+namespace softflow {
+namespace {
+
+struct CliResult {
+  int code;
+  std::string out, err;
+};
+
+CliResult run_cli(std::vector<std::string> args) {
+  args.insert(args.begin(), "softflow");
+  std::vector<char*> argv;
+  for (auto& arg : args) argv.push_back(arg.data());
+  ::testing::internal::CaptureStdout();
+  ::testing::internal::CaptureStderr();
+  const int code = cli_main(int(argv.size()), argv.data());
+  std::fflush(stdout);
+  std::fflush(stderr);
+  CliResult result{code, ::testing::internal::GetCapturedStdout(), ::testing::internal::GetCapturedStderr()};
+  return result;
+}
+
+class CliTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char pattern[] = "/tmp/softflow_cli_XXXXXX";
+    ASSERT_NE(mkdtemp(pattern), nullptr);
+    dir_ = pattern;
+  }
+  void TearDown() override { std::system(("rm -rf '" + dir_ + "'").c_str()); }
+  std::string write(const std::string& name, const std::string& contents) {
+    const std::string path = dir_ + "/" + name;
+    std::ofstream(path) << contents;
+    return path;
+  }
+  std::vector<std::string> files() const {
+    std::vector<std::string> names;
+    DIR* d = opendir(dir_.c_str());
+    while (dirent* entry = readdir(d))
+      if (entry->d_name[0] != '.') names.push_back(entry->d_name);
+    closedir(d);
+    return names;
+  }
+  // Bad input: exit code 2, one line on stderr containing `expected`, and no results file (nor a temporary).
+  void expect_rejected(const std::vector<std::string>& args, const std::string& expected,
+                       const std::vector<std::string>& inputs) {
+    const CliResult result = run_cli(args);
+    EXPECT_EQ(result.code, 2) << result.err;
+    EXPECT_NE(result.err.find(expected), std::string::npos) << result.err;
+    EXPECT_EQ(result.err.find('\n'), result.err.size() - 1) << "one line expected: " << result.err;
+    EXPECT_EQ(files(), inputs);
+  }
+  std::string dir_;
+};
+
+TEST_F(CliTest, DefaultStudyEndToEnd) {
+  const std::string out = dir_ + "/default.json";
+  const CliResult result = run_cli({"run", "--out", out, "--quiet"});
+  ASSERT_EQ(result.code, 0) << result.err;
+  EXPECT_NE(result.out.find("H/logn"), std::string::npos);  // the summary table
+  const nlohmann::json results = nlohmann::json::parse(std::ifstream(out));
+  EXPECT_EQ(results["schema_version"], 1);
+  EXPECT_EQ(results["provenance"]["backend"], "cpu");
+  EXPECT_GT(results["provenance"]["trajectory_steps_per_second"].get<double>(), 0);
+  EXPECT_EQ(results["study"]["name"], "default");
+  EXPECT_EQ(results["study"]["runs"], 4096);
+  ASSERT_EQ(results["cells"].size(), 1u);
+  const nlohmann::json& last = results["cells"][0]["checkpoints"].back();
+  EXPECT_EQ(last["t"], 1e4);
+  EXPECT_EQ(last["counts"]["runs"], 4096);
+  // science.md: logistic, d = n = 8, sigma_V = 0.1, a(0) = 0: s_max about 0.96 at t = 1e4, winner = argmax u(0).
+  EXPECT_NEAR(last["observables"]["s_max"]["quantiles"]["q50"].get<double>(), 0.96, 0.02);
+  EXPECT_EQ(last["fractions"]["winner_is_argmax_u0"], 1.0);
+  EXPECT_LT(last["observables"]["sum_a_drift"]["max"].get<double>(), 1e-10);
+  EXPECT_EQ(files(), std::vector<std::string>{"default.json"});
+}
+
+TEST_F(CliTest, ValidateAcceptsEveryExample) {
+  DIR* d = opendir(SOFTFLOW_EXAMPLES_DIR);
+  ASSERT_NE(d, nullptr);
+  int checked = 0;
+  while (dirent* entry = readdir(d)) {
+    const std::string name = entry->d_name;
+    if (name.size() < 5 || name.substr(name.size() - 5) != ".json") continue;
+    const CliResult result = run_cli({"validate", std::string(SOFTFLOW_EXAMPLES_DIR) + "/" + name});
+    EXPECT_EQ(result.code, 0) << name << ": " << result.err;
+    ++checked;
+  }
+  closedir(d);
+  EXPECT_GE(checked, 6);
+}
+
+TEST_F(CliTest, MalformedJson) {
+  const std::string study = write("s.json", "{\"d\": 8,");
+  expect_rejected({"run", study, "--out", dir_ + "/r.json"}, "malformed JSON", {"s.json"});
+}
+
+TEST_F(CliTest, UnknownKey) {
+  const std::string study = write("s.json", R"({"d": 8, "sigmav": 0.1})");
+  expect_rejected({"run", study, "--out", dir_ + "/r.json"}, "sigmav: unknown key", {"s.json"});
+}
+
+TEST_F(CliTest, OutOfRangeValue) {
+  const std::string study = write("s.json", R"({"n": 1})");
+  expect_rejected({"run", study, "--out", dir_ + "/r.json"}, "n: must be in [2, 4096] (got 1)", {"s.json"});
+}
+
+TEST_F(CliTest, MissingStudyFile) {
+  expect_rejected({"run", dir_ + "/absent.json", "--out", dir_ + "/r.json"}, "cannot open study file", {});
+}
+
+TEST_F(CliTest, UnwritableOutput) {
+  expect_rejected({"run", "--runs", "8", "--out", dir_ + "/no/such/dir/r.json"}, "cannot write output", {});
+  expect_rejected({"run", "--runs", "8", "--out", dir_}, "is a directory", {});
+}
+
+TEST_F(CliTest, BadOptions) {
+  expect_rejected({"run", "--runs", "0", "--out", dir_ + "/r.json"}, "--runs", {});
+  expect_rejected({"run", "--backend", "tpu", "--out", dir_ + "/r.json"}, "--backend", {});
+  expect_rejected({"frobnicate"}, "error", {});
+}
+
+TEST_F(CliTest, CudaBackendWithoutCudaIsAnError) {
+  expect_rejected({"run", "--runs", "8", "--backend", "cuda", "--out", dir_ + "/r.json"}, "cuda", {});
+}
+
+TEST_F(CliTest, VersionAndHelp) {
+  const CliResult version = run_cli({"--version"});
+  EXPECT_EQ(version.code, 0);
+  EXPECT_NE(version.out.find("softflow 0."), std::string::npos);
+  const CliResult help = run_cli({"run", "--help"});
+  EXPECT_EQ(help.code, 0);
+  EXPECT_NE(help.out.find("--backend"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace softflow

@@ -1,1 +1,105 @@
+// Purpose: known answers of the value-softmax flow (science.md section 1) run through the CPU backend: logistic
+// from a(0) = 0 never reorders the logits and selects argmax u(0); square loss to one target reaches zero loss while
+// the softmax stays high-entropy; stopping rules freeze runs; diverging runs are counted, never crash.
 #include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include "cpu_backend.h"
+#include "engine.h"
+#include "test_support.h"
+
+namespace softflow {
+namespace {
+
+// Indices of x sorted by value.
+std::vector<int> order_of(const double* x, int n) {
+  std::vector<int> order(static_cast<size_t>(n));
+  std::iota(order.begin(), order.end(), 0);
+  std::sort(order.begin(), order.end(), [&](int i, int j) { return x[i] < x[j]; });
+  return order;
+}
+
+TEST(LogisticFromZeroLogits, KeepsTheOrderOfInitialFitnessAndSelectsItsArgmax) {
+  const Study study = testing::study_with({{"runs", 96}, {"rtol", 1e-9}, {"atol", 1e-12},
+                                           {"checkpoints", {{"schedule", "list"}, {"times", {0, 10, 300, 3000}}}}});
+  const CellParams& cell = study.cells[0];
+  const ModelShape& shape = cell.shape;
+  CpuCellSimulation<double> simulation(study, cell, 0);
+  std::vector<std::vector<int>> fitness_order(size_t(study.runs));
+  std::vector<int> fitness_winner(size_t(study.runs));
+  for (long long run = 0; run < study.runs; ++run) {
+    // u(0) = V(0)^T beta*.
+    const double* v = simulation.state(run);
+    const double* target = simulation.data(run);
+    std::vector<double> u(size_t(shape.n), 0.0);
+    for (int i = 0; i < shape.d; ++i)
+      for (int j = 0; j < shape.n; ++j) u[size_t(j)] += v[i * shape.n + j] * target[i];
+    fitness_order[size_t(run)] = order_of(u.data(), shape.n);
+    fitness_winner[size_t(run)] = fitness_order[size_t(run)].back();
+  }
+  CheckpointObservations observations;
+  for (size_t c = 0; c < simulation.checkpoint_count(); ++c) {
+    simulation.advance_and_observe(c, observations, nullptr);
+    if (c == 0) continue;  // a(0) = 0: all tied
+    for (long long run = 0; run < study.runs; ++run) {
+      const double* a = simulation.state(run) + shape.matrix_size();
+      EXPECT_EQ(order_of(a, shape.n), fitness_order[size_t(run)]) << "run " << run << " t " << observations.t;
+      EXPECT_EQ(observations.winner[size_t(run)], fitness_winner[size_t(run)]);
+      EXPECT_EQ(simulation.record(run).argmax_u0, fitness_winner[size_t(run)]);
+      EXPECT_EQ(simulation.record(run).argmax_a0, -1);  // tied maximum at a(0) = 0
+    }
+  }
+  // The winner keeps growing: the last checkpoint's s_max is larger than at t = 300 for every run (monotone flow).
+  EXPECT_GT(observations.values[kSMax][0], 0.5);
+}
+
+TEST(SquareLossToOneTarget, ReachesZeroLossWhileEntropyStaysHigh) {
+  const Study study = testing::study_with(
+      {{"loss", "square"}, {"d", 10}, {"n", 10}, {"mu_a", 1.0}, {"sigma_a", 0.1}, {"target", "shared"},
+       {"runs", 256}, {"checkpoints", {{"schedule", "list"}, {"times", {0, 1000}}}}});
+  const nlohmann::json results = run_study(study, EngineOptions{BackendChoice::cpu, 0, false, ""});
+  const nlohmann::json& last = results["cells"][0]["checkpoints"][1]["observables"];
+  EXPECT_LT(last["loss"]["quantiles"]["q99"].get<double>(), 1e-6);
+  EXPECT_GT(last["entropy_ratio"]["mean"].get<double>(), 0.9);
+  const nlohmann::json& first = results["cells"][0]["checkpoints"][0]["observables"];
+  EXPECT_GT(first["loss"]["mean"].get<double>(), 0.1);  // it did start away from the target
+}
+
+TEST(Stopping, PolarizedRunsFreezeAndKeepReportingTheirState) {
+  const Study study = testing::study_with({{"runs", 64}, {"stop", {{"polarized_eps", 0.1}}},
+                                           {"checkpoints", {{"schedule", "list"}, {"times", {0, 3000, 10000}}}}});
+  CpuCellSimulation<double> simulation(study, study.cells[0], 0);
+  CheckpointObservations at_3000, at_10000;
+  simulation.advance_and_observe(0, at_3000, nullptr);
+  simulation.advance_and_observe(1, at_3000, nullptr);
+  simulation.advance_and_observe(2, at_10000, nullptr);
+  int stopped = 0;
+  for (long long run = 0; run < study.runs; ++run) {
+    const RunRecord& rec = simulation.record(run);
+    if (rec.status != RunStatus::polarized) continue;
+    ++stopped;
+    EXPECT_GE(at_10000.values[kSMax][size_t(run)], 0.9);
+    EXPECT_LT(rec.stop_time, 10000.0);
+    if (at_3000.records[size_t(run)].status == RunStatus::polarized)
+      EXPECT_EQ(at_3000.values[kSMax][size_t(run)], at_10000.values[kSMax][size_t(run)]);  // frozen
+  }
+  EXPECT_GT(stopped, 32);
+}
+
+TEST(Divergence, DivergingRunsAreCountedAndExcludedFromStatistics) {
+  // gd with a step far beyond stability on the square loss overflows within a few steps.
+  const Study study = testing::study_with(
+      {{"loss", "square"}, {"integrator", "gd"}, {"step", 50.0}, {"sigma_v", 1.0}, {"runs", 100},
+       {"checkpoints", {{"schedule", "list"}, {"times", {0, 50000}}}}});
+  const nlohmann::json results = run_study(study, EngineOptions{BackendChoice::cpu, 0, false, ""});
+  const nlohmann::json& last = results["cells"][0]["checkpoints"][1];
+  EXPECT_EQ(last["counts"]["diverged"].get<long long>(), 100);
+  EXPECT_FALSE(last["observables"].contains("loss"));  // no finite value left to summarize
+  EXPECT_TRUE(last["fractions"]["s_max_ge_0_9"].is_null());
+}
+
+}  // namespace
+}  // namespace softflow

@@ -1,1 +1,145 @@
+// Purpose: integrator quality: order of convergence of gd (1) and rk4 (4), dopri5 meeting its tolerance and landing
+// exactly on checkpoint times, and the flow's invariants (sum a for every loss; (I - beta* beta*^T) V for logistic).
 #include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "test_support.h"
+
+namespace softflow {
+namespace {
+
+// A smooth, non-trivial problem: logistic, d = 3, n = 4, O(1) initial state.
+Study smooth_problem(const char* loss = "logistic") {
+  return testing::study_with({{"loss", loss}, {"d", 3}, {"n", 4}, {"sigma_v", 0.8}, {"sigma_a", 0.6},
+                              {"regression_samples", 5}, {"kappa", 2}});
+}
+
+std::vector<double> reference_solution(const testing::RunSetup<double>& setup, double t_end) {
+  std::vector<double> theta = setup.theta;
+  AdaptiveRule tight;
+  tight.rtol = 1e-13;
+  tight.atol = 1e-15;
+  testing::integrate(setup.shape, Method::dopri5, 0, t_end, theta, setup.data, tight);
+  return theta;
+}
+
+double error_with_step(const testing::RunSetup<double>& setup, Method method, double step, double t_end,
+                       const std::vector<double>& reference) {
+  std::vector<double> theta = setup.theta;
+  testing::integrate(setup.shape, method, step, t_end, theta, setup.data);
+  return testing::max_difference(theta, reference);
+}
+
+TEST(Integrators, GradientDescentIsFirstOrder) {
+  const auto setup = testing::run_setup<double>(smooth_problem(), 3);
+  const auto reference = reference_solution(setup, 2.0);
+  const double coarse = error_with_step(setup, Method::gd, 0.02, 2.0, reference);
+  const double fine = error_with_step(setup, Method::gd, 0.01, 2.0, reference);
+  const double order = std::log2(coarse / fine);
+  EXPECT_NEAR(order, 1.0, 0.1) << "errors " << coarse << " " << fine;
+}
+
+TEST(Integrators, Rk4IsFourthOrder) {
+  const auto setup = testing::run_setup<double>(smooth_problem(), 3);
+  const auto reference = reference_solution(setup, 2.0);
+  const double coarse = error_with_step(setup, Method::rk4, 0.2, 2.0, reference);
+  const double fine = error_with_step(setup, Method::rk4, 0.1, 2.0, reference);
+  const double order = std::log2(coarse / fine);
+  EXPECT_NEAR(order, 4.0, 0.3) << "errors " << coarse << " " << fine;
+}
+
+TEST(Integrators, Dopri5MeetsItsToleranceAndTighterIsBetter) {
+  const auto setup = testing::run_setup<double>(smooth_problem(), 5);
+  const double t_end = 5.0;
+  std::vector<double> reference = setup.theta;
+  testing::integrate(setup.shape, Method::rk4, 1e-3, t_end, reference, setup.data);  // rk4 error ~1e-14 here
+  double previous_error = 1.0;
+  for (double rtol : {1e-5, 1e-8, 1e-11}) {
+    AdaptiveRule rule;
+    rule.rtol = rtol;
+    rule.atol = rtol * 1e-2;
+    std::vector<double> theta = setup.theta;
+    const RunRecord rec = testing::integrate(setup.shape, Method::dopri5, 0, t_end, theta, setup.data, rule);
+    const double error = testing::max_difference(theta, reference);
+    EXPECT_LT(error, 10 * rtol) << "rtol " << rtol;
+    EXPECT_LT(error, previous_error) << "rtol " << rtol;
+    EXPECT_EQ(rec.t, t_end);  // lands exactly on the checkpoint
+    EXPECT_EQ(rec.status, RunStatus::running);
+    previous_error = error;
+  }
+}
+
+TEST(Integrators, Dopri5LandsExactlyOnEveryCheckpoint) {
+  const auto setup = testing::run_setup<double>(smooth_problem(), 1);
+  std::vector<double> theta = setup.theta;
+  std::vector<double> work(size_t(integrator_workspace_size(setup.shape)));
+  RunRecord rec;
+  for (double t : {0.1, 0.37, 1.0, 12.5, 1000.0}) {
+    advance_adaptive(setup.shape, AdaptiveRule{}, t, StopRule{}, theta.data(), setup.data.data(), rec, work.data());
+    EXPECT_EQ(rec.t, t);
+  }
+  EXPECT_GT(rec.steps, 0);
+}
+
+class InvariantTest : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(InvariantTest, SumOfLogitsIsConserved) {
+  const auto setup = testing::run_setup<double>(smooth_problem(GetParam()), 2);
+  const int n = setup.shape.n;
+  const double* a0 = setup.theta.data() + setup.shape.matrix_size();
+  double sum0 = 0;
+  for (int j = 0; j < n; ++j) sum0 += a0[j];
+  for (Method method : {Method::rk4, Method::dopri5}) {
+    std::vector<double> theta = setup.theta;
+    AdaptiveRule tight;
+    tight.rtol = 1e-10;
+    tight.atol = 1e-12;
+    testing::integrate(setup.shape, method, 0.01, 20.0, theta, setup.data, tight);
+    double sum = 0;
+    for (int j = 0; j < n; ++j) sum += theta[size_t(setup.shape.matrix_size() + j)];
+    EXPECT_NEAR(sum, sum0, 1e-12) << GetParam() << " " << int(method);
+    EXPECT_GT(testing::max_difference(theta, setup.theta), 1e-3);  // the state did move
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(AllLosses, InvariantTest,
+                         ::testing::Values("logistic", "square", "cross_entropy", "regression"));
+
+TEST(Invariants, LogisticValueMatrixMovesOnlyAlongTarget) {
+  const auto setup = testing::run_setup<double>(smooth_problem(), 4);
+  const int d = setup.shape.d, n = setup.shape.n;
+  const double* target = setup.data.data();
+  for (Method method : {Method::rk4, Method::dopri5}) {
+    std::vector<double> theta = setup.theta;
+    AdaptiveRule tight;
+    tight.rtol = 1e-10;
+    tight.atol = 1e-12;
+    testing::integrate(setup.shape, method, 0.01, 50.0, theta, setup.data, tight);
+    double drift = 0, moved = 0;
+    for (int j = 0; j < n; ++j) {
+      double along = 0;
+      for (int i = 0; i < d; ++i) along += target[i] * (theta[size_t(i * n + j)] - setup.theta[size_t(i * n + j)]);
+      for (int i = 0; i < d; ++i) {
+        const double change = theta[size_t(i * n + j)] - setup.theta[size_t(i * n + j)];
+        drift = std::max(drift, std::abs(change - target[i] * along));
+        moved = std::max(moved, std::abs(change));
+      }
+    }
+    EXPECT_LT(drift, 1e-12) << int(method);
+    EXPECT_GT(moved, 1e-2) << int(method);
+  }
+}
+
+TEST(Checkpoints, FixedStepIntegratorsLandOnWholeSteps) {
+  const Study study = testing::study_with(
+      {{"integrator", "gd"}, {"step", 0.3}, {"checkpoints", {{"schedule", "list"}, {"times", {0, 0.1, 1.0, 1.02, 10}}}}});
+  const CellCheckpoints checkpoints = cell_checkpoints(study, study.cells[0]);
+  // 0.1 rounds to step 0 (a duplicate of t = 0, dropped); 1.0 and 1.02 both round to step 3.
+  ASSERT_EQ(checkpoints.steps, (std::vector<long long>{0, 3, 33}));
+  EXPECT_DOUBLE_EQ(checkpoints.times[1], 0.9);
+  EXPECT_DOUBLE_EQ(checkpoints.times[2], 9.9);
+}
+
+}  // namespace
+}  // namespace softflow

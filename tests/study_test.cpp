@@ -1,1 +1,112 @@
+// Purpose: study parsing: defaults made explicit, grid expansion, checkpoint schedules, and one test per class of
+// bad input (each error names the field path and the rule).
 #include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "test_support.h"
+
+namespace softflow {
+namespace {
+
+using nlohmann::json;
+
+// The InputError message of parsing `raw`, or "" if it parsed.
+std::string error_of(const json& raw) {
+  try {
+    parse_study(raw, "s.json");
+  } catch (const InputError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(Study, DefaultsAreMadeExplicit) {
+  const Study study = parse_study(json::object(), "s.json");
+  const json& normalized = study.normalized;
+  for (const char* key : {"model", "loss", "d", "n", "precision", "integrator", "step", "rtol", "atol", "sigma_v",
+                          "mu_a", "sigma_a", "target", "kappa", "runs", "seed", "checkpoints", "stop"})
+    EXPECT_TRUE(normalized.contains(key)) << key;
+  EXPECT_EQ(normalized["checkpoints"]["schedule"], "log");
+  EXPECT_EQ(study.cells.size(), 1u);
+  EXPECT_EQ(study.checkpoint_times.front(), 0.0);
+  EXPECT_EQ(study.checkpoint_times.back(), 1e4);
+  EXPECT_EQ(study.checkpoint_times.size(), 18u);  // t = 0 plus 17 log-spaced times
+}
+
+TEST(Study, ListsBecomeGridAxesFirstAxisSlowest) {
+  const Study study = parse_study({{"loss", {"logistic", "square"}}, {"sigma_v", {0.1, 1.0, 10.0}}}, "s.json");
+  ASSERT_EQ(study.cells.size(), 6u);
+  EXPECT_EQ(study.grid_axes, (std::vector<std::string>{"loss", "sigma_v"}));
+  EXPECT_EQ(study.cells[0].shape.loss, LossKind::logistic);
+  EXPECT_EQ(study.cells[2].sigma_v, 10.0);
+  EXPECT_EQ(study.cells[3].shape.loss, LossKind::square);
+  EXPECT_EQ(study.cells[3].sigma_v, 0.1);
+  EXPECT_EQ(study.cells[5].parameters["sigma_v"], 10.0);
+}
+
+TEST(Study, CheckpointSchedules) {
+  const Study linear = parse_study({{"checkpoints", {{"schedule", "linear"}, {"start", 0}, {"stop", 10}, {"count", 6}}}},
+                                   "s.json");
+  EXPECT_EQ(linear.checkpoint_times, (std::vector<double>{0, 2, 4, 6, 8, 10}));
+  const Study log = parse_study(
+      {{"checkpoints", {{"schedule", "log"}, {"start", 1}, {"stop", 100}, {"count", 3}, {"include_zero", false}}}},
+      "s.json");
+  ASSERT_EQ(log.checkpoint_times.size(), 3u);
+  EXPECT_DOUBLE_EQ(log.checkpoint_times[1], 10.0);
+  const Study list = parse_study({{"checkpoints", {{"schedule", "list"}, {"times", {0.5, 2}}}}}, "s.json");
+  EXPECT_EQ(list.checkpoint_times, (std::vector<double>{0.5, 2}));
+}
+
+TEST(Study, OverridesReplaceRunsAndSeed) {
+  const Study study = parse_study({{"runs", 10}}, "s.json", StudyOverrides{77, 5});
+  EXPECT_EQ(study.runs, 77);
+  EXPECT_EQ(study.seed, 5u);
+}
+
+struct BadInput {
+  const char* name;
+  json study;
+  const char* expected;  // substring of the one-line message: field path and rule
+};
+
+class BadInputTest : public ::testing::TestWithParam<BadInput> {};
+
+TEST_P(BadInputTest, IsRejectedWithFieldPathAndRule) {
+  const std::string message = error_of(GetParam().study);
+  EXPECT_NE(message.find(GetParam().expected), std::string::npos) << "message: " << message;
+  EXPECT_EQ(message.find('\n'), std::string::npos) << "must be one line: " << message;
+  EXPECT_EQ(message.rfind("s.json: ", 0), 0u) << message;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    EveryClass, BadInputTest,
+    ::testing::Values(
+        BadInput{"unknown_key", {{"sigma_w", 1}}, "sigma_w: unknown key"},
+        BadInput{"unknown_nested_key", {{"stop", {{"polarised_eps", 0.1}}}}, "stop.polarised_eps: unknown key"},
+        BadInput{"wrong_type", {{"d", "eight"}}, "d: must be an integer"},
+        BadInput{"wrong_type_choice", {{"loss", 3}}, "loss: must be one of"},
+        BadInput{"unknown_choice", {{"integrator", "euler"}}, "integrator: must be one of gd, rk4, dopri5"},
+        BadInput{"n_below_two", {{"n", 1}}, "n: must be in [2, 4096]"},
+        BadInput{"runs_below_one", {{"runs", 0}}, "runs: must be in [1,"},
+        BadInput{"step_not_positive", {{"step", 0}}, "step: must be > 0"},
+        BadInput{"step_negative_in_grid", {{"step", {0.1, -1}}}, "step[1]: must be > 0"},
+        BadInput{"rtol_not_positive", {{"rtol", 0}}, "rtol: must be in (0, 1)"},
+        BadInput{"nan_as_string", {{"sigma_v", "NaN"}}, "sigma_v: must be a number"},
+        BadInput{"infinite", {{"mu_a", std::numeric_limits<double>::infinity()}}, "mu_a: must be finite"},
+        BadInput{"fractional_integer", {{"d", 2.5}}, "d: must be an integer"},
+        BadInput{"empty_grid", {{"d", json::array()}}, "d: a grid list must not be empty"},
+        BadInput{"tied_needs_logistic", {{"model", "tied"}, {"loss", "square"}}, "cells[0].loss: the tied model"},
+        BadInput{"tied_needs_square", {{"model", "tied"}, {"n", 5}}, "cells[0].d: the tied model needs d == n"},
+        BadInput{"bad_schedule", {{"checkpoints", {{"schedule", "cubic"}}}}, "checkpoints.schedule: must be one of"},
+        BadInput{"log_start_zero", {{"checkpoints", {{"schedule", "log"}, {"start", 0}}}}, "checkpoints.start: must be > 0"},
+        BadInput{"times_not_increasing", {{"checkpoints", {{"schedule", "list"}, {"times", {1, 1}}}}},
+                 "checkpoints.times[1]: times must be strictly increasing"},
+        BadInput{"negative_time", {{"checkpoints", {{"schedule", "list"}, {"times", {-1}}}}},
+                 "checkpoints.times[0]: must be >= 0"},
+        BadInput{"polarized_eps_out_of_range", {{"stop", {{"polarized_eps", 1.5}}}}, "stop.polarized_eps: must be in (0, 1)"},
+        BadInput{"not_an_object", json::array({1, 2}), "(top level): a study must be a JSON object"}),
+    [](const ::testing::TestParamInfo<BadInput>& info) { return std::string(info.param.name); });
+
+}  // namespace
+}  // namespace softflow

@@ -53,7 +53,7 @@ SOFTFLOW_HD inline void advance_fixed_step(const ModelShape& shape, Method metho
     const double t = double(k) * step;
     rec.t = t;
     const FlowEval<Real> eval = evaluate_flow(shape, theta, data, k1, scratch);
-    if (!apply_checks(eval, t, stop, rec)) return;
+    if (!apply_checks(eval, t, stop, false, rec)) return;
     if (method == Method::gd) {
       for (int i = 0; i < p; ++i) theta[i] += h * k1[i];
     } else {
@@ -130,7 +130,7 @@ SOFTFLOW_HD inline void advance_adaptive(const ModelShape& shape, const Adaptive
   Real* scratch = work + 9 * p;
   const Dopri5Tableau tableau;
   FlowEval<Real> eval = evaluate_flow(shape, theta, data, k[0], scratch);
-  if (!apply_checks(eval, rec.t, stop, rec)) return;
+  if (!apply_checks(eval, rec.t, stop, true, rec)) return;
   if (rec.h <= 0)
     rec.h = rule.initial_step > 0 ? rule.initial_step
                                   : dopri5_initial_step(shape, rule, theta, data, k[0], k[1], trial, scratch);
@@ -167,7 +167,7 @@ SOFTFLOW_HD inline void advance_adaptive(const ModelShape& shape, const Adaptive
       ++rec.steps;
       const double proposal = h * min_of(10.0, max_of(0.2, factor));
       rec.h = clipped ? max_of(rec.h, proposal) : proposal;
-      if (!apply_checks(eval, rec.t, stop, rec)) return;
+      if (!apply_checks(eval, rec.t, stop, true, rec)) return;
     } else {
       ++rec.rejected;
       rec.h = h * min_of(1.0, max_of(0.2, factor));

@@ -50,7 +50,7 @@ SOFTFLOW_HD inline int observe_run(const ModelShape& shape, bool adaptive, doubl
                                    const Real* theta, const Real* theta0, const Real* data, RunRecord& rec,
                                    Real* dtheta, Real* scratch, double* out) {
   const FlowEval<Real> eval = evaluate_flow(shape, theta, data, dtheta, scratch);
-  apply_checks(eval, t, stop, rec);
+  apply_checks(eval, t, stop, adaptive, rec);
   const int n = shape.n;
   const int rows = shape.model == ModelKind::tied ? n : shape.d;
   const Real* s = scratch;  // evaluate_flow leaves the softmax (tied: alpha) at the start of scratch

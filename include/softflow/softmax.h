@@ -48,6 +48,15 @@ SOFTFLOW_HD inline int argmax(const Real* x, int n) {
   return best;
 }
 
+// Index of the largest entry, or -1 when the largest value occurs more than once. x: n.
+template <class Real>
+SOFTFLOW_HD inline int unique_argmax(const Real* x, int n) {
+  const int best = argmax(x, n);
+  for (int i = best + 1; i < n; ++i)
+    if (x[i] == x[best]) return -1;
+  return best;
+}
+
 // <x, y>. x, y: n.
 template <class Real>
 SOFTFLOW_HD inline Real dot(const Real* x, const Real* y, int n) {
