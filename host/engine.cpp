@@ -106,6 +106,7 @@ nlohmann::json run_study(const Study& study, const EngineOptions& options) {
   for (const auto& cell : study.cells)
     total_units += study.runs * (long long)cell_checkpoints(study, cell).times.size();
   Progress progress(total_units, options.progress);
+  const std::string started_at = utc_now();
   const auto start = std::chrono::steady_clock::now();
   nlohmann::json cells = nlohmann::json::array();
   long long trajectory_steps = 0;
@@ -126,7 +127,7 @@ nlohmann::json run_study(const Study& study, const EngineOptions& options) {
                            {"backend", "cpu"},
                            {"device", cpu_model_name()},
                            {"threads", threads},
-                           {"started_at", utc_now()},
+                           {"started_at", started_at},
                            {"command_line", options.command_line},
                            {"wall_seconds", wall},
                            {"trajectory_steps", trajectory_steps},

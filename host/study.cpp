@@ -169,9 +169,9 @@ CellParams make_cell(const json& p, const std::string& source, const std::string
   if (cell.shape.model == ModelKind::tied) {
     if (cell.shape.loss != LossKind::logistic)
       fail(source, cell_path + ".loss", "the tied model supports only the logistic loss (got " + shown(p["loss"]) + ")");
-    if (cell.shape.d != cell.shape.n)
-      fail(source, cell_path + ".d", "the tied model needs d == n (got d = " + std::to_string(cell.shape.d) +
-                                         ", n = " + std::to_string(cell.shape.n) + ")");
+    // The tied model is square: its size D is n, and d follows it (echoed as such in the cell's parameters).
+    cell.shape.d = cell.shape.n;
+    cell.parameters["d"] = cell.shape.n;
   }
   if (cell.shape.loss == LossKind::cross_entropy && cell.shape.d < 2)
     fail(source, cell_path + ".d", "cross_entropy needs d >= 2 classes (got " + std::to_string(cell.shape.d) + ")");
@@ -238,7 +238,9 @@ std::vector<double> parse_checkpoints(const json& spec, const std::string& sourc
   if (zero_value.get<bool>() && start > 0) times.push_back(0.0);
   for (long long i = 0; i < count; ++i) {
     const double f = double(i) / double(count - 1);
-    times.push_back(log_spaced ? start * std::pow(stop / start, f) : start + (stop - start) * f);
+    // Log spacing in base 10, so that whole decades come out exact (pow(10, 4.0) == 1e4).
+    times.push_back(log_spaced ? std::pow(10.0, std::log10(start) + f * (std::log10(stop) - std::log10(start)))
+                               : start + (stop - start) * f);
   }
   times.back() = stop;
   normalized = {{"schedule", schedule}, {"start", start}, {"stop", stop}, {"count", count},

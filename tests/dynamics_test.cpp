@@ -103,3 +103,59 @@ TEST(Divergence, DivergingRunsAreCountedAndExcludedFromStatistics) {
 
 }  // namespace
 }  // namespace softflow
+
+namespace softflow {
+namespace {
+
+// s_max of a state. theta: state_size().
+double s_max_of(const ModelShape& shape, const std::vector<double>& theta) {
+  std::vector<double> s(size_t(shape.n));
+  state_softmax(shape, theta.data(), s.data());
+  return *std::max_element(s.begin(), s.end());
+}
+
+TEST(FirstPassage, GradientDescentReportsTheFirstStepAtOrAboveTheThreshold) {
+  const Study study = testing::study_with({{"runs", 16}, {"integrator", "gd"}, {"step", 0.5},
+                                           {"checkpoints", {{"schedule", "list"}, {"times", {0, 3000}}}}});
+  CpuCellSimulation<double> simulation(study, study.cells[0], 0);
+  CheckpointObservations observations;
+  simulation.advance_and_observe(0, observations, nullptr);
+  simulation.advance_and_observe(1, observations, nullptr);
+  int crossed = 0;
+  for (long long run = 0; run < study.runs; ++run) {
+    const double first = simulation.record(run).first_time[0];
+    if (first < 0) continue;
+    ++crossed;
+    const long long k = std::llround(first / 0.5);
+    auto setup = testing::run_setup<double>(study, std::uint32_t(run));
+    testing::integrate(setup.shape, Method::gd, 0.5, double(k - 1) * 0.5, setup.theta, setup.data);
+    EXPECT_LT(s_max_of(setup.shape, setup.theta), 0.9) << "run " << run;
+    testing::integrate(setup.shape, Method::gd, 0.5, 0.5, setup.theta, setup.data);
+    EXPECT_GE(s_max_of(setup.shape, setup.theta), 0.9) << "run " << run;
+  }
+  EXPECT_GT(crossed, 8);
+}
+
+TEST(FirstPassage, Dopri5InterpolatesTheCrossingBetweenSteps) {
+  const Study study = testing::study_with({{"runs", 16}, {"checkpoints", {{"schedule", "list"}, {"times", {0, 3000}}}}});
+  CpuCellSimulation<double> simulation(study, study.cells[0], 0);
+  CheckpointObservations observations;
+  simulation.advance_and_observe(0, observations, nullptr);
+  simulation.advance_and_observe(1, observations, nullptr);
+  int crossed = 0;
+  for (long long run = 0; run < study.runs; ++run) {
+    const double first = simulation.record(run).first_time[0];
+    if (first < 0) continue;
+    ++crossed;
+    auto setup = testing::run_setup<double>(study, std::uint32_t(run));
+    AdaptiveRule tight;
+    tight.rtol = 1e-10;
+    tight.atol = 1e-12;
+    testing::integrate(setup.shape, Method::dopri5, 0, first, setup.theta, setup.data, tight);
+    EXPECT_NEAR(s_max_of(setup.shape, setup.theta), 0.9, 2e-3) << "run " << run << " t " << first;
+  }
+  EXPECT_GT(crossed, 8);
+}
+
+}  // namespace
+}  // namespace softflow

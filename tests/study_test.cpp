@@ -58,6 +58,22 @@ TEST(Study, CheckpointSchedules) {
   EXPECT_EQ(list.checkpoint_times, (std::vector<double>{0.5, 2}));
 }
 
+TEST(Study, TiedModelTakesItsSizeFromN) {
+  const Study study = parse_study({{"model", "tied"}, {"n", {10, 20}}}, "s.json");
+  ASSERT_EQ(study.cells.size(), 2u);
+  EXPECT_EQ(study.cells[1].shape.d, 20);
+  EXPECT_EQ(study.cells[1].parameters["d"], 20);
+  EXPECT_EQ(study.cells[1].shape.state_size(), 20 * 20 + 20);
+}
+
+TEST(Study, LogSpacedDecadesAreExact) {
+  const Study study = parse_study({{"checkpoints", {{"schedule", "log"}, {"start", 1}, {"stop", 1e6}, {"count", 13}}}},
+                                  "s.json");
+  EXPECT_EQ(study.checkpoint_times[3], 10.0);  // after t = 0, 1, 10^0.5
+  EXPECT_EQ(study.checkpoint_times[5], 100.0);
+  EXPECT_EQ(study.checkpoint_times.back(), 1e6);
+}
+
 TEST(Study, OverridesReplaceRunsAndSeed) {
   const Study study = parse_study({{"runs", 10}}, "s.json", StudyOverrides{77, 5});
   EXPECT_EQ(study.runs, 77);
@@ -97,7 +113,6 @@ INSTANTIATE_TEST_SUITE_P(
         BadInput{"fractional_integer", {{"d", 2.5}}, "d: must be an integer"},
         BadInput{"empty_grid", {{"d", json::array()}}, "d: a grid list must not be empty"},
         BadInput{"tied_needs_logistic", {{"model", "tied"}, {"loss", "square"}}, "cells[0].loss: the tied model"},
-        BadInput{"tied_needs_square", {{"model", "tied"}, {"n", 5}}, "cells[0].d: the tied model needs d == n"},
         BadInput{"bad_schedule", {{"checkpoints", {{"schedule", "cubic"}}}}, "checkpoints.schedule: must be one of"},
         BadInput{"log_start_zero", {{"checkpoints", {{"schedule", "log"}, {"start", 0}}}}, "checkpoints.start: must be > 0"},
         BadInput{"times_not_increasing", {{"checkpoints", {{"schedule", "list"}, {"times", {1, 1}}}}},
