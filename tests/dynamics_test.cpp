@@ -114,16 +114,23 @@ double s_max_of(const ModelShape& shape, const std::vector<double>& theta) {
   return *std::max_element(s.begin(), s.end());
 }
 
+// First time s_max >= 0.9 of each run of cell 0 over its checkpoints (-1: never).
+std::vector<double> first_passages_to_0_9(const Study& study) {
+  CpuCellSimulation<double> simulation(study, study.cells[0], 0);
+  CheckpointObservations observations;
+  for (size_t c = 0; c < simulation.checkpoint_count(); ++c) simulation.advance_and_observe(c, observations, nullptr);
+  std::vector<double> times;
+  for (long long run = 0; run < study.runs; ++run) times.push_back(simulation.record(run).first_time[0]);
+  return times;
+}
+
 TEST(FirstPassage, GradientDescentReportsTheFirstStepAtOrAboveTheThreshold) {
   const Study study = testing::study_with({{"runs", 16}, {"integrator", "gd"}, {"step", 0.5},
                                            {"checkpoints", {{"schedule", "list"}, {"times", {0, 3000}}}}});
-  CpuCellSimulation<double> simulation(study, study.cells[0], 0);
-  CheckpointObservations observations;
-  simulation.advance_and_observe(0, observations, nullptr);
-  simulation.advance_and_observe(1, observations, nullptr);
+  const std::vector<double> passages = first_passages_to_0_9(study);
   int crossed = 0;
   for (long long run = 0; run < study.runs; ++run) {
-    const double first = simulation.record(run).first_time[0];
+    const double first = passages[size_t(run)];
     if (first < 0) continue;
     ++crossed;
     const long long k = std::llround(first / 0.5);
@@ -138,13 +145,10 @@ TEST(FirstPassage, GradientDescentReportsTheFirstStepAtOrAboveTheThreshold) {
 
 TEST(FirstPassage, Dopri5InterpolatesTheCrossingBetweenSteps) {
   const Study study = testing::study_with({{"runs", 16}, {"checkpoints", {{"schedule", "list"}, {"times", {0, 3000}}}}});
-  CpuCellSimulation<double> simulation(study, study.cells[0], 0);
-  CheckpointObservations observations;
-  simulation.advance_and_observe(0, observations, nullptr);
-  simulation.advance_and_observe(1, observations, nullptr);
+  const std::vector<double> passages = first_passages_to_0_9(study);
   int crossed = 0;
   for (long long run = 0; run < study.runs; ++run) {
-    const double first = simulation.record(run).first_time[0];
+    const double first = passages[size_t(run)];
     if (first < 0) continue;
     ++crossed;
     auto setup = testing::run_setup<double>(study, std::uint32_t(run));
