@@ -12,6 +12,7 @@
 #include <omp.h>
 #endif
 
+#include "checkpoint_report.h"
 #include "cpu_backend.h"
 #include "version.h"
 
@@ -35,7 +36,7 @@ CellOutcome run_cell_cpu(const Study& study, std::uint32_t index, Progress& prog
   CheckpointObservations observations;
   for (size_t c = 0; c < simulation.checkpoint_count(); ++c) {
     simulation.advance_and_observe(c, observations, &progress);
-    checkpoints.push_back(checkpoint_report(observations, cell.shape.n, study.histogram_bins));
+    checkpoints.push_back(checkpoint_json(summarize_checkpoint(observations, cell.shape.n, study.histogram_bins)));
   }
   outcome.json["checkpoints"] = checkpoints;
   outcome.trajectory_steps = simulation.trajectory_steps();

@@ -1,11 +1,9 @@
 // Purpose: what a backend hands back for one cell at one checkpoint: every run's observables and outcome, in run
-// order. The report (checkpoint_report) turns it into statistics; any backend fills the same structure.
+// order (CPU backend). summarize_checkpoint (checkpoint_report.h) reduces it to a CheckpointSummary.
 #pragma once
 
 #include <cstdint>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "softflow/observables.h"
 #include "softflow/run_record.h"
@@ -25,9 +23,5 @@ struct CheckpointObservations {
     records.assign(size_t(runs), RunRecord());
   }
 };
-
-// The statistics of one checkpoint (docs/results.md): counts, fractions, winner counts, observables.
-// n: softmax size (length of the winner counts); bins: histogram bins.
-nlohmann::json checkpoint_report(const CheckpointObservations& obs, int n, int bins);
 
 }  // namespace softflow
