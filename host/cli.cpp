@@ -9,6 +9,7 @@
 #include <CLI/CLI.hpp>
 
 #include "atomic_file.h"
+#include "cuda_check.h"
 #include "engine.h"
 #include "study.h"
 #include "summary.h"
@@ -19,6 +20,7 @@ namespace {
 
 constexpr int kExitBadInput = 2;
 constexpr int kExitInternal = 1;
+constexpr int kExitCuda = 3;
 
 std::string default_output_path(const std::string& study_path) {
   if (study_path.empty()) return "default.results.json";
@@ -89,10 +91,7 @@ int cli_main(int argc, char** argv) {
     options.threads = threads;
     options.progress = !quiet;
     options.command_line = joined(argc, argv);
-    check_memory(study);
     AtomicFile output(out_path);
-    if (options.backend == BackendChoice::automatic && !quiet)
-      std::fprintf(stderr, "notice: this build has no CUDA backend; running on the CPU\n");
     const nlohmann::json results = run_study(study, options);
     output.commit(results.dump(1) + "\n");
     std::printf("%s", summary_table(results).c_str());
@@ -103,6 +102,9 @@ int cli_main(int argc, char** argv) {
   } catch (const InputError& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return kExitBadInput;
+  } catch (const CudaError& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return kExitCuda;
   } catch (const std::bad_alloc&) {
     std::fprintf(stderr, "error: out of memory; lower runs\n");
     return kExitBadInput;

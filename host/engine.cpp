@@ -12,36 +12,16 @@
 #include <omp.h>
 #endif
 
-#include "checkpoint_report.h"
+#include "cell_runner.h"
 #include "cpu_backend.h"
+#include "cuda_check.h"
+#ifdef SOFTFLOW_HAVE_CUDA
+#include "cuda_backend.h"
+#endif
 #include "version.h"
 
 namespace softflow {
 namespace {
-
-struct CellOutcome {
-  nlohmann::json json;
-  long long trajectory_steps = 0;
-};
-
-template <class Real>
-CellOutcome run_cell_cpu(const Study& study, std::uint32_t index, Progress& progress) {
-  const CellParams& cell = study.cells[index];
-  CpuCellSimulation<Real> simulation(study, cell, index);
-  CellOutcome outcome;
-  outcome.json["index"] = index;
-  outcome.json["parameters"] = cell.parameters;
-  outcome.json["state_size"] = cell.shape.state_size();
-  nlohmann::json checkpoints = nlohmann::json::array();
-  CheckpointObservations observations;
-  for (size_t c = 0; c < simulation.checkpoint_count(); ++c) {
-    simulation.advance_and_observe(c, observations, &progress);
-    checkpoints.push_back(checkpoint_json(summarize_checkpoint(observations, cell.shape.n, study.histogram_bins)));
-  }
-  outcome.json["checkpoints"] = checkpoints;
-  outcome.trajectory_steps = simulation.trajectory_steps();
-  return outcome;
-}
 
 double available_memory_bytes() {
   std::ifstream meminfo("/proc/meminfo");
@@ -88,9 +68,22 @@ void check_memory(const Study& study) {
   }
 }
 
+Backend resolve_backend(BackendChoice choice, bool announce) {
+  if (choice == BackendChoice::cpu) return {false, cpu_model_name()};
+#ifdef SOFTFLOW_HAVE_CUDA
+  if (cuda_device_count() > 0) return {true, cuda_device_info().name};
+  if (choice == BackendChoice::cuda) throw InputError("--backend cuda: no usable CUDA device (driver or GPU missing)");
+  if (announce) std::fprintf(stderr, "notice: no usable CUDA device; running on the CPU backend\n");
+#else
+  if (choice == BackendChoice::cuda)
+    throw InputError("--backend cuda: this build has no CUDA backend (nvcc was not found at configure time)");
+  if (announce) std::fprintf(stderr, "notice: this build has no CUDA backend; running on the CPU backend\n");
+#endif
+  return {false, cpu_model_name()};
+}
+
 nlohmann::json run_study(const Study& study, const EngineOptions& options) {
-  if (options.backend == BackendChoice::cuda)
-    throw InputError("--backend cuda: this build has no CUDA backend yet; use --backend cpu or auto");
+  const Backend backend = resolve_backend(options.backend, options.progress);
   if (options.threads > 0) {
 #ifdef _OPENMP
     omp_set_num_threads(options.threads);
@@ -101,7 +94,7 @@ nlohmann::json run_study(const Study& study, const EngineOptions& options) {
 #else
   const int threads = 1;
 #endif
-  check_memory(study);
+  if (!backend.cuda) check_memory(study);
 
   long long total_units = 0;
   for (const auto& cell : study.cells)
@@ -111,11 +104,12 @@ nlohmann::json run_study(const Study& study, const EngineOptions& options) {
   const auto start = std::chrono::steady_clock::now();
   nlohmann::json cells = nlohmann::json::array();
   long long trajectory_steps = 0;
+  double kernel_seconds = 0;
   for (std::uint32_t index = 0; index < study.cells.size(); ++index) {
-    CellOutcome outcome = study.cells[index].precision == Precision::float32
-                              ? run_cell_cpu<float>(study, index, progress)
-                              : run_cell_cpu<double>(study, index, progress);
+    CellOutcome outcome =
+        backend.cuda ? run_cell_on_cuda(study, index, progress) : run_cell_on_cpu(study, index, progress);
     trajectory_steps += outcome.trajectory_steps;
+    kernel_seconds += outcome.kernel_seconds;
     cells.push_back(std::move(outcome.json));
   }
   progress.finish();
@@ -125,14 +119,15 @@ nlohmann::json run_study(const Study& study, const EngineOptions& options) {
   results["schema_version"] = kResultsSchemaVersion;
   results["provenance"] = {{"softflow_version", kSoftflowVersion},
                            {"git_commit", kSoftflowGitCommit},
-                           {"backend", "cpu"},
-                           {"device", cpu_model_name()},
+                           {"backend", backend.cuda ? "cuda" : "cpu"},
+                           {"device", backend.device},
                            {"threads", threads},
                            {"started_at", started_at},
                            {"command_line", options.command_line},
                            {"wall_seconds", wall},
                            {"trajectory_steps", trajectory_steps},
                            {"trajectory_steps_per_second", wall > 0 ? double(trajectory_steps) / wall : 0.0}};
+  if (backend.cuda) results["provenance"]["kernel_seconds"] = kernel_seconds;
   results["study"] = study.normalized;
   results["cells"] = std::move(cells);
   return results;

@@ -21,7 +21,16 @@ struct EngineOptions {
   std::string command_line; // echoed in the provenance
 };
 
-// Runs every cell. Throws InputError for requests that cannot be met (unknown backend, too little memory).
+// The backend a choice resolves to: auto takes CUDA when this build has it and a device is usable, else the CPU
+// (with a one-line notice on stderr when announce); cuda without a usable device is an InputError.
+struct Backend {
+  bool cuda = false;
+  std::string device;  // the GPU's or the CPU's name
+};
+Backend resolve_backend(BackendChoice choice, bool announce);
+
+// Runs every cell. Throws InputError for requests that cannot be met (no CUDA device for --backend cuda, too
+// little memory) and CudaError on CUDA failures.
 nlohmann::json run_study(const Study& study, const EngineOptions& options);
 
 // Checks that every cell fits in memory on the CPU backend; throws InputError naming the first cell that does not.

@@ -2,6 +2,7 @@
 #include <cuda_runtime.h>
 
 #include "cuda_check.h"
+#include "device_array.cuh"
 #include "device_flow_eval.h"
 
 namespace softflow {
@@ -19,14 +20,6 @@ __global__ void evaluate_flow_kernel(ModelShape shape, int runs, const Real* the
   loss[run] = eval.loss;
 }
 
-// Device buffer freed on scope exit.
-template <class T>
-struct DeviceBuffer {
-  T* ptr = nullptr;
-  explicit DeviceBuffer(size_t count) { SOFTFLOW_CUDA_CHECK(cudaMalloc(&ptr, count * sizeof(T) + 1)); }
-  ~DeviceBuffer() { cudaFree(ptr); }
-};
-
 }  // namespace
 
 template <class Real>
@@ -34,20 +27,18 @@ void evaluate_flow_on_device(const ModelShape& shape, const std::vector<Real>& t
                              std::vector<Real>& dtheta, std::vector<Real>& loss_out) {
   const int p = shape.state_size();
   const int runs = int(theta.size() / size_t(p));
-  DeviceBuffer<Real> d_theta{theta.size()}, d_data{data.size()}, d_dtheta{theta.size()};
-  DeviceBuffer<Real> d_loss{static_cast<size_t>(runs)};
-  DeviceBuffer<Real> d_scratch{static_cast<size_t>(runs) * static_cast<size_t>(shape.scratch_size())};
-  SOFTFLOW_CUDA_CHECK(cudaMemcpy(d_theta.ptr, theta.data(), theta.size() * sizeof(Real), cudaMemcpyHostToDevice));
-  SOFTFLOW_CUDA_CHECK(cudaMemcpy(d_data.ptr, data.data(), data.size() * sizeof(Real), cudaMemcpyHostToDevice));
+  DeviceArray<Real> d_theta(theta.size()), d_data(data.size()), d_dtheta(theta.size());
+  DeviceArray<Real> d_loss(static_cast<size_t>(runs));
+  DeviceArray<Real> d_scratch(static_cast<size_t>(runs) * static_cast<size_t>(shape.scratch_size()));
+  d_theta.upload(theta.data(), theta.size());
+  d_data.upload(data.data(), data.size());
   const int threads = 128;
-  evaluate_flow_kernel<Real><<<(runs + threads - 1) / threads, threads>>>(shape, runs, d_theta.ptr, d_data.ptr,
-                                                                        d_dtheta.ptr, d_loss.ptr, d_scratch.ptr);
+  evaluate_flow_kernel<Real><<<(runs + threads - 1) / threads, threads>>>(shape, runs, d_theta.get(), d_data.get(),
+                                                                        d_dtheta.get(), d_loss.get(), d_scratch.get());
   SOFTFLOW_CUDA_CHECK(cudaGetLastError());
   SOFTFLOW_CUDA_CHECK(cudaDeviceSynchronize());
-  dtheta.resize(theta.size());
-  loss_out.resize(size_t(runs));
-  SOFTFLOW_CUDA_CHECK(cudaMemcpy(dtheta.data(), d_dtheta.ptr, dtheta.size() * sizeof(Real), cudaMemcpyDeviceToHost));
-  SOFTFLOW_CUDA_CHECK(cudaMemcpy(loss_out.data(), d_loss.ptr, loss_out.size() * sizeof(Real), cudaMemcpyDeviceToHost));
+  dtheta = d_dtheta.to_host();
+  loss_out = d_loss.to_host();
 }
 
 template void evaluate_flow_on_device<float>(const ModelShape&, const std::vector<float>&, const std::vector<float>&,

@@ -1,0 +1,29 @@
+// Purpose: running one cell of a study on a backend, start to last checkpoint, into its results JSON
+// (index, parameters, state_size, checkpoints[]). One function per backend; the engine picks.
+#pragma once
+
+#include <cstdint>
+
+#include <nlohmann/json.hpp>
+
+#include "progress.h"
+#include "study.h"
+
+namespace softflow {
+
+struct CellOutcome {
+  nlohmann::json json;
+  long long trajectory_steps = 0;  // accepted + rejected steps over all runs
+  double kernel_seconds = 0;       // CUDA: time in the advance-and-observe kernels
+};
+
+// The cell's JSON before its checkpoints: index, parameters, state_size.
+nlohmann::json cell_header(const Study& study, std::uint32_t index);
+
+CellOutcome run_cell_on_cpu(const Study& study, std::uint32_t index, Progress& progress);
+
+// Only in builds with the CUDA parts (SOFTFLOW_HAVE_CUDA). Throws CudaError on CUDA failures and InputError when
+// the cell does not fit in device memory.
+CellOutcome run_cell_on_cuda(const Study& study, std::uint32_t index, Progress& progress);
+
+}  // namespace softflow

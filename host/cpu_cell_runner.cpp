@@ -1,0 +1,38 @@
+// Purpose: one cell on the CPU backend, reduced to statistics on the CPU (see cell_runner.h).
+#include "cell_runner.h"
+#include "checkpoint_report.h"
+#include "cpu_backend.h"
+
+namespace softflow {
+namespace {
+
+template <class Real>
+CellOutcome run_cell(const Study& study, std::uint32_t index, Progress& progress) {
+  const CellParams& cell = study.cells[index];
+  CpuCellSimulation<Real> simulation(study, cell, index);
+  CellOutcome outcome;
+  outcome.json = cell_header(study, index);
+  nlohmann::json checkpoints = nlohmann::json::array();
+  CheckpointObservations observations;
+  for (size_t c = 0; c < simulation.checkpoint_count(); ++c) {
+    simulation.advance_and_observe(c, observations, &progress);
+    checkpoints.push_back(checkpoint_json(summarize_checkpoint(observations, cell.shape.n, study.histogram_bins)));
+  }
+  outcome.json["checkpoints"] = checkpoints;
+  outcome.trajectory_steps = simulation.trajectory_steps();
+  return outcome;
+}
+
+}  // namespace
+
+nlohmann::json cell_header(const Study& study, std::uint32_t index) {
+  const CellParams& cell = study.cells[index];
+  return {{"index", index}, {"parameters", cell.parameters}, {"state_size", cell.shape.state_size()}};
+}
+
+CellOutcome run_cell_on_cpu(const Study& study, std::uint32_t index, Progress& progress) {
+  return study.cells[index].precision == Precision::float32 ? run_cell<float>(study, index, progress)
+                                                            : run_cell<double>(study, index, progress);
+}
+
+}  // namespace softflow

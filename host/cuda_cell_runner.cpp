@@ -1,0 +1,51 @@
+// Purpose: one cell on the CUDA backend (see cell_runner.h): the host draws the loss data (cell_data.h), the device
+// does everything else and hands back one CheckpointSummary per checkpoint. Compiled only with the CUDA parts.
+#include <cstdio>
+
+#include "cell_data.h"
+#include "cell_runner.h"
+#include "checkpoint_report.h"
+#include "cuda_cell_input.h"
+
+namespace softflow {
+namespace {
+
+template <class Real>
+CellOutcome run_cell(const Study& study, std::uint32_t index, Progress& progress) {
+  const CellParams& cell = study.cells[index];
+  const double needed = cuda_cell_bytes(cell.shape, study.runs, cell.shared_target, int(sizeof(Real)));
+  const CudaDeviceInfo device = cuda_device_info();
+  if (needed > 0.85 * device.free_bytes) {
+    char message[256];
+    std::snprintf(message, sizeof message,
+                  "too little device memory: cell %u needs %.2f GiB for %lld runs, %.2f GiB is free on %s; lower "
+                  "runs or use --backend cpu",
+                  index, needed / 1073741824.0, study.runs, device.free_bytes / 1073741824.0, device.name.c_str());
+    throw InputError(message);
+  }
+  const CellData<Real> data(cell, study.seed, index, study.runs);
+  CudaCellSimulation<Real> simulation(make_cuda_cell_input(study, index, data));
+
+  CellOutcome outcome;
+  outcome.json = cell_header(study, index);
+  nlohmann::json results = nlohmann::json::array();
+  CheckpointSummary summary;
+  for (size_t c = 0; c < simulation.checkpoint_count(); ++c) {
+    simulation.advance_and_summarize(c, summary);
+    results.push_back(checkpoint_json(summary));
+    progress.add(study.runs);
+  }
+  outcome.json["checkpoints"] = results;
+  outcome.trajectory_steps = simulation.trajectory_steps();
+  outcome.kernel_seconds = simulation.kernel_seconds();
+  return outcome;
+}
+
+}  // namespace
+
+CellOutcome run_cell_on_cuda(const Study& study, std::uint32_t index, Progress& progress) {
+  return study.cells[index].precision == Precision::float32 ? run_cell<float>(study, index, progress)
+                                                            : run_cell<double>(study, index, progress);
+}
+
+}  // namespace softflow

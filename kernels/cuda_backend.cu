@@ -1,0 +1,305 @@
+// Purpose: the CUDA backend (see cuda_backend.h). Thread-per-run kernels over a persistent grid: each thread owns a
+// workspace slot and walks run ids with a grid stride, advancing one run from checkpoint to checkpoint with the
+// shared integrators (include/softflow/), then observing it with the shared observe_run. Per-run observables stay
+// on the device (one array per observable, run-major) and DeviceStatistics reduces them.
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <stdexcept>
+
+#include "cuda_backend.h"
+#include "cuda_check.h"
+#include "device_array.cuh"
+#include "device_statistics.cuh"
+#include "softflow/observables.h"
+
+namespace softflow {
+namespace {
+
+constexpr int kThreadsPerBlock = 128;
+
+// Counters reduced by count_kernel: by status, above each passage threshold, then the winner statistics.
+enum CounterIndex : int {
+  kCountStatus = 0,                         // 5 entries, by RunStatus
+  kCountAbove = 5,                          // kPassageCount entries
+  kCountFinite = kCountAbove + kPassageCount,
+  kCountWinnerIsU0,
+  kCountA0Defined,
+  kCountWinnerIsA0,
+  kCountSteps,                              // accepted + rejected steps
+  kCountWinners                             // n entries: winner counts
+};
+
+template <class Real>
+struct CellArgs {
+  ModelShape shape;
+  Method method;
+  double step;
+  AdaptiveRule adaptive;
+  InitParams init;
+  StopRule stop;
+  std::uint64_t seed;
+  std::uint32_t cell_index;
+  long long runs;
+  Real* states;           // runs x state_size
+  RunRecord* records;     // runs
+  const Real* data;       // data_size per run, or one shared copy (data_stride 0)
+  long long data_stride;
+  Real* work;             // slots x work_stride
+  long long work_stride;
+  double* values;         // kSummarizedCount x runs
+  int* winners;           // runs
+
+  __device__ const Real* data_for(long long run) const { return data + run * data_stride; }
+  __device__ bool needs_initial_state() const {
+    return shape.model == ModelKind::value_softmax && shape.loss == LossKind::logistic;
+  }
+};
+
+template <class Real>
+__global__ void init_kernel(CellArgs<Real> a) {
+  const long long slot = blockIdx.x * (long long)blockDim.x + threadIdx.x;
+  Real* scratch = a.work + slot * a.work_stride;
+  const int p = a.shape.state_size();
+  for (long long run = slot; run < a.runs; run += gridDim.x * (long long)blockDim.x) {
+    Real* theta = a.states + run * p;
+    draw_initial_state(a.shape, a.init, a.seed, a.cell_index, std::uint32_t(run), theta);
+    RunRecord rec;
+    const Real* logits = theta + a.shape.matrix_size();
+    double sum_a = 0;
+    for (int j = 0; j < a.shape.n; ++j) sum_a += double(logits[j]);
+    rec.sum_a0 = sum_a;
+    rec.argmax_a0 = unique_argmax(logits, a.shape.n);
+    rec.argmax_u0 = fitness_argmax(a.shape, theta, a.data_for(run), scratch);
+    a.records[run] = rec;
+  }
+}
+
+template <class Real>
+__global__ void advance_observe_kernel(CellArgs<Real> a, int c, double t_checkpoint, long long step_from,
+                                       long long step_to) {
+  const long long slot = blockIdx.x * (long long)blockDim.x + threadIdx.x;
+  Real* work = a.work + slot * a.work_stride;
+  const int p = a.shape.state_size();
+  Real* initial = work + integrator_workspace_size(a.shape);
+  for (long long run = slot; run < a.runs; run += gridDim.x * (long long)blockDim.x) {
+    RunRecord rec = a.records[run];
+    Real* theta = a.states + run * p;
+    const Real* data = a.data_for(run);
+    if (c > 0 && rec.status == RunStatus::running) {
+      if (a.method == Method::dopri5)
+        advance_adaptive(a.shape, a.adaptive, t_checkpoint, a.stop, theta, data, rec, work);
+      else
+        advance_fixed_step(a.shape, a.method, a.step, step_from, step_to, a.stop, theta, data, rec, work);
+    }
+    // A stopped run is observed at its frozen state; its event times and status stay as they were.
+    const double t = rec.status == RunStatus::running ? t_checkpoint : rec.t;
+    if (a.needs_initial_state()) draw_initial_state(a.shape, a.init, a.seed, a.cell_index, std::uint32_t(run), initial);
+    double values[kStateObservableCount];
+    a.winners[run] = observe_run(a.shape, a.method == Method::dopri5, t, a.stop, theta,
+                                 a.needs_initial_state() ? initial : nullptr, data, rec, work, work + p, values);
+    for (int o = 0; o < kStateObservableCount; ++o) a.values[o * a.runs + run] = values[o];
+    for (int k = 0; k < kPassageCount; ++k)
+      a.values[(kStateObservableCount + k) * a.runs + run] = rec.first_time[k] >= 0 ? rec.first_time[k] : NAN;
+    a.records[run] = rec;
+  }
+}
+
+// Integer counters of a checkpoint (exact, so the order of the atomic adds does not matter).
+__global__ void count_kernel(const RunRecord* records, const int* winners, const double* s_max, long long runs,
+                             unsigned long long* counters) {
+  unsigned long long local[kCountWinners] = {};
+  for (long long run = blockIdx.x * (long long)blockDim.x + threadIdx.x; run < runs;
+       run += gridDim.x * (long long)blockDim.x) {
+    const RunRecord& rec = records[run];
+    ++local[kCountStatus + int(rec.status)];
+    local[kCountSteps] += (unsigned long long)(rec.steps + rec.rejected);
+    if (rec.status == RunStatus::diverged) continue;
+    ++local[kCountFinite];
+    for (int k = 0; k < kPassageCount; ++k)
+      if (s_max[run] >= passage_threshold(k)) ++local[kCountAbove + k];
+    atomicAdd(&counters[kCountWinners + winners[run]], 1ull);
+    if (winners[run] == rec.argmax_u0) ++local[kCountWinnerIsU0];
+    if (rec.argmax_a0 >= 0) {
+      ++local[kCountA0Defined];
+      if (winners[run] == rec.argmax_a0) ++local[kCountWinnerIsA0];
+    }
+  }
+  for (int i = 0; i < kCountWinners; ++i)
+    if (local[i]) atomicAdd(&counters[i], local[i]);
+}
+
+}  // namespace
+
+template <class Real>
+struct CudaCellSimulation<Real>::Impl {
+  CudaCellInput<Real> input;
+  DeviceArray<Real> states, data, work;
+  DeviceArray<RunRecord> records;
+  DeviceArray<double> values;
+  DeviceArray<int> winners;
+  DeviceArray<unsigned long long> counters;
+  DeviceStatistics statistics;
+  CellArgs<Real> args;
+  unsigned grid = 1;
+  size_t next_checkpoint = 0;
+  double kernel_seconds = 0;
+  cudaEvent_t kernel_start = nullptr, kernel_stop = nullptr;
+
+  explicit Impl(const CudaCellInput<Real>& in) : input(in), statistics(in.runs) {
+    const ModelShape& shape = in.shape;
+    const size_t runs = size_t(in.runs);
+    states.allocate(runs * size_t(shape.state_size()));
+    records.allocate(runs);
+    values.allocate(runs * kSummarizedCount);
+    winners.allocate(runs);
+    counters.allocate(size_t(kCountWinners + shape.n));
+    const size_t data_copies = in.shared_data ? 1 : runs;
+    data.allocate(data_copies * size_t(shape.data_size()));
+    data.upload(in.data, data_copies * size_t(shape.data_size()));
+
+    // Workspace slots: as many threads as the device keeps resident, within a quarter of the free memory.
+    int device = 0, sms = 0, blocks_per_sm = 0;
+    SOFTFLOW_CUDA_CHECK(cudaGetDevice(&device));
+    SOFTFLOW_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+    SOFTFLOW_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks_per_sm, advance_observe_kernel<Real>,
+                                                                      kThreadsPerBlock, 0));
+    size_t free_bytes = 0, total_bytes = 0;
+    SOFTFLOW_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
+    const long long work_stride = integrator_workspace_size(shape) + shape.state_size();
+    const long long slot_bytes = work_stride * (long long)sizeof(Real);
+    long long slots = (long long)std::max(1, blocks_per_sm) * sms * kThreadsPerBlock;
+    slots = std::min(slots, ((long long)in.runs + kThreadsPerBlock - 1) / kThreadsPerBlock * kThreadsPerBlock);
+    slots = std::min(slots, std::max<long long>(kThreadsPerBlock, (long long)(free_bytes / 4) / slot_bytes /
+                                                                      kThreadsPerBlock * kThreadsPerBlock));
+    grid = unsigned(slots / kThreadsPerBlock);
+    work.allocate(size_t(slots) * size_t(work_stride));
+
+    args.shape = shape;
+    args.method = in.method;
+    args.step = in.step;
+    args.adaptive = in.adaptive;
+    args.init = in.init;
+    args.stop = in.stop;
+    args.seed = in.seed;
+    args.cell_index = in.cell_index;
+    args.runs = in.runs;
+    args.states = states.get();
+    args.records = records.get();
+    args.data = data.get();
+    args.data_stride = in.shared_data ? 0 : shape.data_size();
+    args.work = work.get();
+    args.work_stride = work_stride;
+    args.values = values.get();
+    args.winners = winners.get();
+    SOFTFLOW_CUDA_CHECK(cudaEventCreate(&kernel_start));
+    SOFTFLOW_CUDA_CHECK(cudaEventCreate(&kernel_stop));
+    init_kernel<Real><<<grid, kThreadsPerBlock>>>(args);
+    SOFTFLOW_CUDA_CHECK(cudaGetLastError());
+    SOFTFLOW_CUDA_CHECK(cudaDeviceSynchronize());
+  }
+
+  ~Impl() {
+    if (kernel_start) cudaEventDestroy(kernel_start);
+    if (kernel_stop) cudaEventDestroy(kernel_stop);
+  }
+
+  std::vector<unsigned long long> count() {
+    counters.zero();
+    const unsigned count_grid = unsigned(std::min<long long>((input.runs + 255) / 256, 4096));
+    count_kernel<<<count_grid, 256>>>(records.get(), winners.get(), values.get() + kSMax * input.runs, input.runs,
+                                      counters.get());
+    SOFTFLOW_CUDA_CHECK(cudaGetLastError());
+    return counters.to_host();
+  }
+};
+
+template <class Real>
+CudaCellSimulation<Real>::CudaCellSimulation(const CudaCellInput<Real>& input) : impl_(new Impl(input)) {}
+
+template <class Real>
+CudaCellSimulation<Real>::~CudaCellSimulation() = default;
+
+template <class Real>
+size_t CudaCellSimulation<Real>::checkpoint_count() const {
+  return impl_->input.times.size();
+}
+
+template <class Real>
+void CudaCellSimulation<Real>::advance_and_summarize(size_t c, CheckpointSummary& out) {
+  Impl& s = *impl_;
+  if (c != s.next_checkpoint) throw std::logic_error("checkpoints must be visited in order");
+  ++s.next_checkpoint;
+  const CudaCellInput<Real>& in = s.input;
+  SOFTFLOW_CUDA_CHECK(cudaEventRecord(s.kernel_start));
+  advance_observe_kernel<Real><<<s.grid, kThreadsPerBlock>>>(s.args, int(c), in.times[c],
+                                                             c > 0 ? in.steps[c - 1] : 0, in.steps[c]);
+  SOFTFLOW_CUDA_CHECK(cudaGetLastError());
+  SOFTFLOW_CUDA_CHECK(cudaEventRecord(s.kernel_stop));
+  SOFTFLOW_CUDA_CHECK(cudaEventSynchronize(s.kernel_stop));
+  float milliseconds = 0;
+  SOFTFLOW_CUDA_CHECK(cudaEventElapsedTime(&milliseconds, s.kernel_start, s.kernel_stop));
+  s.kernel_seconds += milliseconds / 1000.0;
+
+  out = CheckpointSummary();
+  out.t = in.times[c];
+  out.step = in.steps[c];
+  out.runs = in.runs;
+  const std::vector<unsigned long long> counters = s.count();
+  for (int i = 0; i < 5; ++i) out.by_status[i] = (long long)counters[size_t(kCountStatus + i)];
+  for (int k = 0; k < kPassageCount; ++k) out.above[k] = (long long)counters[size_t(kCountAbove + k)];
+  out.finite = (long long)counters[kCountFinite];
+  out.winner_is_u0 = (long long)counters[kCountWinnerIsU0];
+  out.a0_defined = (long long)counters[kCountA0Defined];
+  out.winner_is_a0 = (long long)counters[kCountWinnerIsA0];
+  out.winner_counts.assign(counters.begin() + kCountWinners, counters.end());
+  for (int o = 0; o < kSummarizedCount; ++o)
+    out.observables[o] = s.statistics.summarize(s.values.get() + o * in.runs, in.runs, in.histogram_bins,
+                                                o < kStateObservableCount ? natural_range(o, in.shape.n)
+                                                                          : HistogramRange{});
+}
+
+template <class Real>
+double CudaCellSimulation<Real>::kernel_seconds() const {
+  return impl_->kernel_seconds;
+}
+
+template <class Real>
+long long CudaCellSimulation<Real>::trajectory_steps() const {
+  return (long long)impl_->count()[kCountSteps];
+}
+
+template <class Real>
+void CudaCellSimulation<Real>::download(std::vector<Real>& states, std::vector<RunRecord>& records) const {
+  states = impl_->states.to_host();
+  records = impl_->records.to_host();
+}
+
+double cuda_cell_bytes(const ModelShape& shape, long long runs, bool shared_data, int real_bytes) {
+  const double per_run = double(real_bytes) * shape.state_size() + sizeof(RunRecord) + 8.0 * kSummarizedCount +
+                         4.0 + (shared_data ? 0.0 : double(real_bytes) * shape.data_size()) +
+                         8.0 * 3 /* statistics: finite copy, sorted copy, radix-sort scratch */;
+  return double(runs) * per_run;
+}
+
+CudaDeviceInfo cuda_device_info() {
+  int device = 0;
+  SOFTFLOW_CUDA_CHECK(cudaGetDevice(&device));
+  cudaDeviceProp properties;
+  SOFTFLOW_CUDA_CHECK(cudaGetDeviceProperties(&properties, device));
+  size_t free_bytes = 0, total_bytes = 0;
+  SOFTFLOW_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
+  CudaDeviceInfo info;
+  info.name = properties.name;
+  info.free_bytes = double(free_bytes);
+  info.total_bytes = double(total_bytes);
+  info.multiprocessors = properties.multiProcessorCount;
+  info.compute_major = properties.major;
+  info.compute_minor = properties.minor;
+  return info;
+}
+
+template class CudaCellSimulation<float>;
+template class CudaCellSimulation<double>;
+
+}  // namespace softflow

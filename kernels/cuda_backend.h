@@ -1,0 +1,77 @@
+// Purpose: the CUDA backend's host interface (no CUDA types): one cell's runs live on the device from the initial
+// draw to the last checkpoint; at each checkpoint the device reduces them to a CheckpointSummary, and only those
+// statistics cross to the host. The per-trajectory math is the same shared code the CPU backend runs.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "checkpoint_summary.h"
+#include "softflow/initial_state.h"
+#include "softflow/integrators.h"
+#include "softflow/model.h"
+#include "softflow/run_record.h"
+
+namespace softflow {
+
+// Everything the device needs to run one cell. data: host array of shape.data_size() Reals (shared_data) or
+// runs x data_size() (one per run), drawn by the host (cell_data.h).
+template <class Real>
+struct CudaCellInput {
+  ModelShape shape;
+  Method method = Method::dopri5;
+  double step = 0.1;
+  AdaptiveRule adaptive;
+  InitParams init;
+  StopRule stop;
+  std::uint64_t seed = 0;
+  std::uint32_t cell_index = 0;
+  long long runs = 0;
+  int histogram_bins = 20;
+  const Real* data = nullptr;
+  bool shared_data = false;
+  std::vector<double> times;     // checkpoint times
+  std::vector<long long> steps;  // fixed-step integrators: checkpoint step indices
+};
+
+template <class Real>
+class CudaCellSimulation {
+ public:
+  // Allocates device memory, uploads the data and draws every run's initial state on the device.
+  // Throws CudaError on CUDA failures.
+  explicit CudaCellSimulation(const CudaCellInput<Real>& input);
+  ~CudaCellSimulation();
+  CudaCellSimulation(const CudaCellSimulation&) = delete;
+  CudaCellSimulation& operator=(const CudaCellSimulation&) = delete;
+
+  size_t checkpoint_count() const;
+  // Advances every running run to checkpoint c (from c - 1; c = 0 is the initial state), observes, and reduces
+  // the observations to statistics on the device. Checkpoints must be visited in order.
+  void advance_and_summarize(size_t c, CheckpointSummary& out);
+  // Seconds spent in the advance-and-observe kernels so far (CUDA events).
+  double kernel_seconds() const;
+  // Total accepted + rejected steps over all runs so far (reduced on the device).
+  long long trajectory_steps() const;
+  // Copies every run's state (runs x state_size) and record to the host: for tests and per-run dumps only.
+  void download(std::vector<Real>& states, std::vector<RunRecord>& records) const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Device bytes one cell needs (states, records, observations, data, statistics scratch).
+double cuda_cell_bytes(const ModelShape& shape, long long runs, bool shared_data, int real_bytes);
+
+struct CudaDeviceInfo {
+  std::string name;
+  double free_bytes = 0, total_bytes = 0;
+  int multiprocessors = 0;
+  int compute_major = 0, compute_minor = 0;
+};
+// Device 0's properties. Throws CudaError.
+CudaDeviceInfo cuda_device_info();
+
+}  // namespace softflow

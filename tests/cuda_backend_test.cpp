@@ -1,0 +1,166 @@
+// Purpose: parity of the CUDA backend with the CPU reference (the CUDA issue's item 8): identical initial states;
+// per-run states after 1000 gd / rk4 steps (float64 to 1e-10 relative; float32 within a small multiple of the CPU
+// float32 error against the float64 reference); dopri5 landing on the same checkpoints within tolerance; the same
+// statistics; stopped and diverged runs handled alike. Skips with a reason where no CUDA device is present.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "cpu_backend.h"
+#include "cuda_cell_input.h"
+#include "cuda_check.h"
+#include "engine.h"
+#include "test_support.h"
+
+namespace softflow {
+namespace {
+
+class CudaBackendTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device";
+  }
+};
+
+// Final states of every run of cell 0 on each backend, after all checkpoints.
+template <class Real>
+struct BothBackends {
+  std::vector<Real> cpu_states, cuda_states;
+  std::vector<RunRecord> cpu_records, cuda_records;
+  int state_size = 0;
+};
+
+template <class Real>
+BothBackends<Real> run_both(const Study& study, bool initial_only = false) {
+  BothBackends<Real> out;
+  const CellParams& cell = study.cells[0];
+  out.state_size = cell.shape.state_size();
+  CpuCellSimulation<Real> cpu(study, cell, 0);
+  const CellData<Real> data(cell, study.seed, 0, study.runs);
+  CudaCellSimulation<Real> cuda(make_cuda_cell_input(study, 0, data));
+  if (!initial_only) {
+    CheckpointObservations observations;
+    CheckpointSummary summary;
+    for (size_t c = 0; c < cpu.checkpoint_count(); ++c) {
+      cpu.advance_and_observe(c, observations, nullptr);
+      cuda.advance_and_summarize(c, summary);
+    }
+  }
+  for (long long run = 0; run < study.runs; ++run) {
+    out.cpu_states.insert(out.cpu_states.end(), cpu.state(run), cpu.state(run) + out.state_size);
+    out.cpu_records.push_back(cpu.record(run));
+  }
+  cuda.download(out.cuda_states, out.cuda_records);
+  return out;
+}
+
+// max over entries of |x - y| / max(1, |y|).
+template <class Real, class Reference>
+double max_relative_difference(const std::vector<Real>& x, const std::vector<Reference>& y) {
+  double worst = 0;
+  for (size_t i = 0; i < x.size(); ++i)
+    worst = std::max(worst, std::abs(double(x[i]) - double(y[i])) / std::max(1.0, std::abs(double(y[i]))));
+  return worst;
+}
+
+nlohmann::json fixed_step_study(const char* method, const char* loss) {
+  return {{"runs", 200}, {"loss", loss}, {"integrator", method}, {"step", 0.05}, {"sigma_a", 0.3},
+          {"d", 6}, {"n", 5}, {"regression_samples", 7},
+          {"checkpoints", {{"schedule", "list"}, {"times", {0, 25, 50}}}}};  // 1000 steps
+}
+
+TEST_F(CudaBackendTest, InitialStatesAreBitIdentical) {
+  for (const char* loss : {"logistic", "square", "cross_entropy", "regression"}) {
+    const auto both = run_both<double>(testing::study_with(fixed_step_study("gd", loss)), true);
+    EXPECT_EQ(both.cpu_states, both.cuda_states) << loss;
+    for (size_t r = 0; r < both.cpu_records.size(); ++r) {
+      EXPECT_EQ(both.cpu_records[r].argmax_u0, both.cuda_records[r].argmax_u0);
+      EXPECT_EQ(both.cpu_records[r].argmax_a0, both.cuda_records[r].argmax_a0);
+      EXPECT_EQ(both.cpu_records[r].sum_a0, both.cuda_records[r].sum_a0);
+    }
+  }
+}
+
+TEST_F(CudaBackendTest, Float64StatesAfter1000StepsMatchTheCpu) {
+  for (const char* method : {"gd", "rk4"})
+    for (const char* loss : {"logistic", "square", "cross_entropy", "regression"}) {
+      const auto both = run_both<double>(testing::study_with(fixed_step_study(method, loss)));
+      EXPECT_LT(max_relative_difference(both.cuda_states, both.cpu_states), 1e-10) << method << " " << loss;
+      EXPECT_EQ(both.cuda_records[0].steps, 1000);
+    }
+  nlohmann::json tied = fixed_step_study("rk4", "logistic");
+  tied["model"] = "tied";
+  tied["mu_a"] = 1.0;
+  const auto both = run_both<double>(testing::study_with(tied));
+  EXPECT_LT(max_relative_difference(both.cuda_states, both.cpu_states), 1e-10) << "tied";
+}
+
+TEST_F(CudaBackendTest, Float32ErrorIsASmallMultipleOfTheCpuFloat32Error) {
+  for (const char* loss : {"logistic", "square", "cross_entropy"}) {
+    nlohmann::json changes = fixed_step_study("gd", loss);
+    const auto reference = run_both<double>(testing::study_with(changes));
+    changes["precision"] = "float32";
+    const auto both = run_both<float>(testing::study_with(changes));
+    const double cpu_error = max_relative_difference(both.cpu_states, reference.cpu_states);
+    const double cuda_error = max_relative_difference(both.cuda_states, reference.cpu_states);
+    EXPECT_LT(cuda_error, 4 * cpu_error + 1e-6) << loss << ": cpu float32 error " << cpu_error;
+  }
+}
+
+TEST_F(CudaBackendTest, Dopri5ReachesTheSameCheckpointsWithinTolerance) {
+  const Study study = testing::study_with(
+      {{"runs", 300}, {"sigma_a", 0.2}, {"rtol", 1e-9}, {"atol", 1e-12},
+       {"checkpoints", {{"schedule", "list"}, {"times", {0, 1.5, 40, 700}}}}});
+  const auto both = run_both<double>(study);
+  EXPECT_LT(max_relative_difference(both.cuda_states, both.cpu_states), 1e-6);
+  for (size_t r = 0; r < both.cuda_records.size(); ++r) EXPECT_EQ(both.cuda_records[r].t, 700.0);
+}
+
+TEST_F(CudaBackendTest, StatisticsAgreeWithTheCpu) {
+  const Study study = testing::study_with(
+      {{"runs", 3000}, {"integrator", "rk4"}, {"step", 0.5}, {"sigma_a", 0.1}, {"loss", {"logistic", "square"}},
+       {"checkpoints", {{"schedule", "log"}, {"start", 1}, {"stop", 1000}, {"count", 4}}}});
+  const nlohmann::json cpu = run_study(study, EngineOptions{BackendChoice::cpu, 0, false, ""});
+  const nlohmann::json cuda = run_study(study, EngineOptions{BackendChoice::cuda, 0, false, ""});
+  EXPECT_EQ(cuda["provenance"]["backend"], "cuda");
+  ASSERT_EQ(cpu["cells"].size(), cuda["cells"].size());
+  for (size_t i = 0; i < cpu["cells"].size(); ++i)
+    for (size_t c = 0; c < cpu["cells"][i]["checkpoints"].size(); ++c) {
+      const nlohmann::json& a = cpu["cells"][i]["checkpoints"][c];
+      const nlohmann::json& b = cuda["cells"][i]["checkpoints"][c];
+      EXPECT_EQ(a["counts"], b["counts"]);
+      EXPECT_EQ(a["winner_counts"], b["winner_counts"]);
+      EXPECT_EQ(a["fractions"], b["fractions"]);
+      for (const auto& item : a["observables"].items()) {
+        const nlohmann::json& x = item.value();
+        const nlohmann::json& y = b["observables"][item.key()];
+        EXPECT_EQ(x["count"], y["count"]) << item.key();
+        if (!x.contains("mean")) continue;
+        for (const char* key : {"mean", "min", "max"})
+          EXPECT_NEAR(x[key].get<double>(), y[key].get<double>(), 1e-9 * std::max(1.0, std::abs(x[key].get<double>())))
+              << item.key() << " " << key << " checkpoint " << c;
+        EXPECT_NEAR(x["quantiles"]["q50"].get<double>(), y["quantiles"]["q50"].get<double>(),
+                    1e-9 * std::max(1.0, std::abs(x["quantiles"]["q50"].get<double>())));
+      }
+    }
+}
+
+TEST_F(CudaBackendTest, StoppedAndDivergedRunsAreHandledAlike) {
+  const Study stopping = testing::study_with({{"runs", 500}, {"stop", {{"polarized_eps", 0.1}}},
+                                              {"checkpoints", {{"schedule", "list"}, {"times", {0, 2000, 8000}}}}});
+  const auto stopped = run_both<double>(stopping);
+  for (size_t r = 0; r < stopped.cpu_records.size(); ++r) {
+    EXPECT_EQ(stopped.cpu_records[r].status, stopped.cuda_records[r].status) << r;
+    EXPECT_NEAR(stopped.cpu_records[r].stop_time, stopped.cuda_records[r].stop_time, 1e-6 * stopped.cpu_records[r].stop_time + 1e-9);
+  }
+  const Study diverging = testing::study_with(
+      {{"loss", "square"}, {"integrator", "gd"}, {"step", 50.0}, {"sigma_v", 1.0}, {"runs", 100},
+       {"checkpoints", {{"schedule", "list"}, {"times", {0, 50000}}}}});
+  const nlohmann::json cpu = run_study(diverging, EngineOptions{BackendChoice::cpu, 0, false, ""});
+  const nlohmann::json cuda = run_study(diverging, EngineOptions{BackendChoice::cuda, 0, false, ""});
+  EXPECT_EQ(cuda["cells"][0]["checkpoints"][1]["counts"]["diverged"], 100);
+  EXPECT_EQ(cpu["cells"][0]["checkpoints"][1]["counts"], cuda["cells"][0]["checkpoints"][1]["counts"]);
+}
+
+}  // namespace
+}  // namespace softflow
