@@ -27,14 +27,16 @@ SOFTFLOW_HD inline void draw_initial_state(const ModelShape& shape, const InitPa
   const RandomStream logits{seed, cell, run, RandomVariable::logits};
   const int rows = shape.model == ModelKind::tied ? shape.n : shape.d;
   const int n = shape.n;
+  // mul_rn / add_rn: no fused multiply-add on the device, so both backends round alike.
   for (int i = 0; i < rows; ++i)
     for (int j = 0; j < n; ++j) {
-      double x = init.sigma_v == 0 ? 0.0 : init.sigma_v * matrix.normal_at(i * n + j);
-      if (shape.model == ModelKind::tied && init.identity_init && i == j) x += 1.0;
+      double x = init.sigma_v == 0 ? 0.0 : mul_rn(init.sigma_v, matrix.normal_at(i * n + j));
+      if (shape.model == ModelKind::tied && init.identity_init && i == j) x = add_rn(x, 1.0);
       theta[i * n + j] = Real(x);
     }
   Real* a = theta + shape.matrix_size();
-  for (int j = 0; j < n; ++j) a[j] = Real(init.mu_a + (init.sigma_a == 0 ? 0.0 : init.sigma_a * logits.normal_at(j)));
+  for (int j = 0; j < n; ++j)
+    a[j] = Real(add_rn(init.mu_a, init.sigma_a == 0 ? 0.0 : mul_rn(init.sigma_a, logits.normal_at(j))));
 }
 
 // A target vector (data_size() = d entries) for the logistic, square, cross-entropy and tied losses, from the

@@ -1,15 +1,15 @@
 // Purpose: counter-based random draws (Philox4x32-10 from Random123). Every number is a pure function of
 // (study seed, cell, run id, variable, index), so a run's initial state does not depend on threads, chunking,
-// shards or backend. Shared by both backends.
+// shards or backend. Shared by both backends; normals come from Box-Muller evaluated with portable_math.h, so the
+// CPU and the GPU draw the same bits.
 #pragma once
 
 #include <cstdint>
 
-#include <Random123/boxmuller.hpp>
 #include <Random123/philox.h>
-#include <Random123/uniform.hpp>
 
 #include "softflow/hostdevice.h"
+#include "softflow/portable_math.h"
 
 namespace softflow {
 
@@ -45,19 +45,27 @@ struct RandomStream {
     for (int i = 0; i < count; ++i) out[i] = normal_at(i);
   }
 
-  // The i-th standard normal of the stream alone (recomputes its Philox block).
+  // The i-th standard normal of the stream alone (recomputes its Philox block): Box-Muller on the block's two
+  // 64-bit words, u in (0, 1) from the first and v in [0, 1) from the second.
   SOFTFLOW_HD double normal_at(int i) const {
     const auto w = words(std::uint32_t(i / 2));
-    const r123::double2 pair = r123::boxmuller((std::uint64_t(w.v[0]) << 32) | w.v[1],
-                                               (std::uint64_t(w.v[2]) << 32) | w.v[3]);
-    return (i % 2) ? pair.y : pair.x;
+    const double u = open_unit((std::uint64_t(w.v[0]) << 32) | w.v[1]);
+    const double v = half_open_unit((std::uint64_t(w.v[2]) << 32) | w.v[3]);
+    const double radius = sqrt_rn(mul_rn(-2.0, portable_log(u)));
+    double sin_v = 0, cos_v = 0;
+    portable_sincos_2pi(v, &sin_v, &cos_v);
+    return mul_rn(radius, (i % 2) ? sin_v : cos_v);
   }
 
-  // The i-th uniform in (0, 1] of the stream.
+  // (x / 2^12 + 1/2) 2^-52 in (0, 1): every step exact.
+  SOFTFLOW_HD static double open_unit(std::uint64_t x) { return (double(x >> 12) + 0.5) * 0x1p-52; }
+  // (x / 2^11) 2^-53 in [0, 1): exact.
+  SOFTFLOW_HD static double half_open_unit(std::uint64_t x) { return double(x >> 11) * 0x1p-53; }
+
+  // The i-th uniform in (0, 1) of the stream.
   SOFTFLOW_HD double uniform_at(int i) const {
     const auto w = words(std::uint32_t(i / 2));
-    return r123::u01<double>((i % 2) ? ((std::uint64_t(w.v[2]) << 32) | w.v[3])
-                                     : ((std::uint64_t(w.v[0]) << 32) | w.v[1]));
+    return open_unit((i % 2) ? ((std::uint64_t(w.v[2]) << 32) | w.v[3]) : ((std::uint64_t(w.v[0]) << 32) | w.v[1]));
   }
 };
 
