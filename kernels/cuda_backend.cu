@@ -11,6 +11,7 @@
 #include "cuda_check.h"
 #include "device_array.cuh"
 #include "device_statistics.cuh"
+#include "fused_gd.cuh"
 #include "softflow/observables.h"
 
 namespace softflow {
@@ -144,6 +145,7 @@ struct CudaCellSimulation<Real>::Impl {
   unsigned grid = 1;
   size_t next_checkpoint = 0;
   double kernel_seconds = 0;
+  bool fused_gd = false;  // gd steps by the fused register kernel (fused_gd.cuh)
   cudaEvent_t kernel_start = nullptr, kernel_stop = nullptr;
 
   explicit Impl(const CudaCellInput<Real>& in) : input(in), statistics(in.runs) {
@@ -192,6 +194,7 @@ struct CudaCellSimulation<Real>::Impl {
     args.work_stride = work_stride;
     args.values = values.get();
     args.winners = winners.get();
+    fused_gd = in.method == Method::gd && fused_gd_available(shape, int(sizeof(Real)), nullptr);
     SOFTFLOW_CUDA_CHECK(cudaEventCreate(&kernel_start));
     SOFTFLOW_CUDA_CHECK(cudaEventCreate(&kernel_stop));
     init_kernel<Real><<<grid, kThreadsPerBlock>>>(args);
@@ -232,8 +235,14 @@ void CudaCellSimulation<Real>::advance_and_summarize(size_t c, CheckpointSummary
   ++s.next_checkpoint;
   const CudaCellInput<Real>& in = s.input;
   SOFTFLOW_CUDA_CHECK(cudaEventRecord(s.kernel_start));
-  advance_observe_kernel<Real><<<s.grid, kThreadsPerBlock>>>(s.args, int(c), in.times[c],
-                                                             c > 0 ? in.steps[c - 1] : 0, in.steps[c]);
+  long long step_from = c > 0 ? in.steps[c - 1] : 0;
+  if (c > 0 && s.fused_gd) {
+    FusedGdArgs<Real> fused{in.shape, in.step, step_from, in.steps[c], in.stop, in.runs, s.states.get(),
+                            s.records.get(), s.data.get(), s.args.data_stride};
+    fused_gd_advance(fused);
+    step_from = in.steps[c];  // the generic kernel below only observes
+  }
+  advance_observe_kernel<Real><<<s.grid, kThreadsPerBlock>>>(s.args, int(c), in.times[c], step_from, in.steps[c]);
   SOFTFLOW_CUDA_CHECK(cudaGetLastError());
   SOFTFLOW_CUDA_CHECK(cudaEventRecord(s.kernel_stop));
   SOFTFLOW_CUDA_CHECK(cudaEventSynchronize(s.kernel_stop));

@@ -107,6 +107,42 @@ TEST_F(CudaBackendTest, Float32ErrorIsASmallMultipleOfTheCpuFloat32Error) {
   }
 }
 
+TEST_F(CudaBackendTest, FusedGdKernelMatchesTheCpu) {
+  // d = n in {8, 16, 32} take the fused register kernel (fused_gd.cuh); its sums run in another order than the
+  // CPU's, so agreement is to rounding, not bits.
+  for (int size : {8, 16, 32})
+    for (const char* loss : {"logistic", "square", "cross_entropy"}) {
+      nlohmann::json changes = fixed_step_study("gd", loss);
+      changes["d"] = size;
+      changes["n"] = size;
+      changes["runs"] = 150;
+      const auto reference = run_both<double>(testing::study_with(changes));
+      EXPECT_LT(max_relative_difference(reference.cuda_states, reference.cpu_states), 1e-10) << size << " " << loss;
+      EXPECT_EQ(reference.cuda_records[3].steps, 1000);
+      changes["precision"] = "float32";
+      const auto both = run_both<float>(testing::study_with(changes));
+      const double cpu_error = max_relative_difference(both.cpu_states, reference.cpu_states);
+      const double cuda_error = max_relative_difference(both.cuda_states, reference.cpu_states);
+      EXPECT_LT(cuda_error, 4 * cpu_error + 1e-6) << size << " " << loss << ": cpu float32 error " << cpu_error;
+    }
+}
+
+TEST_F(CudaBackendTest, FusedGdKernelStopsAndRecordsPassagesLikeTheCpu) {
+  const Study study = testing::study_with({{"runs", 256}, {"integrator", "gd"}, {"step", 0.5},
+                                           {"stop", {{"polarized_eps", 0.1}}},
+                                           {"checkpoints", {{"schedule", "list"}, {"times", {0, 3000, 9000}}}}});
+  const auto both = run_both<double>(study);
+  int stopped = 0;
+  for (size_t r = 0; r < both.cpu_records.size(); ++r) {
+    EXPECT_EQ(both.cpu_records[r].status, both.cuda_records[r].status) << r;
+    EXPECT_EQ(both.cpu_records[r].stop_time, both.cuda_records[r].stop_time) << r;
+    EXPECT_EQ(both.cpu_records[r].first_time[0], both.cuda_records[r].first_time[0]) << r;
+    EXPECT_EQ(both.cpu_records[r].steps, both.cuda_records[r].steps) << r;
+    stopped += both.cuda_records[r].status == RunStatus::polarized;
+  }
+  EXPECT_GT(stopped, 100);
+}
+
 TEST_F(CudaBackendTest, Dopri5ReachesTheSameCheckpointsWithinTolerance) {
   const Study study = testing::study_with(
       {{"runs", 300}, {"sigma_a", 0.2}, {"rtol", 1e-9}, {"atol", 1e-12},

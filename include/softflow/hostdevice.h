@@ -8,6 +8,14 @@
 #define SOFTFLOW_HD
 #endif
 
+// Full unrolling on the device when the trip count is a compile-time constant (the fused kernels' fixed sizes), so
+// small arrays stay in registers; no effect on the host or for run-time trip counts.
+#if defined(__CUDA_ARCH__)
+#define SOFTFLOW_UNROLL _Pragma("unroll")
+#else
+#define SOFTFLOW_UNROLL
+#endif
+
 #include <cmath>
 
 namespace softflow {

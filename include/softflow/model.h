@@ -63,11 +63,13 @@ SOFTFLOW_HD inline Real loss_and_residual(const ModelShape& shape, const Real* b
     case LossKind::logistic: {
       const Real margin = dot(data, beta, d);
       const Real g = logistic_weight(margin);
+      SOFTFLOW_UNROLL
       for (int i = 0; i < d; ++i) r[i] = g * data[i];
       return logistic_loss(margin);
     }
     case LossKind::square: {
       Real loss = 0;
+      SOFTFLOW_UNROLL
       for (int i = 0; i < d; ++i) {
         r[i] = data[i] - beta[i];
         loss += r[i] * r[i];
@@ -77,6 +79,7 @@ SOFTFLOW_HD inline Real loss_and_residual(const ModelShape& shape, const Real* b
     case LossKind::cross_entropy: {
       const Real lse = log_sum_exp(beta, d);
       Real loss = 0;
+      SOFTFLOW_UNROLL
       for (int i = 0; i < d; ++i) {
         loss -= data[i] * (beta[i] - lse);
         r[i] = data[i] - exp(beta[i] - lse);
@@ -89,12 +92,16 @@ SOFTFLOW_HD inline Real loss_and_residual(const ModelShape& shape, const Real* b
       const Real* y = data + m * d;
       Real* residual = work;     // m
       Real loss = 0;
+      SOFTFLOW_UNROLL
       for (int k = 0; k < m; ++k) {
         residual[k] = y[k] - dot(x + k * d, beta, d);
         loss += residual[k] * residual[k];
       }
+      SOFTFLOW_UNROLL
       for (int i = 0; i < d; ++i) r[i] = 0;
+      SOFTFLOW_UNROLL
       for (int k = 0; k < m; ++k)
+        SOFTFLOW_UNROLL
         for (int i = 0; i < d; ++i) r[i] += Real(2) * residual[k] * x[k * d + i];
       return loss;
     }

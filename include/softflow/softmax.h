@@ -10,13 +10,16 @@ namespace softflow {
 template <class Real>
 SOFTFLOW_HD inline void softmax(const Real* a, int n, Real* s) {
   Real a_max = a[0];
+  SOFTFLOW_UNROLL
   for (int i = 1; i < n; ++i) a_max = max_of(a_max, a[i]);
   Real total = 0;
+  SOFTFLOW_UNROLL
   for (int i = 0; i < n; ++i) {
     s[i] = exp(a[i] - a_max);
     total += s[i];
   }
   const Real inv = Real(1) / total;
+  SOFTFLOW_UNROLL
   for (int i = 0; i < n; ++i) s[i] *= inv;
 }
 
@@ -24,8 +27,10 @@ SOFTFLOW_HD inline void softmax(const Real* a, int n, Real* s) {
 template <class Real>
 SOFTFLOW_HD inline Real log_sum_exp(const Real* a, int n) {
   Real a_max = a[0];
+  SOFTFLOW_UNROLL
   for (int i = 1; i < n; ++i) a_max = max_of(a_max, a[i]);
   Real total = 0;
+  SOFTFLOW_UNROLL
   for (int i = 0; i < n; ++i) total += exp(a[i] - a_max);
   return a_max + log(total);
 }
@@ -34,6 +39,7 @@ SOFTFLOW_HD inline Real log_sum_exp(const Real* a, int n) {
 template <class Real>
 SOFTFLOW_HD inline Real entropy(const Real* s, int n) {
   Real h = 0;
+  SOFTFLOW_UNROLL
   for (int i = 0; i < n; ++i)
     if (s[i] > Real(0)) h -= s[i] * log(s[i]);
   return h;
@@ -43,6 +49,7 @@ SOFTFLOW_HD inline Real entropy(const Real* s, int n) {
 template <class Real>
 SOFTFLOW_HD inline int argmax(const Real* x, int n) {
   int best = 0;
+  SOFTFLOW_UNROLL
   for (int i = 1; i < n; ++i)
     if (x[i] > x[best]) best = i;
   return best;
@@ -52,6 +59,7 @@ SOFTFLOW_HD inline int argmax(const Real* x, int n) {
 template <class Real>
 SOFTFLOW_HD inline int unique_argmax(const Real* x, int n) {
   const int best = argmax(x, n);
+  SOFTFLOW_UNROLL
   for (int i = best + 1; i < n; ++i)
     if (x[i] == x[best]) return -1;
   return best;
@@ -61,6 +69,7 @@ SOFTFLOW_HD inline int unique_argmax(const Real* x, int n) {
 template <class Real>
 SOFTFLOW_HD inline Real dot(const Real* x, const Real* y, int n) {
   Real total = 0;
+  SOFTFLOW_UNROLL
   for (int i = 0; i < n; ++i) total += x[i] * y[i];
   return total;
 }
@@ -69,6 +78,7 @@ SOFTFLOW_HD inline Real dot(const Real* x, const Real* y, int n) {
 template <class Real>
 SOFTFLOW_HD inline void softmax_jacobian_apply(const Real* s, const Real* u, int n, Real* out) {
   const Real mean_u = dot(s, u, n);
+  SOFTFLOW_UNROLL
   for (int i = 0; i < n; ++i) out[i] = s[i] * (u[i] - mean_u);
 }
 

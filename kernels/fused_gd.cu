@@ -1,0 +1,170 @@
+// Purpose: the fused gradient-descent kernel (see fused_gd.cuh).
+#include <cuda_runtime.h>
+
+#include <stdexcept>
+
+#include "cuda_check.h"
+#include "fused_gd.cuh"
+
+namespace softflow {
+namespace {
+
+constexpr int kFusedThreadsPerBlock = 128;
+
+// Sum / max over the T lanes of a run's group (T a power of two, groups aligned within the warp). Every lane ends
+// with the same bits: each butterfly stage adds the same two values in either order.
+template <int T, class Real>
+__device__ inline Real group_sum(Real x, unsigned mask) {
+#pragma unroll
+  for (int offset = T / 2; offset > 0; offset /= 2) x += __shfl_xor_sync(mask, x, offset, T);
+  return x;
+}
+template <int T, class Real>
+__device__ inline Real group_max(Real x, unsigned mask) {
+#pragma unroll
+  for (int offset = T / 2; offset > 0; offset /= 2) x = max_of(x, __shfl_xor_sync(mask, x, offset, T));
+  return x;
+}
+
+template <class Real, int D, int N, int T>
+__global__ void __launch_bounds__(kFusedThreadsPerBlock) fused_gd_kernel(FusedGdArgs<Real> args) {
+  constexpr int C = N / T;  // columns per lane
+  const long long thread = blockIdx.x * (long long)blockDim.x + threadIdx.x;
+  const long long run = thread / T;
+  const int lane = int(thread % T);
+  if (run >= args.runs) return;  // whole groups leave together (blockDim is a multiple of T)
+  const unsigned group_base = (threadIdx.x % 32) / T * T;
+  const unsigned mask = T == 32 ? 0xffffffffu : ((1u << T) - 1u) << group_base;
+  RunRecord rec = args.records[run];
+  if (rec.status != RunStatus::running) return;
+
+  ModelShape shape = args.shape;
+  shape.d = D;  // compile-time sizes: the shared loss code unrolls and its arrays stay in registers
+  shape.n = N;
+  shape.m = 0;
+  Real* theta = args.states + run * (D * N + N);
+  const Real* data_in = args.data + run * args.data_stride;
+  Real v[D][C], a[C], s[C], u[C], beta[D], r[D], target[D], work[1];
+#pragma unroll
+  for (int i = 0; i < D; ++i) {
+    target[i] = data_in[i];
+#pragma unroll
+    for (int c = 0; c < C; ++c) v[i][c] = theta[i * N + lane * C + c];
+  }
+#pragma unroll
+  for (int c = 0; c < C; ++c) a[c] = theta[D * N + lane * C + c];
+
+  const Real h = Real(args.step);
+  for (long long k = args.step_from; k < args.step_to; ++k) {
+    // s = softmax(a) over the group.
+    Real a_max = a[0];
+#pragma unroll
+    for (int c = 1; c < C; ++c) a_max = max_of(a_max, a[c]);
+    a_max = group_max<T>(a_max, mask);
+    Real total = 0;
+#pragma unroll
+    for (int c = 0; c < C; ++c) {
+      s[c] = exp(a[c] - a_max);
+      total += s[c];
+    }
+    const Real inv = Real(1) / group_sum<T>(total, mask);
+    Real s_max = 0, s_sq = 0;
+#pragma unroll
+    for (int c = 0; c < C; ++c) {
+      s[c] *= inv;
+      s_max = max_of(s_max, s[c]);
+      s_sq += s[c] * s[c];
+    }
+    s_max = group_max<T>(s_max, mask);
+    s_sq = group_sum<T>(s_sq, mask);
+    // beta = V s, then the loss residual r (replicated in every lane).
+#pragma unroll
+    for (int i = 0; i < D; ++i) {
+      Real partial = 0;
+#pragma unroll
+      for (int c = 0; c < C; ++c) partial += v[i][c] * s[c];
+      beta[i] = group_sum<T>(partial, mask);
+    }
+    FlowEval<Real> eval;
+    eval.loss = loss_and_residual(shape, beta, target, r, work);
+    // u = V^T r (local columns), <s, u>, and ||grad||^2 = ||r||^2 ||s||^2 + ||da||^2 (dV = r s^T is rank one).
+    Real su = 0, r_sq = 0;
+#pragma unroll
+    for (int i = 0; i < D; ++i) r_sq += r[i] * r[i];
+#pragma unroll
+    for (int c = 0; c < C; ++c) {
+      u[c] = 0;
+#pragma unroll
+      for (int i = 0; i < D; ++i) u[c] += v[i][c] * r[i];
+      su += s[c] * u[c];
+    }
+    su = group_sum<T>(su, mask);
+    Real da_sq = 0;
+#pragma unroll
+    for (int c = 0; c < C; ++c) {
+      u[c] = s[c] * (u[c] - su);  // u now holds da
+      da_sq += u[c] * u[c];
+    }
+    eval.grad_norm_sq = r_sq * s_sq + group_sum<T>(da_sq, mask);
+    eval.s_max = s_max;
+    eval.winner = 0;  // not used by the checks
+    if (!apply_checks(eval, double(k) * args.step, args.stop, false, rec)) break;
+#pragma unroll
+    for (int i = 0; i < D; ++i) {
+      const Real hr = h * r[i];
+#pragma unroll
+      for (int c = 0; c < C; ++c) v[i][c] += hr * s[c];
+    }
+#pragma unroll
+    for (int c = 0; c < C; ++c) a[c] += h * u[c];
+    ++rec.steps;
+  }
+  if (rec.status == RunStatus::running) rec.t = double(args.step_to) * args.step;
+#pragma unroll
+  for (int i = 0; i < D; ++i)
+#pragma unroll
+    for (int c = 0; c < C; ++c) theta[i * N + lane * C + c] = v[i][c];
+#pragma unroll
+  for (int c = 0; c < C; ++c) theta[D * N + lane * C + c] = a[c];
+  if (lane == 0) args.records[run] = rec;
+}
+
+template <class Real, int D, int N, int T>
+void launch(const FusedGdArgs<Real>& args) {
+  const long long threads = args.runs * T;
+  const unsigned blocks = unsigned((threads + kFusedThreadsPerBlock - 1) / kFusedThreadsPerBlock);
+  fused_gd_kernel<Real, D, N, T><<<blocks, kFusedThreadsPerBlock>>>(args);
+  SOFTFLOW_CUDA_CHECK(cudaGetLastError());
+}
+
+// Lanes per run: enough that one lane's V columns stay near 128 registers.
+constexpr int lanes_for(int d, int n, int real_bytes) {
+  int lanes = 1;
+  while (lanes < n && lanes < 32 && d * (n / lanes) * (real_bytes / 4) > 128) lanes *= 2;
+  return lanes;
+}
+
+}  // namespace
+
+bool fused_gd_available(const ModelShape& shape, int real_bytes, int* lanes) {
+  if (shape.model != ModelKind::value_softmax || shape.loss == LossKind::regression) return false;
+  const bool instantiated = (shape.d == 8 && shape.n == 8) || (shape.d == 16 && shape.n == 16) ||
+                            (shape.d == 32 && shape.n == 32);
+  if (instantiated && lanes) *lanes = lanes_for(shape.d, shape.n, real_bytes);
+  return instantiated;
+}
+
+template <class Real>
+void fused_gd_advance(const FusedGdArgs<Real>& args) {
+  constexpr int b = int(sizeof(Real));
+  const int d = args.shape.d, n = args.shape.n;
+  if (d == 8 && n == 8) return launch<Real, 8, 8, lanes_for(8, 8, b)>(args);
+  if (d == 16 && n == 16) return launch<Real, 16, 16, lanes_for(16, 16, b)>(args);
+  if (d == 32 && n == 32) return launch<Real, 32, 32, lanes_for(32, 32, b)>(args);
+  throw std::logic_error("fused_gd_advance: no instance for this size");
+}
+
+template void fused_gd_advance<float>(const FusedGdArgs<float>&);
+template void fused_gd_advance<double>(const FusedGdArgs<double>&);
+
+}  // namespace softflow
