@@ -194,7 +194,7 @@ struct CudaCellSimulation<Real>::Impl {
     args.work_stride = work_stride;
     args.values = values.get();
     args.winners = winners.get();
-    fused_gd = in.method == Method::gd && fused_gd_available(shape, int(sizeof(Real)), nullptr);
+    fused_gd = in.method == Method::gd && in.fused_lanes >= 0 && fused_gd_available(shape, int(sizeof(Real)), nullptr);
     SOFTFLOW_CUDA_CHECK(cudaEventCreate(&kernel_start));
     SOFTFLOW_CUDA_CHECK(cudaEventCreate(&kernel_stop));
     init_kernel<Real><<<grid, kThreadsPerBlock>>>(args);
@@ -239,7 +239,7 @@ void CudaCellSimulation<Real>::advance_and_summarize(size_t c, CheckpointSummary
   if (c > 0 && s.fused_gd) {
     FusedGdArgs<Real> fused{in.shape, in.step, step_from, in.steps[c], in.stop, in.runs, s.states.get(),
                             s.records.get(), s.data.get(), s.args.data_stride};
-    fused_gd_advance(fused);
+    fused_gd_advance(fused, in.fused_lanes);
     step_from = in.steps[c];  // the generic kernel below only observes
   }
   advance_observe_kernel<Real><<<s.grid, kThreadsPerBlock>>>(s.args, int(c), in.times[c], step_from, in.steps[c]);

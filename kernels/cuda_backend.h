@@ -34,6 +34,7 @@ struct CudaCellInput {
   bool shared_data = false;
   std::vector<double> times;     // checkpoint times
   std::vector<long long> steps;  // fixed-step integrators: checkpoint step indices
+  int fused_lanes = 0;           // fused gd kernel: lanes per run (0 = default, -1 = generic kernel instead)
 };
 
 template <class Real>

@@ -2,6 +2,8 @@
 #include <cuda_runtime.h>
 
 #include <stdexcept>
+#include <string>
+#include <vector>
 
 #include "cuda_check.h"
 #include "fused_gd.cuh"
@@ -154,17 +156,37 @@ bool fused_gd_available(const ModelShape& shape, int real_bytes, int* lanes) {
   return instantiated;
 }
 
+const std::vector<int>& fused_gd_lane_choices(int d, int n) {
+  static const std::vector<int> size8 = {1, 2, 4}, size16 = {2, 4, 8}, size32 = {2, 4, 8, 16}, none;
+  if (d == 8 && n == 8) return size8;
+  if (d == 16 && n == 16) return size16;
+  if (d == 32 && n == 32) return size32;
+  return none;
+}
+
+namespace {
+
+// Launches the instance with `lanes` lanes per run, one of the choices of its size (Lanes...).
+template <class Real, int D, int N, int... Lanes>
+void launch_with_lanes(const FusedGdArgs<Real>& args, int lanes) {
+  bool launched = false;
+  ((lanes == Lanes ? (launch<Real, D, N, Lanes>(args), launched = true) : false), ...);
+  if (!launched) throw std::invalid_argument("fused gd: " + std::to_string(lanes) + " lanes per run not instantiated");
+}
+
+}  // namespace
+
 template <class Real>
-void fused_gd_advance(const FusedGdArgs<Real>& args) {
-  constexpr int b = int(sizeof(Real));
+void fused_gd_advance(const FusedGdArgs<Real>& args, int lanes) {
   const int d = args.shape.d, n = args.shape.n;
-  if (d == 8 && n == 8) return launch<Real, 8, 8, lanes_for(8, 8, b)>(args);
-  if (d == 16 && n == 16) return launch<Real, 16, 16, lanes_for(16, 16, b)>(args);
-  if (d == 32 && n == 32) return launch<Real, 32, 32, lanes_for(32, 32, b)>(args);
+  if (lanes <= 0) fused_gd_available(args.shape, int(sizeof(Real)), &lanes);
+  if (d == 8 && n == 8) return launch_with_lanes<Real, 8, 8, 1, 2, 4>(args, lanes);
+  if (d == 16 && n == 16) return launch_with_lanes<Real, 16, 16, 2, 4, 8>(args, lanes);
+  if (d == 32 && n == 32) return launch_with_lanes<Real, 32, 32, 2, 4, 8, 16>(args, lanes);
   throw std::logic_error("fused_gd_advance: no instance for this size");
 }
 
-template void fused_gd_advance<float>(const FusedGdArgs<float>&);
-template void fused_gd_advance<double>(const FusedGdArgs<double>&);
+template void fused_gd_advance<float>(const FusedGdArgs<float>&, int);
+template void fused_gd_advance<double>(const FusedGdArgs<double>&, int);
 
 }  // namespace softflow

@@ -6,6 +6,8 @@
 // Losses: logistic, square, cross_entropy (regression and the tied model use the generic kernel).
 #pragma once
 
+#include <vector>
+
 #include "softflow/model.h"
 #include "softflow/run_record.h"
 
@@ -27,8 +29,12 @@ struct FusedGdArgs {
 // True if fused_gd_advance has an instance for this cell (and `lanes` then says how many lanes own one run).
 bool fused_gd_available(const ModelShape& shape, int real_bytes, int* lanes);
 
-// Advances every running run from step_from to step_to. Launch configuration is chosen inside.
+// The lanes-per-run variants instantiated for a size (empty: no fused kernel); bench/fused_gd_playground times them.
+const std::vector<int>& fused_gd_lane_choices(int d, int n);
+
+// Advances every running run from step_from to step_to with `lanes` lanes per run (0: the default choice, enough
+// lanes that one lane's share of V stays near 128 registers).
 template <class Real>
-void fused_gd_advance(const FusedGdArgs<Real>& args);
+void fused_gd_advance(const FusedGdArgs<Real>& args, int lanes = 0);
 
 }  // namespace softflow

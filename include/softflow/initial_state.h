@@ -28,15 +28,16 @@ SOFTFLOW_HD inline void draw_initial_state(const ModelShape& shape, const InitPa
   const int rows = shape.model == ModelKind::tied ? shape.n : shape.d;
   const int n = shape.n;
   // mul_rn / add_rn: no fused multiply-add on the device, so both backends round alike.
-  for (int i = 0; i < rows; ++i)
-    for (int j = 0; j < n; ++j) {
-      double x = init.sigma_v == 0 ? 0.0 : mul_rn(init.sigma_v, matrix.normal_at(i * n + j));
-      if (shape.model == ModelKind::tied && init.identity_init && i == j) x = add_rn(x, 1.0);
-      theta[i * n + j] = Real(x);
-    }
+  const bool add_identity = shape.model == ModelKind::tied && init.identity_init;
+  matrix.for_each_normal(rows * n, [&](int index, double z) {
+    double x = init.sigma_v == 0 ? 0.0 : mul_rn(init.sigma_v, z);
+    if (add_identity && index / n == index % n) x = add_rn(x, 1.0);
+    theta[index] = Real(x);
+  });
   Real* a = theta + shape.matrix_size();
-  for (int j = 0; j < n; ++j)
-    a[j] = Real(add_rn(init.mu_a, init.sigma_a == 0 ? 0.0 : mul_rn(init.sigma_a, logits.normal_at(j))));
+  logits.for_each_normal(n, [&](int j, double z) {
+    a[j] = Real(add_rn(init.mu_a, init.sigma_a == 0 ? 0.0 : mul_rn(init.sigma_a, z)));
+  });
 }
 
 // A target vector (data_size() = d entries) for the logistic, square, cross-entropy and tied losses, from the
@@ -54,12 +55,9 @@ SOFTFLOW_HD inline void draw_target_vector(const ModelShape& shape, const InitPa
       target[i] = Real(exp(init.ce_temperature * (stream.uniform_at(i) - 1.0)) / norm_or_total);
     return;
   }
-  for (int i = 0; i < d; ++i) {
-    const double x = stream.normal_at(i);
-    norm_or_total += x * x;
-  }
-  const double inv_norm = 1.0 / sqrt(norm_or_total);
-  for (int i = 0; i < d; ++i) target[i] = Real(stream.normal_at(i) * inv_norm);
+  stream.for_each_normal(d, [&](int, double z) { norm_or_total = add_rn(norm_or_total, mul_rn(z, z)); });
+  const double inv_norm = div_rn(1.0, sqrt_rn(norm_or_total));
+  stream.for_each_normal(d, [&](int i, double z) { target[i] = Real(mul_rn(z, inv_norm)); });
 }
 
 // argmax_i u_i with u = V^T r (tied: U^T r), r = -grad l(beta): the "fitness" whose maximum the logistic flow

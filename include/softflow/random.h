@@ -42,19 +42,38 @@ struct RandomStream {
 
   // Standard normals: out[i] for i in [0, count), each the i-th normal of the stream (two per Philox block).
   SOFTFLOW_HD void normals(double* out, int count) const {
-    for (int i = 0; i < count; ++i) out[i] = normal_at(i);
+    for_each_normal(count, [out](int i, double z) { out[i] = z; });
   }
 
-  // The i-th standard normal of the stream alone (recomputes its Philox block): Box-Muller on the block's two
-  // 64-bit words, u in (0, 1) from the first and v in [0, 1) from the second.
-  SOFTFLOW_HD double normal_at(int i) const {
-    const auto w = words(std::uint32_t(i / 2));
+  // Normals 2 block and 2 block + 1 of the stream: Box-Muller on the block's two 64-bit words, u in (0, 1) from
+  // the first and v in [0, 1) from the second.
+  SOFTFLOW_HD void normal_pair(std::uint32_t block, double* first, double* second) const {
+    const auto w = words(block);
     const double u = open_unit((std::uint64_t(w.v[0]) << 32) | w.v[1]);
     const double v = half_open_unit((std::uint64_t(w.v[2]) << 32) | w.v[3]);
     const double radius = sqrt_rn(mul_rn(-2.0, portable_log(u)));
     double sin_v = 0, cos_v = 0;
     portable_sincos_2pi(v, &sin_v, &cos_v);
-    return mul_rn(radius, (i % 2) ? sin_v : cos_v);
+    *first = mul_rn(radius, cos_v);
+    *second = mul_rn(radius, sin_v);
+  }
+
+  // The i-th standard normal of the stream alone (computes its pair and keeps one).
+  SOFTFLOW_HD double normal_at(int i) const {
+    double pair[2];
+    normal_pair(std::uint32_t(i / 2), &pair[0], &pair[1]);
+    return pair[i % 2];
+  }
+
+  // Calls sink(i, z_i) for the normals i in [0, count) in order, one Philox block per pair.
+  template <class Sink>
+  SOFTFLOW_HD void for_each_normal(int count, Sink&& sink) const {
+    for (int i = 0; i < count; i += 2) {
+      double first = 0, second = 0;
+      normal_pair(std::uint32_t(i / 2), &first, &second);
+      sink(i, first);
+      if (i + 1 < count) sink(i + 1, second);
+    }
   }
 
   // (x / 2^12 + 1/2) 2^-52 in (0, 1): every step exact.

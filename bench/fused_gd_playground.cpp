@@ -1,0 +1,113 @@
+// Purpose: kernel playground for the value-softmax gd step (in the manner of llm.c's dev/cuda): every variant is
+// first validated against the CPU reference on a small study, then timed on the throughput target's shape.
+// Variants:
+//   generic   the thread-per-run kernel on the shared math (kernels/cuda_backend.cu), state in global memory
+//   lanes=T   the fused register kernel (kernels/fused_gd.cuh) with T lanes of a warp per run, T in
+//             fused_gd_lane_choices(d, n)
+// Usage (on a GPU machine, after scripts/build or scripts/device-check):
+//   build-device/bench/fused_gd_playground [--size 16] [--precision float32] [--runs 1048576] [--steps 10000]
+// Prints one line per variant: validation error, kernel seconds, trajectory-steps/s, useful GFLOP/s (6 d n per
+// step) and the fraction of the FP32 (or FP64) peak from the device's properties.
+#include <cuda_runtime.h>
+
+#include <CLI/CLI.hpp>
+#include <cmath>
+#include <cstdio>
+#include <string>
+
+#include "cpu_backend.h"
+#include "cuda_cell_input.h"
+#include "fused_gd.cuh"
+
+namespace softflow {
+namespace {
+
+Study playground_study(int size, const std::string& precision, long long runs, long long steps) {
+  return parse_study({{"loss", "logistic"}, {"d", size}, {"n", size}, {"precision", precision}, {"integrator", "gd"},
+                      {"step", 0.1}, {"sigma_a", 0.1}, {"runs", runs},
+                      {"checkpoints", {{"schedule", "list"}, {"times", {0.0, 0.1 * double(steps)}}}}},
+                     "playground");
+}
+
+// Largest relative state difference between the variant and the CPU after the small validation study.
+template <class Real>
+double validation_error(int size, const std::string& precision, int lanes) {
+  const Study study = playground_study(size, precision, 512, 200);
+  CpuCellSimulation<Real> cpu(study, study.cells[0], 0);
+  const CellData<Real> data(study.cells[0], study.seed, 0, study.runs);
+  CudaCellInput<Real> input = make_cuda_cell_input(study, 0, data);
+  input.fused_lanes = lanes;
+  CudaCellSimulation<Real> cuda(input);
+  CheckpointObservations observations;
+  CheckpointSummary summary;
+  for (size_t c = 0; c < cpu.checkpoint_count(); ++c) {
+    cpu.advance_and_observe(c, observations, nullptr);
+    cuda.advance_and_summarize(c, summary);
+  }
+  std::vector<Real> states;
+  std::vector<RunRecord> records;
+  cuda.download(states, records);
+  double worst = 0;
+  const int p = study.cells[0].shape.state_size();
+  for (long long run = 0; run < study.runs; ++run)
+    for (int i = 0; i < p; ++i) {
+      const double x = double(states[size_t(run * p + i)]), y = double(cpu.state(run)[i]);
+      worst = std::max(worst, std::abs(x - y) / std::max(1.0, std::abs(y)));
+    }
+  return worst;
+}
+
+template <class Real>
+void run_variant(int size, const std::string& precision, long long runs, long long steps, int lanes, double peak) {
+  const double error = validation_error<Real>(size, precision, lanes);
+  const double tolerance = sizeof(Real) == 8 ? 1e-10 : 1e-4;
+  const Study study = playground_study(size, precision, runs, steps);
+  const CellData<Real> data(study.cells[0], study.seed, 0, study.runs);
+  CudaCellInput<Real> input = make_cuda_cell_input(study, 0, data);
+  input.fused_lanes = lanes;
+  CudaCellSimulation<Real> cuda(input);
+  CheckpointSummary summary;
+  for (size_t c = 0; c < cuda.checkpoint_count(); ++c) cuda.advance_and_summarize(c, summary);
+  const double seconds = cuda.kernel_seconds();
+  const double trajectory_steps = double(runs) * double(steps);
+  const double gflops = 6.0 * size * size * trajectory_steps / seconds / 1e9;
+  std::printf("| %-8s | %.2e %-4s | %9.4f | %.3e | %9.1f | %5.1f%% |\n",
+              lanes < 0 ? "generic" : ("lanes=" + std::to_string(lanes)).c_str(), error,
+              error <= tolerance ? "ok" : "FAIL", seconds, trajectory_steps / seconds, gflops, 100 * gflops / peak);
+}
+
+}  // namespace
+}  // namespace softflow
+
+int main(int argc, char** argv) {
+  CLI::App app{"fused gd kernel playground"};
+  int size = 16;
+  std::string precision = "float32";
+  long long runs = 1 << 20, steps = 10000;
+  app.add_option("--size", size, "d = n (8, 16 or 32)");
+  app.add_option("--precision", precision)->check(CLI::IsMember({"float32", "float64"}));
+  app.add_option("--runs", runs);
+  app.add_option("--steps", steps);
+  CLI11_PARSE(app, argc, argv);
+  int device = 0, sms = 0, clock_khz = 0;
+  cudaDeviceProp properties;
+  cudaGetDeviceProperties(&properties, device);
+  cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
+  cudaDeviceGetAttribute(&clock_khz, cudaDevAttrClockRate, device);
+  // Hopper: 128 FP32 lanes and 64 FP64 lanes per SM, 2 FLOPs per FMA.
+  const double peak = sms * (precision == "float32" ? 128.0 : 64.0) * 2.0 * clock_khz * 1e3 / 1e9;
+  std::printf("%s, %d SMs at %.0f MHz: %s peak %.0f GFLOP/s; d = n = %d, %lld runs x %lld gd steps (generic: %lld)\n\n",
+              properties.name, sms, clock_khz / 1e3, precision.c_str(), peak, size, runs, steps, steps / 100);
+  std::printf("| variant  | validation    | kernel s  | steps/s   | GFLOP/s   | peak   |\n");
+  std::printf("|----------|---------------|-----------|-----------|-----------|--------|\n");
+  std::vector<int> variants = {-1};
+  for (int lanes : softflow::fused_gd_lane_choices(size, size)) variants.push_back(lanes);
+  for (int lanes : variants) {
+    const long long variant_steps = lanes < 0 ? std::max(1LL, steps / 100) : steps;
+    if (precision == "float32")
+      softflow::run_variant<float>(size, precision, runs, variant_steps, lanes, peak);
+    else
+      softflow::run_variant<double>(size, precision, runs, variant_steps, lanes, peak);
+  }
+  return 0;
+}
