@@ -41,41 +41,46 @@ struct CellArgs {
   StopRule stop;
   std::uint64_t seed;
   std::uint32_t cell_index;
-  long long runs;
-  Real* states;           // runs x state_size
-  RunRecord* records;     // runs
-  const Real* data;       // data_size per run, or one shared copy (data_stride 0)
+  long long first_run;    // global run id of the wave's first run
+  long long runs;         // runs in this wave
+  long long total_runs;   // runs in the cell
+  Real* states;           // wave: runs x state_size
+  RunRecord* records;     // wave: runs
+  const Real* data;       // wave: data_size per run, or one shared copy (data_stride 0)
   long long data_stride;
   Real* work;             // slots x work_stride
   long long work_stride;
-  double* values;         // kSummarizedCount x runs
-  int* winners;           // runs
+  double* values;         // cell: kSummarizedCount x total_runs
+  int* winners;           // cell: total_runs
 
-  __device__ const Real* data_for(long long run) const { return data + run * data_stride; }
+  __device__ const Real* data_for(long long i) const { return data + i * data_stride; }
   __device__ bool needs_initial_state() const {
     return shape.model == ModelKind::value_softmax && shape.loss == LossKind::logistic;
   }
 };
 
+// Draws the wave's initial states and fills their records. i: index in the wave; run = first_run + i.
 template <class Real>
 __global__ void init_kernel(CellArgs<Real> a) {
   const long long slot = blockIdx.x * (long long)blockDim.x + threadIdx.x;
   Real* scratch = a.work + slot * a.work_stride;
   const int p = a.shape.state_size();
-  for (long long run = slot; run < a.runs; run += gridDim.x * (long long)blockDim.x) {
-    Real* theta = a.states + run * p;
-    draw_initial_state(a.shape, a.init, a.seed, a.cell_index, std::uint32_t(run), theta);
+  for (long long i = slot; i < a.runs; i += gridDim.x * (long long)blockDim.x) {
+    Real* theta = a.states + i * p;
+    draw_initial_state(a.shape, a.init, a.seed, a.cell_index, std::uint32_t(a.first_run + i), theta);
     RunRecord rec;
     const Real* logits = theta + a.shape.matrix_size();
     double sum_a = 0;
     for (int j = 0; j < a.shape.n; ++j) sum_a = add_rn(sum_a, double(logits[j]));  // as the CPU rounds it
     rec.sum_a0 = sum_a;
     rec.argmax_a0 = unique_argmax(logits, a.shape.n);
-    rec.argmax_u0 = fitness_argmax(a.shape, theta, a.data_for(run), scratch);
-    a.records[run] = rec;
+    rec.argmax_u0 = fitness_argmax(a.shape, theta, a.data_for(i), scratch);
+    a.records[i] = rec;
   }
 }
 
+// Advances the wave's running runs to checkpoint c (steps step_from..step_to for fixed-step methods; step_from ==
+// step_to only observes) and writes every run's observables at its global run id.
 template <class Real>
 __global__ void advance_observe_kernel(CellArgs<Real> a, int c, double t_checkpoint, long long step_from,
                                        long long step_to) {
@@ -83,10 +88,11 @@ __global__ void advance_observe_kernel(CellArgs<Real> a, int c, double t_checkpo
   Real* work = a.work + slot * a.work_stride;
   const int p = a.shape.state_size();
   Real* initial = work + integrator_workspace_size(a.shape);
-  for (long long run = slot; run < a.runs; run += gridDim.x * (long long)blockDim.x) {
-    RunRecord rec = a.records[run];
-    Real* theta = a.states + run * p;
-    const Real* data = a.data_for(run);
+  for (long long i = slot; i < a.runs; i += gridDim.x * (long long)blockDim.x) {
+    const long long run = a.first_run + i;
+    RunRecord rec = a.records[i];
+    Real* theta = a.states + i * p;
+    const Real* data = a.data_for(i);
     if (c > 0 && rec.status == RunStatus::running) {
       if (a.method == Method::dopri5)
         advance_adaptive(a.shape, a.adaptive, t_checkpoint, a.stop, theta, data, rec, work);
@@ -99,10 +105,10 @@ __global__ void advance_observe_kernel(CellArgs<Real> a, int c, double t_checkpo
     double values[kStateObservableCount];
     a.winners[run] = observe_run(a.shape, a.method == Method::dopri5, t, a.stop, theta,
                                  a.needs_initial_state() ? initial : nullptr, data, rec, work, work + p, values);
-    for (int o = 0; o < kStateObservableCount; ++o) a.values[o * a.runs + run] = values[o];
+    for (int o = 0; o < kStateObservableCount; ++o) a.values[o * a.total_runs + run] = values[o];
     for (int k = 0; k < kPassageCount; ++k)
-      a.values[(kStateObservableCount + k) * a.runs + run] = rec.first_time[k] >= 0 ? rec.first_time[k] : NAN;
-    a.records[run] = rec;
+      a.values[(kStateObservableCount + k) * a.total_runs + run] = rec.first_time[k] >= 0 ? rec.first_time[k] : NAN;
+    a.records[i] = rec;
   }
 }
 
@@ -132,33 +138,35 @@ __global__ void count_kernel(const RunRecord* records, const int* winners, const
 
 }  // namespace
 
+// A cell lives on the device in one wave when it fits (states, records and data stay resident between
+// checkpoints); otherwise in waves of whole statistics blocks, each uploaded, advanced, observed and downloaded in
+// turn at every checkpoint, with the host holding the states. The observables of all runs stay on the device in
+// both cases, so the statistics are exact and computed once per checkpoint.
 template <class Real>
 struct CudaCellSimulation<Real>::Impl {
   CudaCellInput<Real> input;
-  DeviceArray<Real> states, data, work;
-  DeviceArray<RunRecord> records;
   DeviceArray<double> values;
   DeviceArray<int> winners;
-  DeviceArray<unsigned long long> counters;
   DeviceStatistics statistics;
+  DeviceArray<Real> states, data, work;
+  DeviceArray<RunRecord> records;
+  DeviceArray<unsigned long long> counters;
+  std::vector<Real> host_states;           // several waves only: every run's state
+  std::vector<RunRecord> host_records;     // several waves only: every run's record
   CellArgs<Real> args;
+  long long wave_runs = 0, waves = 1;
   unsigned grid = 1;
   size_t next_checkpoint = 0;
   double kernel_seconds = 0;
+  long long steps_taken = 0;
   bool fused_gd = false;  // gd steps by the fused register kernel (fused_gd.cuh)
   cudaEvent_t kernel_start = nullptr, kernel_stop = nullptr;
 
-  explicit Impl(const CudaCellInput<Real>& in) : input(in), statistics(in.runs) {
+  explicit Impl(const CudaCellInput<Real>& in)
+      : input(in), values(size_t(in.runs) * kSummarizedCount), winners(size_t(in.runs)), statistics(in.runs) {
     const ModelShape& shape = in.shape;
-    const size_t runs = size_t(in.runs);
-    states.allocate(runs * size_t(shape.state_size()));
-    records.allocate(runs);
-    values.allocate(runs * kSummarizedCount);
-    winners.allocate(runs);
+    const long long p = shape.state_size(), q = shape.data_size();
     counters.allocate(size_t(kCountWinners + shape.n));
-    const size_t data_copies = in.shared_data ? 1 : runs;
-    data.allocate(data_copies * size_t(shape.data_size()));
-    data.upload(in.data, data_copies * size_t(shape.data_size()));
 
     // Workspace slots: as many threads as the device keeps resident, within a quarter of the free memory.
     int device = 0, sms = 0, blocks_per_sm = 0;
@@ -168,7 +176,7 @@ struct CudaCellSimulation<Real>::Impl {
                                                                       kThreadsPerBlock, 0));
     size_t free_bytes = 0, total_bytes = 0;
     SOFTFLOW_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
-    const long long work_stride = integrator_workspace_size(shape) + shape.state_size();
+    const long long work_stride = integrator_workspace_size(shape) + p;
     const long long slot_bytes = work_stride * (long long)sizeof(Real);
     long long slots = (long long)std::max(1, blocks_per_sm) * sms * kThreadsPerBlock;
     slots = std::min(slots, ((long long)in.runs + kThreadsPerBlock - 1) / kThreadsPerBlock * kThreadsPerBlock);
@@ -176,6 +184,23 @@ struct CudaCellSimulation<Real>::Impl {
                                                                       kThreadsPerBlock * kThreadsPerBlock));
     grid = unsigned(slots / kThreadsPerBlock);
     work.allocate(size_t(slots) * size_t(work_stride));
+
+    // Wave size: what fits in 85 % of the memory still free, in whole statistics blocks.
+    SOFTFLOW_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
+    const double per_run = double(sizeof(Real)) * double(p + (in.shared_data ? 0 : q)) + sizeof(RunRecord);
+    wave_runs = std::min<long long>(in.runs, (long long)(0.85 * double(free_bytes) / per_run));
+    if (in.wave_runs > 0) wave_runs = std::min<long long>(wave_runs, in.wave_runs);
+    if (wave_runs < in.runs) wave_runs = wave_runs / kStatsBlockRuns * kStatsBlockRuns;
+    if (wave_runs <= 0) throw CudaError("too little device memory for one wave of " + std::to_string(kStatsBlockRuns) + " runs");
+    waves = (in.runs + wave_runs - 1) / wave_runs;
+    states.allocate(size_t(wave_runs * p));
+    records.allocate(size_t(wave_runs));
+    data.allocate(size_t(in.shared_data ? q : wave_runs * q));
+    if (in.shared_data) data.upload(in.data, size_t(q));
+    if (waves > 1) {
+      host_states.resize(size_t(in.runs * p));
+      host_records.resize(size_t(in.runs));
+    }
 
     args.shape = shape;
     args.method = in.method;
@@ -185,11 +210,11 @@ struct CudaCellSimulation<Real>::Impl {
     args.stop = in.stop;
     args.seed = in.seed;
     args.cell_index = in.cell_index;
-    args.runs = in.runs;
+    args.total_runs = in.runs;
     args.states = states.get();
     args.records = records.get();
     args.data = data.get();
-    args.data_stride = in.shared_data ? 0 : shape.data_size();
+    args.data_stride = in.shared_data ? 0 : q;
     args.work = work.get();
     args.work_stride = work_stride;
     args.values = values.get();
@@ -197,8 +222,12 @@ struct CudaCellSimulation<Real>::Impl {
     fused_gd = in.method == Method::gd && in.fused_lanes >= 0 && fused_gd_available(shape, int(sizeof(Real)), nullptr);
     SOFTFLOW_CUDA_CHECK(cudaEventCreate(&kernel_start));
     SOFTFLOW_CUDA_CHECK(cudaEventCreate(&kernel_stop));
-    init_kernel<Real><<<grid, kThreadsPerBlock>>>(args);
-    SOFTFLOW_CUDA_CHECK(cudaGetLastError());
+    for (long long wave = 0; wave < waves; ++wave) {
+      select_wave(wave, false);
+      init_kernel<Real><<<grid, kThreadsPerBlock>>>(args);
+      SOFTFLOW_CUDA_CHECK(cudaGetLastError());
+      store_wave();
+    }
     SOFTFLOW_CUDA_CHECK(cudaDeviceSynchronize());
   }
 
@@ -207,14 +236,44 @@ struct CudaCellSimulation<Real>::Impl {
     if (kernel_stop) cudaEventDestroy(kernel_stop);
   }
 
-  std::vector<unsigned long long> count() {
-    counters.zero();
-    const unsigned count_grid = unsigned(std::min<long long>((input.runs + 255) / 256, 4096));
-    count_kernel<<<count_grid, 256>>>(records.get(), winners.get(), values.get() + kSMax * input.runs, input.runs,
-                                      counters.get());
-    SOFTFLOW_CUDA_CHECK(cudaGetLastError());
-    return counters.to_host();
+  // Points the kernel arguments at wave `wave`; with several waves, uploads its per-run data and (if with_state)
+  // its states and records.
+  void select_wave(long long wave, bool with_state) {
+    args.first_run = wave * wave_runs;
+    args.runs = std::min(wave_runs, input.runs - args.first_run);
+    if (waves == 1) {
+      if (!input.shared_data && wave == 0 && !data_uploaded) {
+        data.upload(input.data, size_t(input.runs * input.shape.data_size()));
+        data_uploaded = true;
+      }
+      return;
+    }
+    const size_t p = size_t(input.shape.state_size()), q = size_t(input.shape.data_size());
+    const size_t first = size_t(args.first_run), count = size_t(args.runs);
+    if (!input.shared_data) data.upload(input.data + first * q, count * q);
+    if (!with_state) return;
+    states.upload(host_states.data() + first * p, count * p);
+    records.upload(host_records.data() + first, count);
   }
+
+  // With several waves, copies the current wave's states and records back to the host.
+  void store_wave() {
+    if (waves == 1) return;
+    const size_t p = size_t(input.shape.state_size());
+    const size_t first = size_t(args.first_run), count = size_t(args.runs);
+    states.download(host_states.data() + first * p, count * p);
+    records.download(host_records.data() + first, count);
+  }
+
+  // Adds the current wave's checkpoint counts to the counters.
+  void count_wave() {
+    const unsigned count_grid = unsigned(std::min<long long>((args.runs + 255) / 256, 4096));
+    count_kernel<<<count_grid, 256>>>(records.get(), winners.get() + args.first_run,
+                                      values.get() + kSMax * input.runs + args.first_run, args.runs, counters.get());
+    SOFTFLOW_CUDA_CHECK(cudaGetLastError());
+  }
+
+  bool data_uploaded = false;
 };
 
 template <class Real>
@@ -229,38 +288,50 @@ size_t CudaCellSimulation<Real>::checkpoint_count() const {
 }
 
 template <class Real>
+long long CudaCellSimulation<Real>::waves() const {
+  return impl_->waves;
+}
+
+template <class Real>
 void CudaCellSimulation<Real>::advance_and_summarize(size_t c, CheckpointSummary& out) {
   Impl& s = *impl_;
   if (c != s.next_checkpoint) throw std::logic_error("checkpoints must be visited in order");
   ++s.next_checkpoint;
   const CudaCellInput<Real>& in = s.input;
-  SOFTFLOW_CUDA_CHECK(cudaEventRecord(s.kernel_start));
-  long long step_from = c > 0 ? in.steps[c - 1] : 0;
-  if (c > 0 && s.fused_gd) {
-    FusedGdArgs<Real> fused{in.shape, in.step, step_from, in.steps[c], in.stop, in.runs, s.states.get(),
-                            s.records.get(), s.data.get(), s.args.data_stride};
-    fused_gd_advance(fused, in.fused_lanes);
-    step_from = in.steps[c];  // the generic kernel below only observes
+  s.counters.zero();
+  for (long long wave = 0; wave < s.waves; ++wave) {
+    s.select_wave(wave, true);
+    SOFTFLOW_CUDA_CHECK(cudaEventRecord(s.kernel_start));
+    long long step_from = c > 0 ? in.steps[c - 1] : 0;
+    if (c > 0 && s.fused_gd) {
+      FusedGdArgs<Real> fused{in.shape,        in.step,         step_from,    in.steps[c], in.stop,
+                              s.args.runs,     s.states.get(),  s.records.get(), s.data.get(), s.args.data_stride};
+      fused_gd_advance(fused, in.fused_lanes);
+      step_from = in.steps[c];  // the generic kernel below only observes
+    }
+    advance_observe_kernel<Real><<<s.grid, kThreadsPerBlock>>>(s.args, int(c), in.times[c], step_from, in.steps[c]);
+    SOFTFLOW_CUDA_CHECK(cudaGetLastError());
+    SOFTFLOW_CUDA_CHECK(cudaEventRecord(s.kernel_stop));
+    SOFTFLOW_CUDA_CHECK(cudaEventSynchronize(s.kernel_stop));
+    float milliseconds = 0;
+    SOFTFLOW_CUDA_CHECK(cudaEventElapsedTime(&milliseconds, s.kernel_start, s.kernel_stop));
+    s.kernel_seconds += milliseconds / 1000.0;
+    s.count_wave();
+    s.store_wave();
   }
-  advance_observe_kernel<Real><<<s.grid, kThreadsPerBlock>>>(s.args, int(c), in.times[c], step_from, in.steps[c]);
-  SOFTFLOW_CUDA_CHECK(cudaGetLastError());
-  SOFTFLOW_CUDA_CHECK(cudaEventRecord(s.kernel_stop));
-  SOFTFLOW_CUDA_CHECK(cudaEventSynchronize(s.kernel_stop));
-  float milliseconds = 0;
-  SOFTFLOW_CUDA_CHECK(cudaEventElapsedTime(&milliseconds, s.kernel_start, s.kernel_stop));
-  s.kernel_seconds += milliseconds / 1000.0;
 
   out = CheckpointSummary();
   out.t = in.times[c];
   out.step = in.steps[c];
   out.runs = in.runs;
-  const std::vector<unsigned long long> counters = s.count();
+  const std::vector<unsigned long long> counters = s.counters.to_host();
   for (int i = 0; i < 5; ++i) out.by_status[i] = (long long)counters[size_t(kCountStatus + i)];
   for (int k = 0; k < kPassageCount; ++k) out.above[k] = (long long)counters[size_t(kCountAbove + k)];
   out.finite = (long long)counters[kCountFinite];
   out.winner_is_u0 = (long long)counters[kCountWinnerIsU0];
   out.a0_defined = (long long)counters[kCountA0Defined];
   out.winner_is_a0 = (long long)counters[kCountWinnerIsA0];
+  s.steps_taken = (long long)counters[kCountSteps];
   out.winner_counts.assign(counters.begin() + kCountWinners, counters.end());
   for (int o = 0; o < kSummarizedCount; ++o)
     out.observables[o] = s.statistics.summarize(s.values.get() + o * in.runs, in.runs, in.histogram_bins,
@@ -275,20 +346,28 @@ double CudaCellSimulation<Real>::kernel_seconds() const {
 
 template <class Real>
 long long CudaCellSimulation<Real>::trajectory_steps() const {
-  return (long long)impl_->count()[kCountSteps];
+  return impl_->steps_taken;
 }
 
 template <class Real>
 void CudaCellSimulation<Real>::download(std::vector<Real>& states, std::vector<RunRecord>& records) const {
+  if (impl_->waves > 1) {
+    states = impl_->host_states;
+    records = impl_->host_records;
+    return;
+  }
   states = impl_->states.to_host();
   records = impl_->records.to_host();
 }
 
 double cuda_cell_bytes(const ModelShape& shape, long long runs, bool shared_data, int real_bytes) {
-  const double per_run = double(real_bytes) * shape.state_size() + sizeof(RunRecord) + 8.0 * kSummarizedCount +
-                         4.0 + (shared_data ? 0.0 : double(real_bytes) * shape.data_size()) +
-                         8.0 * 3 /* statistics: finite copy, sorted copy, radix-sort scratch */;
-  return double(runs) * per_run;
+  // Kept on the device for every run: observables, winners, and the statistics' copies (finite, sorted, sort
+  // scratch). States, records and per-run data need only one wave, here the smallest (one statistics block).
+  const double cell_wide = double(runs) * (8.0 * kSummarizedCount + 4.0 + 8.0 * 3);
+  const double wave = double(std::min<long long>(runs, kStatsBlockRuns)) *
+                      (double(real_bytes) * (shape.state_size() + (shared_data ? 0 : shape.data_size())) +
+                       sizeof(RunRecord));
+  return cell_wide + wave;
 }
 
 CudaDeviceInfo cuda_device_info() {

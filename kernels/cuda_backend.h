@@ -35,6 +35,7 @@ struct CudaCellInput {
   std::vector<double> times;     // checkpoint times
   std::vector<long long> steps;  // fixed-step integrators: checkpoint step indices
   int fused_lanes = 0;           // fused gd kernel: lanes per run (0 = default, -1 = generic kernel instead)
+  long long wave_runs = 0;       // most runs per wave (0 = as many as device memory holds; tests force waves)
 };
 
 template <class Real>
@@ -48,6 +49,8 @@ class CudaCellSimulation {
   CudaCellSimulation& operator=(const CudaCellSimulation&) = delete;
 
   size_t checkpoint_count() const;
+  // Waves the cell runs in (1 when it fits in device memory; then nothing but statistics crosses to the host).
+  long long waves() const;
   // Advances every running run to checkpoint c (from c - 1; c = 0 is the initial state), observes, and reduces
   // the observations to statistics on the device. Checkpoints must be visited in order.
   void advance_and_summarize(size_t c, CheckpointSummary& out);
@@ -63,7 +66,8 @@ class CudaCellSimulation {
   std::unique_ptr<Impl> impl_;
 };
 
-// Device bytes one cell needs (states, records, observations, data, statistics scratch).
+// Device bytes a cell needs at least: its observables and statistics scratch for every run, and one wave of the
+// smallest size (one statistics block) for states, records and per-run data.
 double cuda_cell_bytes(const ModelShape& shape, long long runs, bool shared_data, int real_bytes);
 
 struct CudaDeviceInfo {

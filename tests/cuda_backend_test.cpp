@@ -6,6 +6,7 @@
 
 #include <cmath>
 
+#include "checkpoint_report.h"
 #include "cpu_backend.h"
 #include "cuda_cell_input.h"
 #include "cuda_check.h"
@@ -141,6 +142,42 @@ TEST_F(CudaBackendTest, FusedGdKernelStopsAndRecordsPassagesLikeTheCpu) {
     stopped += both.cuda_records[r].status == RunStatus::polarized;
   }
   EXPECT_GT(stopped, 100);
+}
+
+// Every checkpoint's summary of cell 0 on the CUDA backend, with at most wave_runs runs per wave (0: one wave).
+template <class Real>
+std::vector<nlohmann::json> cuda_checkpoints(const Study& study, long long wave_runs, long long* waves,
+                                             std::vector<Real>* states) {
+  const CellData<Real> data(study.cells[0], study.seed, 0, study.runs);
+  CudaCellInput<Real> input = make_cuda_cell_input(study, 0, data);
+  input.wave_runs = wave_runs;
+  CudaCellSimulation<Real> cuda(input);
+  *waves = cuda.waves();
+  std::vector<nlohmann::json> out;
+  CheckpointSummary summary;
+  for (size_t c = 0; c < cuda.checkpoint_count(); ++c) {
+    cuda.advance_and_summarize(c, summary);
+    out.push_back(checkpoint_json(summary));
+  }
+  std::vector<RunRecord> records;
+  cuda.download(*states, records);
+  return out;
+}
+
+TEST_F(CudaBackendTest, WavesGiveTheSameResultsAsOneWave) {
+  for (const char* method : {"gd", "dopri5"}) {
+    const Study study = testing::study_with({{"runs", 5000}, {"integrator", method}, {"d", 16}, {"n", 16},
+                                             {"precision", "float32"}, {"sigma_a", 0.1},
+                                             {"checkpoints", {{"schedule", "list"}, {"times", {0, 10, 100}}}}});
+    long long one_wave = 0, several = 0;
+    std::vector<float> resident_states, streamed_states;
+    const auto resident = cuda_checkpoints<float>(study, 0, &one_wave, &resident_states);
+    const auto streamed = cuda_checkpoints<float>(study, 2048, &several, &streamed_states);
+    EXPECT_EQ(one_wave, 1);
+    EXPECT_EQ(several, 3);  // 2048 + 2048 + 904 runs
+    EXPECT_EQ(resident, streamed) << method;
+    EXPECT_EQ(resident_states, streamed_states) << method;
+  }
 }
 
 TEST_F(CudaBackendTest, Dopri5ReachesTheSameCheckpointsWithinTolerance) {
