@@ -22,8 +22,11 @@ nlohmann::json cell_header(const Study& study, std::uint32_t index);
 
 CellOutcome run_cell_on_cpu(const Study& study, std::uint32_t index, Progress& progress);
 
-// Only in builds with the CUDA parts (SOFTFLOW_HAVE_CUDA). Throws CudaError on CUDA failures and InputError when
-// the cell does not fit in device memory.
+// Only in builds with the CUDA parts (SOFTFLOW_HAVE_CUDA). Throws CudaError on CUDA failures.
 CellOutcome run_cell_on_cuda(const Study& study, std::uint32_t index, Progress& progress);
+
+// Throws InputError naming the first cell whose observables and statistics do not fit in device memory (states
+// stream in waves, so they need not fit). Only with the CUDA parts.
+void check_cuda_memory(const Study& study);
 
 }  // namespace softflow

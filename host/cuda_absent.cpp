@@ -13,4 +13,8 @@ CellOutcome run_cell_on_cuda(const Study&, std::uint32_t, Progress&) {
   throw std::logic_error("run_cell_on_cuda called in a build without the CUDA parts");
 }
 
+void check_cuda_memory(const Study&) {
+  throw std::logic_error("check_cuda_memory called in a build without the CUDA parts");
+}
+
 }  // namespace softflow

@@ -13,16 +13,6 @@ namespace {
 template <class Real>
 CellOutcome run_cell(const Study& study, std::uint32_t index, Progress& progress) {
   const CellParams& cell = study.cells[index];
-  const double needed = cuda_cell_bytes(cell.shape, study.runs, cell.shared_target, int(sizeof(Real)));
-  const CudaDeviceInfo device = cuda_device_info();
-  if (needed > 0.85 * device.free_bytes) {
-    char message[256];
-    std::snprintf(message, sizeof message,
-                  "too little device memory: cell %u needs %.2f GiB for %lld runs, %.2f GiB is free on %s; lower "
-                  "runs or use --backend cpu",
-                  index, needed / 1073741824.0, study.runs, device.free_bytes / 1073741824.0, device.name.c_str());
-    throw InputError(message);
-  }
   const CellData<Real> data(cell, study.seed, index, study.runs);
   CudaCellSimulation<Real> simulation(make_cuda_cell_input(study, index, data));
 
@@ -42,6 +32,23 @@ CellOutcome run_cell(const Study& study, std::uint32_t index, Progress& progress
 }
 
 }  // namespace
+
+void check_cuda_memory(const Study& study) {
+  const CudaDeviceInfo device = cuda_device_info();
+  for (std::uint32_t index = 0; index < study.cells.size(); ++index) {
+    const CellParams& cell = study.cells[index];
+    const int real_bytes = cell.precision == Precision::float32 ? 4 : 8;
+    const double needed = cuda_cell_bytes(cell.shape, study.runs, cell.shared_target, real_bytes);
+    if (needed > 0.85 * device.free_bytes) {
+      char message[256];
+      std::snprintf(message, sizeof message,
+                    "too little device memory: cell %u needs %.2f GiB for %lld runs, %.2f GiB is free on %s; lower "
+                    "runs or use --backend cpu",
+                    index, needed / 1073741824.0, study.runs, device.free_bytes / 1073741824.0, device.name.c_str());
+      throw InputError(message);
+    }
+  }
+}
 
 CellOutcome run_cell_on_cuda(const Study& study, std::uint32_t index, Progress& progress) {
   return study.cells[index].precision == Precision::float32 ? run_cell<float>(study, index, progress)

@@ -94,7 +94,10 @@ nlohmann::json run_study(const Study& study, const EngineOptions& options) {
 #else
   const int threads = 1;
 #endif
-  if (!backend.cuda) check_memory(study);
+  if (backend.cuda)
+    check_cuda_memory(study);
+  else
+    check_memory(study);
 
   long long total_units = 0;
   for (const auto& cell : study.cells)
