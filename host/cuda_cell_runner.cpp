@@ -13,8 +13,12 @@ namespace {
 template <class Real>
 CellOutcome run_cell(const Study& study, std::uint32_t index, Progress& progress) {
   const CellParams& cell = study.cells[index];
-  const CellData<Real> data(cell, study.seed, index, study.runs);
-  CudaCellSimulation<Real> simulation(make_cuda_cell_input(study, index, data));
+  // Per-run random unit targets are drawn on the device; other loss data on the host (cell_data.h).
+  const bool host_data = cell.shared_target || !device_draws_targets(cell.shape);
+  const CellData<Real> data(cell, study.seed, index, host_data ? study.runs : 0);
+  CudaCellInput<Real> input = make_cuda_cell_input(study, index, data);
+  if (!host_data) input.data = nullptr;
+  CudaCellSimulation<Real> simulation(input);
 
   CellOutcome outcome;
   outcome.json = cell_header(study, index);

@@ -59,6 +59,16 @@ struct CellArgs {
   }
 };
 
+// Draws the wave's per-run target vectors on the device (same bits as the host: draw_target_vector uses only
+// correctly rounded operations for these losses). targets: runs x data_size of the wave.
+template <class Real>
+__global__ void draw_targets_kernel(CellArgs<Real> a, Real* targets) {
+  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < a.runs;
+       i += gridDim.x * (long long)blockDim.x)
+    draw_target_vector(a.shape, a.init, a.seed, a.cell_index, std::uint32_t(a.first_run + i),
+                       targets + i * a.data_stride);
+}
+
 // Draws the wave's initial states and fills their records. i: index in the wave; run = first_run + i.
 template <class Real>
 __global__ void init_kernel(CellArgs<Real> a) {
@@ -197,6 +207,8 @@ struct CudaCellSimulation<Real>::Impl {
     records.allocate(size_t(wave_runs));
     data.allocate(size_t(in.shared_data ? q : wave_runs * q));
     if (in.shared_data) data.upload(in.data, size_t(q));
+    if (!in.shared_data && in.data == nullptr && !device_draws_targets(shape))
+      throw std::invalid_argument("CudaCellInput: per-run data of this loss must be drawn on the host");
     if (waves > 1) {
       host_states.resize(size_t(in.runs * p));
       host_records.resize(size_t(in.runs));
@@ -241,17 +253,18 @@ struct CudaCellSimulation<Real>::Impl {
   void select_wave(long long wave, bool with_state) {
     args.first_run = wave * wave_runs;
     args.runs = std::min(wave_runs, input.runs - args.first_run);
-    if (waves == 1) {
-      if (!input.shared_data && wave == 0 && !data_uploaded) {
-        data.upload(input.data, size_t(input.runs * input.shape.data_size()));
-        data_uploaded = true;
-      }
-      return;
-    }
     const size_t p = size_t(input.shape.state_size()), q = size_t(input.shape.data_size());
     const size_t first = size_t(args.first_run), count = size_t(args.runs);
-    if (!input.shared_data) data.upload(input.data + first * q, count * q);
-    if (!with_state) return;
+    if (!input.shared_data && (waves > 1 || !data_ready)) {
+      if (input.data != nullptr) {
+        data.upload(input.data + first * q, count * q);
+      } else {
+        draw_targets_kernel<Real><<<grid, kThreadsPerBlock>>>(args, data.get());
+        SOFTFLOW_CUDA_CHECK(cudaGetLastError());
+      }
+      data_ready = true;
+    }
+    if (waves == 1 || !with_state) return;
     states.upload(host_states.data() + first * p, count * p);
     records.upload(host_records.data() + first, count);
   }
@@ -273,7 +286,7 @@ struct CudaCellSimulation<Real>::Impl {
     SOFTFLOW_CUDA_CHECK(cudaGetLastError());
   }
 
-  bool data_uploaded = false;
+  bool data_ready = false;  // one wave: the per-run data is on the device
 };
 
 template <class Real>
@@ -358,6 +371,10 @@ void CudaCellSimulation<Real>::download(std::vector<Real>& states, std::vector<R
   }
   states = impl_->states.to_host();
   records = impl_->records.to_host();
+}
+
+bool device_draws_targets(const ModelShape& shape) {
+  return shape.loss == LossKind::logistic || shape.loss == LossKind::square;
 }
 
 double cuda_cell_bytes(const ModelShape& shape, long long runs, bool shared_data, int real_bytes) {

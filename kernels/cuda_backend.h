@@ -17,7 +17,8 @@
 namespace softflow {
 
 // Everything the device needs to run one cell. data: host array of shape.data_size() Reals (shared_data) or
-// runs x data_size() (one per run), drawn by the host (cell_data.h).
+// runs x data_size() (one per run), drawn by the host (cell_data.h); or null for per-run targets the device draws
+// itself (device_draws_targets), bit-identical to the host's.
 template <class Real>
 struct CudaCellInput {
   ModelShape shape;
@@ -65,6 +66,9 @@ class CudaCellSimulation {
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+// True for the losses whose per-run targets the device draws itself (random unit vectors: logistic, square, tied).
+bool device_draws_targets(const ModelShape& shape);
 
 // Device bytes a cell needs at least: its observables and statistics scratch for every run, and one wave of the
 // smallest size (one statistics block) for states, records and per-run data.

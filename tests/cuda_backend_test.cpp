@@ -180,6 +180,29 @@ TEST_F(CudaBackendTest, WavesGiveTheSameResultsAsOneWave) {
   }
 }
 
+TEST_F(CudaBackendTest, TargetsDrawnOnTheDeviceAreTheHostsBits) {
+  // The same device run with host-drawn (uploaded) and device-drawn targets must end in identical states.
+  for (const char* loss : {"logistic", "square"})
+    for (long long wave_runs : {0LL, 1024LL}) {
+      nlohmann::json changes = fixed_step_study("gd", loss);
+      changes["runs"] = 2500;  // three waves of at most 1024 runs when wave_runs = 1024
+      const Study study = testing::study_with(changes);
+      const CellData<double> data(study.cells[0], study.seed, 0, study.runs);
+      std::vector<double> uploaded, drawn;
+      std::vector<RunRecord> records;
+      for (bool on_device : {false, true}) {
+        CudaCellInput<double> input = make_cuda_cell_input(study, 0, data);
+        input.wave_runs = wave_runs;
+        if (on_device) input.data = nullptr;
+        CudaCellSimulation<double> cuda(input);
+        CheckpointSummary summary;
+        for (size_t c = 0; c < cuda.checkpoint_count(); ++c) cuda.advance_and_summarize(c, summary);
+        cuda.download(on_device ? drawn : uploaded, records);
+      }
+      EXPECT_EQ(uploaded, drawn) << loss << " wave_runs " << wave_runs;
+    }
+}
+
 TEST_F(CudaBackendTest, Dopri5ReachesTheSameCheckpointsWithinTolerance) {
   const Study study = testing::study_with(
       {{"runs", 300}, {"sigma_a", 0.2}, {"rtol", 1e-9}, {"atol", 1e-12},
