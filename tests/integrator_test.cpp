@@ -139,3 +139,23 @@ TEST(Checkpoints, FixedStepIntegratorsLandOnWholeSteps) {
 
 }  // namespace
 }  // namespace softflow
+
+namespace softflow {
+namespace {
+
+TEST(Integrators, Dopri5NeverLeavesASliverBeforeACheckpoint) {
+  // A fixed initial step that nearly divides the interval: the last step must stretch, not leave 1e-13 behind.
+  const auto setup = testing::run_setup<double>(smooth_problem(), 2);
+  AdaptiveRule rule;
+  rule.initial_step = 0.1 - 1e-14;
+  rule.rtol = 1e-3;
+  rule.atol = 1e-3;
+  std::vector<double> theta = setup.theta;
+  const RunRecord rec = testing::integrate(setup.shape, Method::dopri5, 0, 0.1, theta, setup.data, rule);
+  EXPECT_EQ(rec.status, RunStatus::running);
+  EXPECT_EQ(rec.t, 0.1);
+  EXPECT_EQ(rec.steps, 1);
+}
+
+}  // namespace
+}  // namespace softflow

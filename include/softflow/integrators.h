@@ -140,7 +140,9 @@ SOFTFLOW_HD inline void advance_adaptive(const ModelShape& shape, const Adaptive
       rec.stop_time = rec.t;
       return;
     }
-    const bool clipped = rec.t + rec.h >= t_end;
+    // Clip to land on t_end; a step that would leave less than 1 % of itself before t_end is stretched to it, so
+    // no sliver of a step (which the minimum-step guard below would call a failure) is ever left.
+    const bool clipped = rec.t + 1.01 * rec.h >= t_end;
     const double h = clipped ? t_end - rec.t : rec.h;
     if (!(h > 1e-12 * max_of(1.0, abs_of(rec.t)))) {
       rec.status = RunStatus::failed;
