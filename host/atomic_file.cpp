@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <csignal>
+#include <cstdlib>
 #include <cstring>
 
 #include "study.h"
@@ -29,9 +30,16 @@ std::string reason() { return std::strerror(errno); }
 
 AtomicFile::AtomicFile(const std::string& path) : path_(path) {
   struct stat info;
-  if (stat(path.c_str(), &info) == 0 && S_ISDIR(info.st_mode))
-    throw InputError(path + ": cannot write output: is a directory");
-  temporary_ = path + ".tmp." + std::to_string(getpid());
+  if (stat(path.c_str(), &info) == 0) {  // an existing target (through symlinks) must be a regular file
+    if (S_ISDIR(info.st_mode)) throw InputError(path + ": cannot write output: is a directory");
+    if (!S_ISREG(info.st_mode)) throw InputError(path + ": cannot write output: not a regular file");
+    // Replace the file a symlink points to, not the link.
+    if (char* resolved = realpath(path.c_str(), nullptr)) {
+      path_ = resolved;
+      std::free(resolved);
+    }
+  }
+  temporary_ = path_ + ".tmp." + std::to_string(getpid());
   fd_ = open(temporary_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd_ < 0) throw InputError(path + ": cannot write output: " + reason());
   if (temporary_.size() < sizeof g_pending_temporary) {

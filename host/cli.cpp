@@ -93,7 +93,8 @@ int cli_main(int argc, char** argv) {
     options.command_line = joined(argc, argv);
     AtomicFile output(out_path);
     const nlohmann::json results = run_study(study, options);
-    output.commit(results.dump(1) + "\n");
+    // Invalid UTF-8 (a file name in the command line, say) is replaced, not an error after the whole run.
+    output.commit(results.dump(1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
     std::printf("%s", summary_table(results).c_str());
     std::printf("results: %s (%.2f s, %.3g trajectory-steps/s)\n", out_path.c_str(),
                 results["provenance"]["wall_seconds"].get<double>(),

@@ -39,14 +39,15 @@ CpuCellSimulation<Real>::CpuCellSimulation(const Study& study, const CellParams&
 template <class Real>
 void CpuCellSimulation<Real>::advance_run(long long run, size_t c, Real* work) {
   RunRecord& rec = records_[size_t(run)];
-  if (c == 0 || rec.status != RunStatus::running) return;
+  if (rec.status != RunStatus::running) return;
+  // Every run starts at t = 0 (step 0); the first checkpoint may lie after it.
   Real* theta = states_.data() + run * state_size_;
   if (cell_.method == Method::dopri5)
     advance_adaptive(cell_.shape, cell_.adaptive, checkpoints_.times[c], study_.stop, theta, data_.for_run(run), rec,
                      work);
   else
-    advance_fixed_step(cell_.shape, cell_.method, cell_.step, checkpoints_.steps[c - 1], checkpoints_.steps[c],
-                       study_.stop, theta, data_.for_run(run), rec, work);
+    advance_fixed_step(cell_.shape, cell_.method, cell_.step, c == 0 ? 0 : checkpoints_.steps[c - 1],
+                       checkpoints_.steps[c], study_.stop, theta, data_.for_run(run), rec, work);
 }
 
 template <class Real>
@@ -94,13 +95,14 @@ long long CpuCellSimulation<Real>::trajectory_steps() const {
   return total;
 }
 
-double cpu_cell_bytes(const Study& study, const CellParams& cell) {
+double cpu_cell_bytes(const Study& study, const CellParams& cell, int threads) {
   const double real_bytes = cell.precision == Precision::float32 ? 4.0 : 8.0;
   const double runs = double(study.runs);
   const double per_run = real_bytes * cell.shape.state_size() + sizeof(RunRecord) * 2 +
                          (kStateObservableCount * 8.0 + 4.0) + 8.0 /* sorting copy */ +
                          (cell.shared_target ? 0.0 : real_bytes * cell.shape.data_size());
-  return runs * per_run;
+  const double per_thread = real_bytes * (integrator_workspace_size(cell.shape) + cell.shape.state_size());
+  return runs * per_run + threads * per_thread;
 }
 
 template class CpuCellSimulation<float>;

@@ -26,7 +26,7 @@ class CpuCellSimulation {
   size_t checkpoint_count() const { return checkpoints_.times.size(); }
   const CellCheckpoints& checkpoints() const { return checkpoints_; }
 
-  // Advances every running run to checkpoint c (from checkpoint c - 1; c = 0 is the initial state), then observes.
+  // Advances every running run to checkpoint c (from checkpoint c - 1, or from t = 0 for c = 0), then observes.
   // Checkpoints must be visited in order.
   void advance_and_observe(size_t c, CheckpointObservations& out, Progress* progress);
 
@@ -51,7 +51,8 @@ class CpuCellSimulation {
   size_t next_checkpoint_ = 0;
 };
 
-// Bytes of host memory the CPU backend needs for one cell (states, records, observations, data).
-double cpu_cell_bytes(const Study& study, const CellParams& cell);
+// Bytes of host memory the CPU backend needs for one cell (states, records, observations, data, and the
+// integrator workspace of each of `threads` threads).
+double cpu_cell_bytes(const Study& study, const CellParams& cell, int threads);
 
 }  // namespace softflow

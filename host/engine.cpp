@@ -14,6 +14,7 @@
 
 #include "cell_runner.h"
 #include "cpu_backend.h"
+#include "checkpoint_summary.h"
 #include "cuda_check.h"
 #ifdef SOFTFLOW_HAVE_CUDA
 #include "cuda_backend.h"
@@ -54,15 +55,34 @@ std::string utc_now() {
 
 }  // namespace
 
-void check_memory(const Study& study) {
+double results_bytes(const Study& study) {
+  // Measured: about 4.5 bytes of memory per byte of JSON text while the results are built and written; the text
+  // of one checkpoint is about 14 observables x (400 + 8 bins) bytes plus the winner counts.
+  double bytes = 0;
+  for (const auto& cell : study.cells) {
+    const double text = kSummarizedCount * (400.0 + 8.0 * study.histogram_bins) + 10.0 * cell.shape.n + 800.0;
+    bytes += 4.5 * text * double(cell_checkpoints(study, cell).times.size());
+  }
+  return bytes;
+}
+
+void check_memory(const Study& study, bool cuda, int threads) {
   const double available = available_memory_bytes();
+  const double results = results_bytes(study);
   for (size_t i = 0; i < study.cells.size(); ++i) {
-    const double needed = cpu_cell_bytes(study, study.cells[i]);
+    const CellParams& cell = study.cells[i];
+    const double real_bytes = cell.precision == Precision::float32 ? 4.0 : 8.0;
+    // The CUDA backend holds per-run loss data on the host at most (states stay on the device, or stream in waves).
+    const double cell_bytes = cuda ? (cell.shared_target ? 0.0 : double(study.runs) * real_bytes * cell.shape.data_size())
+                                   : cpu_cell_bytes(study, cell, threads);
+    const double needed = results + cell_bytes;
     if (needed > 0.8 * available) {
-      char message[256];
+      char message[320];
       std::snprintf(message, sizeof message,
-                    "too little memory: cell %zu needs %.2f GiB for %lld runs, %.2f GiB is available; lower runs",
-                    i, needed / 1073741824.0, study.runs, available / 1073741824.0);
+                    "too little memory: cell %zu needs %.2f GiB for %lld runs (%.2f GiB of it for the results of %zu "
+                    "cells), %.2f GiB is available; lower runs, cells or checkpoints",
+                    i, needed / 1073741824.0, study.runs, results / 1073741824.0, study.cells.size(),
+                    available / 1073741824.0);
       throw InputError(message);
     }
   }
@@ -94,10 +114,8 @@ nlohmann::json run_study(const Study& study, const EngineOptions& options) {
 #else
   const int threads = 1;
 #endif
-  if (backend.cuda)
-    check_cuda_memory(study);
-  else
-    check_memory(study);
+  check_memory(study, backend.cuda, threads);
+  if (backend.cuda) check_cuda_memory(study);
 
   long long total_units = 0;
   for (const auto& cell : study.cells)

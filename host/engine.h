@@ -33,8 +33,9 @@ Backend resolve_backend(BackendChoice choice, bool announce);
 // little memory) and CudaError on CUDA failures.
 nlohmann::json run_study(const Study& study, const EngineOptions& options);
 
-// Checks that every cell fits in memory on the CPU backend; throws InputError naming the first cell that does not.
-void check_memory(const Study& study);
+// Checks that the results and every cell fit in host memory (the CPU backend's states and workspaces; the CUDA
+// backend's host-side data); throws InputError naming the first cell that does not.
+void check_memory(const Study& study, bool cuda, int threads);
 
 // The results without run-dependent fields (provenance): what must be identical across thread counts and reruns.
 nlohmann::json reproducible_part(const nlohmann::json& results);

@@ -9,18 +9,17 @@ namespace softflow {
 
 Progress::Progress(long long total, bool enabled)
     : total_(total > 0 ? total : 1), enabled_(enabled), terminal_(isatty(STDERR_FILENO) != 0),
-      start_(std::chrono::steady_clock::now()), last_print_(start_) {}
+      start_(std::chrono::steady_clock::now()) {}
 
 void Progress::add(long long units) {
   const long long done = done_ += units;
   if (!enabled_) return;
-  const auto now = std::chrono::steady_clock::now();
+  const double now = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   const double interval = terminal_ ? 0.2 : 10.0;
-  if (std::chrono::duration<double>(now - last_print_).count() < interval) return;
+  if (now - last_print_seconds_.load() < interval) return;
   std::unique_lock<std::mutex> lock(mutex_, std::try_to_lock);
-  if (!lock.owns_lock()) return;
-  if (std::chrono::duration<double>(now - last_print_).count() < interval) return;
-  last_print_ = now;
+  if (!lock.owns_lock() || now - last_print_seconds_.load() < interval) return;
+  last_print_seconds_.store(now);
   print(done, false);
 }
 

@@ -23,7 +23,8 @@ class Progress {
   bool terminal_;
   std::atomic<long long> done_{0};
   std::mutex mutex_;
-  std::chrono::steady_clock::time_point start_, last_print_;
+  std::chrono::steady_clock::time_point start_;
+  std::atomic<double> last_print_seconds_{0};  // since start_; read without the lock, written under it
 };
 
 }  // namespace softflow

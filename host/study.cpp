@@ -1,6 +1,8 @@
 // Purpose: parsing, validation and normalization of a study JSON, and expansion of its grid into cells.
 #include "study.h"
 
+#include <sys/stat.h>
+
 #include <cmath>
 #include <fstream>
 #include <functional>
@@ -243,6 +245,10 @@ std::vector<double> parse_checkpoints(const json& spec, const std::string& sourc
                                : start + (stop - start) * f);
   }
   times.back() = stop;
+  for (size_t i = 1; i < times.size(); ++i)
+    if (!(times[i] > times[i - 1]))
+      fail(source, "checkpoints", "start and stop are too close for " + std::to_string(count) +
+                                      " distinct times");
   normalized = {{"schedule", schedule}, {"start", start}, {"stop", stop}, {"count", count},
                 {"include_zero", zero_value.get<bool>()}};
   return times;
@@ -362,20 +368,43 @@ Study parse_study(const json& raw_in, const std::string& source, const StudyOver
     }
     study.cells.push_back(make_cell(params, source, "cells[" + std::to_string(index) + "]"));
   }
+  // Fixed-step integrators count whole steps: keep the count well inside exact 64-bit and double range.
+  for (size_t index = 0; index < study.cells.size(); ++index) {
+    const CellParams& cell = study.cells[index];
+    const double steps = study.checkpoint_times.back() / cell.step;
+    if (cell.method != Method::dopri5 && steps > 1e15)
+      fail(source, "cells[" + std::to_string(index) + "].step",
+           "too small for the last checkpoint time (" + shown(json(steps)) + " steps; at most 1e15)");
+  }
   out["cell_count"] = cell_count;
   return study;
 }
 
 Study load_study_file(const std::string& path, const StudyOverrides& overrides) {
+  struct stat info;
+  if (stat(path.c_str(), &info) == 0 && S_ISDIR(info.st_mode)) throw InputError(path + ": is a directory, not a study file");
   std::ifstream in(path);
   if (!in) throw InputError(path + ": cannot open study file (missing or unreadable)");
   std::stringstream text;
   text << in.rdbuf();
   if (in.bad()) throw InputError(path + ": cannot read study file");
+  // Duplicate keys in one object are an error (JSON parsers would silently keep the last).
+  std::vector<std::vector<std::string>> keys_seen;
+  const json::parser_callback_t reject_duplicates = [&](int, json::parse_event_t event, json& parsed) {
+    if (event == json::parse_event_t::object_start) keys_seen.emplace_back();
+    if (event == json::parse_event_t::object_end && !keys_seen.empty()) keys_seen.pop_back();
+    if (event == json::parse_event_t::key && !keys_seen.empty()) {
+      const std::string key = parsed.get<std::string>();
+      for (const auto& seen : keys_seen.back())
+        if (seen == key) throw InputError(path + ": " + key + ": duplicate key");
+      keys_seen.back().push_back(key);
+    }
+    return true;
+  };
   json raw;
   try {
-    raw = json::parse(text.str());
-  } catch (const json::parse_error& e) {
+    raw = json::parse(text.str(), reject_duplicates);
+  } catch (const json::exception& e) {  // syntax errors, numbers out of range, invalid UTF-8
     throw InputError(path + ": malformed JSON: " + e.what());
   }
   return parse_study(raw, path, overrides);

@@ -89,8 +89,9 @@ __global__ void init_kernel(CellArgs<Real> a) {
   }
 }
 
-// Advances the wave's running runs to checkpoint c (steps step_from..step_to for fixed-step methods; step_from ==
-// step_to only observes) and writes every run's observables at its global run id.
+// Advances the wave's running runs to checkpoint c (from c - 1, or from t = 0 for c = 0; steps step_from..step_to
+// for fixed-step methods, where step_from == step_to only observes) and writes every run's observables at its global
+// run id.
 template <class Real>
 __global__ void advance_observe_kernel(CellArgs<Real> a, int c, double t_checkpoint, long long step_from,
                                        long long step_to) {
@@ -103,7 +104,7 @@ __global__ void advance_observe_kernel(CellArgs<Real> a, int c, double t_checkpo
     RunRecord rec = a.records[i];
     Real* theta = a.states + i * p;
     const Real* data = a.data_for(i);
-    if (c > 0 && rec.status == RunStatus::running) {
+    if (rec.status == RunStatus::running) {  // from t = 0 (step 0) for c = 0
       if (a.method == Method::dopri5)
         advance_adaptive(a.shape, a.adaptive, t_checkpoint, a.stop, theta, data, rec, work);
       else
@@ -195,13 +196,13 @@ struct CudaCellSimulation<Real>::Impl {
     grid = unsigned(slots / kThreadsPerBlock);
     work.allocate(size_t(slots) * size_t(work_stride));
 
-    // Wave size: what fits in 85 % of the memory still free, in whole statistics blocks.
+    // Wave size: what fits in 85 % of the memory still free (statistics reduce over the cell-wide observables, so
+    // waves need not align with statistics blocks).
     SOFTFLOW_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
     const double per_run = double(sizeof(Real)) * double(p + (in.shared_data ? 0 : q)) + sizeof(RunRecord);
     wave_runs = std::min<long long>(in.runs, (long long)(0.85 * double(free_bytes) / per_run));
     if (in.wave_runs > 0) wave_runs = std::min<long long>(wave_runs, in.wave_runs);
-    if (wave_runs < in.runs) wave_runs = wave_runs / kStatsBlockRuns * kStatsBlockRuns;
-    if (wave_runs <= 0) throw CudaError("too little device memory for one wave of " + std::to_string(kStatsBlockRuns) + " runs");
+    if (wave_runs <= 0) throw CudaError("too little device memory for one run beside the workspace");
     waves = (in.runs + wave_runs - 1) / wave_runs;
     states.allocate(size_t(wave_runs * p));
     records.allocate(size_t(wave_runs));
@@ -316,7 +317,7 @@ void CudaCellSimulation<Real>::advance_and_summarize(size_t c, CheckpointSummary
     s.select_wave(wave, true);
     SOFTFLOW_CUDA_CHECK(cudaEventRecord(s.kernel_start));
     long long step_from = c > 0 ? in.steps[c - 1] : 0;
-    if (c > 0 && s.fused_gd) {
+    if (s.fused_gd && step_from < in.steps[c]) {
       FusedGdArgs<Real> fused{in.shape,        in.step,         step_from,    in.steps[c], in.stop,
                               s.args.runs,     s.states.get(),  s.records.get(), s.data.get(), s.args.data_stride};
       fused_gd_advance(fused, in.fused_lanes);
@@ -379,12 +380,15 @@ bool device_draws_targets(const ModelShape& shape) {
 
 double cuda_cell_bytes(const ModelShape& shape, long long runs, bool shared_data, int real_bytes) {
   // Kept on the device for every run: observables, winners, and the statistics' copies (finite, sorted, sort
-  // scratch). States, records and per-run data need only one wave, here the smallest (one statistics block).
+  // scratch). States, records and per-run data need only one wave, here the smallest (one statistics block), and
+  // the workspace at least one block of slots.
   const double cell_wide = double(runs) * (8.0 * kSummarizedCount + 4.0 + 8.0 * 3);
   const double wave = double(std::min<long long>(runs, kStatsBlockRuns)) *
                       (double(real_bytes) * (shape.state_size() + (shared_data ? 0 : shape.data_size())) +
                        sizeof(RunRecord));
-  return cell_wide + wave;
+  const double workspace = double(kThreadsPerBlock) * real_bytes *
+                           double(integrator_workspace_size(shape) + shape.state_size());
+  return cell_wide + wave + workspace;
 }
 
 CudaDeviceInfo cuda_device_info() {

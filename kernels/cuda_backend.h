@@ -52,7 +52,7 @@ class CudaCellSimulation {
   size_t checkpoint_count() const;
   // Waves the cell runs in (1 when it fits in device memory; then nothing but statistics crosses to the host).
   long long waves() const;
-  // Advances every running run to checkpoint c (from c - 1; c = 0 is the initial state), observes, and reduces
+  // Advances every running run to checkpoint c (from c - 1, or from t = 0 for c = 0), observes, and reduces
   // the observations to statistics on the device. Checkpoints must be visited in order.
   void advance_and_summarize(size_t c, CheckpointSummary& out);
   // Seconds spent in the advance-and-observe kernels so far (CUDA events).

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <dirent.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -120,6 +121,46 @@ TEST_F(CliTest, UnknownKey) {
 TEST_F(CliTest, OutOfRangeValue) {
   const std::string study = write("s.json", R"({"n": 1})");
   expect_rejected({"run", study, "--out", dir_ + "/r.json"}, "n: must be in [2, 4096] (got 1)", {"s.json"});
+}
+
+TEST_F(CliTest, NumberBeyondDoubleRange) {
+  const std::string study = write("s.json", R"({"checkpoints": {"schedule": "list", "times": [1e400]}})");
+  expect_rejected({"run", study, "--out", dir_ + "/r.json"}, "malformed JSON", {"s.json"});
+}
+
+TEST_F(CliTest, DuplicateKey) {
+  const std::string study = write("s.json", R"({"runs": 2, "stop": {"loss_below": 1, "loss_below": 2}})");
+  expect_rejected({"run", study, "--out", dir_ + "/r.json"}, "loss_below: duplicate key", {"s.json"});
+}
+
+TEST_F(CliTest, DirectoryAsStudy) {
+  expect_rejected({"run", dir_, "--out", dir_ + "/r.json"}, "is a directory, not a study file", {});
+}
+
+TEST_F(CliTest, OutputThatIsNotARegularFileIsLeftAlone) {
+  const std::string fifo = dir_ + "/pipe";
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0644), 0);
+  const CliResult result = run_cli({"run", "--runs", "8", "--out", fifo});
+  EXPECT_EQ(result.code, 2);
+  EXPECT_NE(result.err.find("not a regular file"), std::string::npos) << result.err;
+  struct stat info;
+  ASSERT_EQ(stat(fifo.c_str(), &info), 0);
+  EXPECT_TRUE(S_ISFIFO(info.st_mode));
+}
+
+TEST_F(CliTest, OutputThroughASymlinkReplacesItsTarget) {
+  const std::string target = write("target.json", "old");
+  ASSERT_EQ(symlink(target.c_str(), (dir_ + "/link.json").c_str()), 0);
+  ASSERT_EQ(run_cli({"run", "--runs", "8", "--quiet", "--out", dir_ + "/link.json"}).code, 0);
+  struct stat info;
+  ASSERT_EQ(lstat((dir_ + "/link.json").c_str(), &info), 0);
+  EXPECT_TRUE(S_ISLNK(info.st_mode));
+  EXPECT_EQ(nlohmann::json::parse(std::ifstream(target))["schema_version"], 1);
+}
+
+TEST_F(CliTest, InvalidUtf8InTheCommandLineIsNoError) {
+  const CliResult result = run_cli({"run", "--runs", "8", "--quiet", "--out", dir_ + "/\xff.json"});
+  EXPECT_EQ(result.code, 0) << result.err;
 }
 
 TEST_F(CliTest, MissingStudyFile) {

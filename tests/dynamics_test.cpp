@@ -163,3 +163,35 @@ TEST(FirstPassage, Dopri5InterpolatesTheCrossingBetweenSteps) {
 
 }  // namespace
 }  // namespace softflow
+
+namespace softflow {
+namespace {
+
+// The checkpoints of cell 0 as JSON, for a study with the given checkpoint times.
+nlohmann::json checkpoints_at(nlohmann::json changes, std::vector<double> times) {
+  changes["checkpoints"] = {{"schedule", "list"}, {"times", times}};
+  changes["runs"] = 50;
+  const nlohmann::json results = run_study(testing::study_with(changes), EngineOptions{BackendChoice::cpu, 0, false, ""});
+  return results["cells"][0]["checkpoints"];
+}
+
+TEST(Checkpoints, AFirstCheckpointAfterZeroIsIntegratedTo) {
+  for (const char* method : {"gd", "rk4", "dopri5"}) {
+    const nlohmann::json changes = {{"integrator", method}, {"step", 0.1}, {"sigma_a", 0.2}};
+    const nlohmann::json with_zero = checkpoints_at(changes, {0, 1, 2});
+    const nlohmann::json without = checkpoints_at(changes, {1, 2});
+    ASSERT_EQ(without.size(), 2u);
+    EXPECT_EQ(without[0], with_zero[1]) << method;
+    EXPECT_EQ(without[1], with_zero[2]) << method;
+    EXPECT_GT(without[0]["observables"]["steps"]["min"].get<double>(), 0) << method;
+  }
+}
+
+TEST(Checkpoints, Dopri5HandlesCheckpointsCloserThanItsTimeResolution) {
+  const nlohmann::json checkpoints = checkpoints_at({}, {0, 1000, 1000.000000001, 2000});
+  EXPECT_EQ(checkpoints[3]["counts"]["failed"], 0);
+  EXPECT_EQ(checkpoints[3]["counts"]["running"], 50);
+}
+
+}  // namespace
+}  // namespace softflow

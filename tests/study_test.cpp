@@ -120,7 +120,11 @@ INSTANTIATE_TEST_SUITE_P(
         BadInput{"negative_time", {{"checkpoints", {{"schedule", "list"}, {"times", {-1}}}}},
                  "checkpoints.times[0]: must be >= 0"},
         BadInput{"polarized_eps_out_of_range", {{"stop", {{"polarized_eps", 1.5}}}}, "stop.polarized_eps: must be in (0, 1)"},
-        BadInput{"not_an_object", json::array({1, 2}), "(top level): a study must be a JSON object"}),
+        BadInput{"not_an_object", json::array({1, 2}), "(top level): a study must be a JSON object"},
+        BadInput{"too_many_fixed_steps", {{"integrator", "gd"}, {"step", 1e-300}}, "cells[0].step: too small"},
+        BadInput{"log_range_too_narrow",
+                 {{"checkpoints", {{"schedule", "log"}, {"start", 1}, {"stop", 1.0000000000000002}, {"count", 50}}}},
+                 "checkpoints: start and stop are too close"}),
     [](const ::testing::TestParamInfo<BadInput>& info) { return std::string(info.param.name); });
 
 }  // namespace

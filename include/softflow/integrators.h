@@ -144,7 +144,12 @@ SOFTFLOW_HD inline void advance_adaptive(const ModelShape& shape, const Adaptive
     // no sliver of a step (which the minimum-step guard below would call a failure) is ever left.
     const bool clipped = rec.t + 1.01 * rec.h >= t_end;
     const double h = clipped ? t_end - rec.t : rec.h;
-    if (!(h > 1e-12 * max_of(1.0, abs_of(rec.t)))) {
+    const double min_step = 1e-12 * max_of(1.0, abs_of(rec.t));
+    if (clipped && h <= min_step) {  // two checkpoints closer than the time resolution: the state is already there
+      rec.t = t_end;
+      return;
+    }
+    if (!(h > min_step)) {
       rec.status = RunStatus::failed;
       rec.stop_time = rec.t;
       return;
