@@ -143,7 +143,7 @@ TEST(FirstPassage, GradientDescentReportsTheFirstStepAtOrAboveTheThreshold) {
   EXPECT_GT(crossed, 8);
 }
 
-TEST(FirstPassage, Dopri5InterpolatesTheCrossingBetweenSteps) {
+TEST(FirstPassage, Dopri5LocatesTheCrossingOnItsDenseOutput) {
   const Study study = testing::study_with({{"runs", 16}, {"checkpoints", {{"schedule", "list"}, {"times", {0, 3000}}}}});
   const std::vector<double> passages = first_passages_to_0_9(study);
   int crossed = 0;
@@ -156,7 +156,9 @@ TEST(FirstPassage, Dopri5InterpolatesTheCrossingBetweenSteps) {
     tight.rtol = 1e-10;
     tight.atol = 1e-12;
     testing::integrate(setup.shape, Method::dopri5, 0, first, setup.theta, setup.data, tight);
-    EXPECT_NEAR(s_max_of(setup.shape, setup.theta), 0.9, 2e-3) << "run " << run << " t " << first;
+    // The dense output puts s_max within ~1e-5 of the threshold here; linear interpolation between steps (the tied
+    // model's fallback) misses by up to ~1e-3 on the same runs.
+    EXPECT_NEAR(s_max_of(setup.shape, setup.theta), 0.9, 5e-5) << "run " << run << " t " << first;
   }
   EXPECT_GT(crossed, 8);
 }

@@ -115,6 +115,40 @@ SOFTFLOW_HD inline double dopri5_initial_step(const ModelShape& shape, const Ada
   return min_of(100 * h0, h1);
 }
 
+// First passages of s_max inside one accepted step of the value-softmax flow, located on the cubic Hermite
+// interpolant of the logits (third order, from a and da/dt at both ends; s depends on a alone) by bisection. Sets
+// rec.first_time[k] for each threshold crossed between the step's start (s_max = rec.last_s_max at t0) and its end
+// (s_max_end); apply_checks then leaves them alone. The tied model keeps apply_checks' linear interpolation.
+// a0, f0, a1, f1: n; work: 2 n scratch.
+template <class Real>
+SOFTFLOW_HD inline void locate_passages_in_step(const ModelShape& shape, const Real* a0, const Real* f0,
+                                                const Real* a1, const Real* f1, double t0, double h,
+                                                double s_max_end, RunRecord& rec, Real* work) {
+  if (shape.model != ModelKind::value_softmax || rec.last_s_max < 0 || rec.last_check_t != t0) return;
+  const int n = shape.n;
+  Real* a = work;
+  Real* s = work + n;
+  for (int k = 0; k < kPassageCount; ++k) {
+    const double threshold = passage_threshold(k);
+    if (rec.first_time[k] >= 0 || rec.last_s_max >= threshold || s_max_end < threshold) continue;
+    double below = 0, above = 1;  // fractions of the step
+    for (int iteration = 0; iteration < 40; ++iteration) {
+      const double tau = 0.5 * (below + above);
+      // Hermite basis on [0, 1]: h00 = 2t^3 - 3t^2 + 1, h10 = t^3 - 2t^2 + t, h01 = -2t^3 + 3t^2, h11 = t^3 - t^2.
+      const double t2 = tau * tau, t3 = t2 * tau;
+      const Real h00 = Real(2 * t3 - 3 * t2 + 1), h10 = Real((t3 - 2 * t2 + tau) * h);
+      const Real h01 = Real(-2 * t3 + 3 * t2), h11 = Real((t3 - t2) * h);
+      for (int j = 0; j < n; ++j) a[j] = h00 * a0[j] + h10 * f0[j] + h01 * a1[j] + h11 * f1[j];
+      softmax(a, n, s);
+      if (double(s[argmax(s, n)]) >= threshold)
+        above = tau;
+      else
+        below = tau;
+    }
+    rec.first_time[k] = t0 + above * h;
+  }
+}
+
 // Adaptive Dormand-Prince integration of one run from rec.t to exactly t_end; the last step is clipped to land on
 // t_end. Runs whose step collapses or that exceed max_steps are marked failed.
 // theta: state_size() in/out; data: data_size(); work: integrator_workspace_size().
@@ -166,6 +200,10 @@ SOFTFLOW_HD inline void advance_adaptive(const ModelShape& shape, const Adaptive
     if (!is_finite(err)) err = 1e10;  // a non-finite trial is a rejected step, not a diverged run
     double factor = err == 0 ? 10.0 : 0.9 * pow(err, -0.2);
     if (err <= 1.0) {
+      if (eval.s_max == eval.s_max)  // first passages inside the step, placed on the dense output (value-softmax)
+        locate_passages_in_step(shape, theta + shape.matrix_size(), k[0] + shape.matrix_size(),
+                                trial + shape.matrix_size(), k[6] + shape.matrix_size(), rec.t, h, double(eval.s_max),
+                                rec, error);
       for (int i = 0; i < p; ++i) {
         theta[i] = trial[i];
         k[0][i] = k[6][i];
