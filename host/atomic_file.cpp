@@ -39,7 +39,11 @@ AtomicFile::AtomicFile(const std::string& path) : path_(path) {
       std::free(resolved);
     }
   }
-  temporary_ = path_ + ".tmp." + std::to_string(getpid());
+  // A short hidden name in the target's directory (rename needs the same file system; a suffix could push a long
+  // name past NAME_MAX).
+  const size_t slash = path_.find_last_of('/');
+  const std::string directory = slash == std::string::npos ? std::string() : path_.substr(0, slash + 1);
+  temporary_ = directory + ".softflow-" + std::to_string(getpid()) + ".tmp";
   fd_ = open(temporary_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd_ < 0) throw InputError(path + ": cannot write output: " + reason());
   if (temporary_.size() < sizeof g_pending_temporary) {

@@ -1,5 +1,6 @@
 // Purpose: an output file that appears whole or not at all. Opened at the start of a study (so an unwritable path
-// fails before any work), written to a temporary file beside the target, renamed over it on commit. The temporary
+// fails before any work), written to a temporary file (.softflow-PID.tmp) in the target's directory, renamed over it
+// on commit. The temporary
 // file is removed if the program fails, is destroyed before commit, or is interrupted (SIGINT/SIGTERM).
 #pragma once
 

@@ -54,7 +54,7 @@ class CliTest : public ::testing::Test {
     std::vector<std::string> names;
     DIR* d = opendir(dir_.c_str());
     while (dirent* entry = readdir(d))
-      if (entry->d_name[0] != '.') names.push_back(entry->d_name);
+      if (std::string(entry->d_name) != "." && std::string(entry->d_name) != "..") names.push_back(entry->d_name);
     closedir(d);
     return names;
   }
