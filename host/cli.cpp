@@ -52,7 +52,7 @@ int cli_main(int argc, char** argv) {
   run->add_option("--out,-o", out_path, "results JSON (default: STUDY's name with .results.json, in the current "
                                         "directory; default.results.json for the built-in study)");
   run->add_option("--runs", runs, "override the study's runs per cell")->check(CLI::Range(1LL, 4294967294LL));
-  run->add_option("--seed", seed, "override the study's seed")->check(CLI::NonNegativeNumber);
+  run->add_option("--seed", seed, "override the study's seed")->check(CLI::Range(0LL, 9223372036854775807LL));
   run->add_option("--backend", backend, "auto, cpu or cuda")->check(CLI::IsMember({"auto", "cpu", "cuda"}));
   run->add_option("--threads", threads, "CPU threads (default: all)")->check(CLI::Range(1, 4096));
   run->add_flag("--quiet,-q", quiet, "no progress on stderr");
