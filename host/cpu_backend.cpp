@@ -25,13 +25,7 @@ CpuCellSimulation<Real>::CpuCellSimulation(const Study& study, const CellParams&
     for (long long run = 0; run < runs_; ++run) {
       Real* theta = states_.data() + run * state_size_;
       draw_initial_state(shape, init, study.seed, cell_index, std::uint32_t(run), theta);
-      RunRecord& rec = records_[size_t(run)];
-      const Real* a = theta + shape.matrix_size();
-      double sum_a = 0;
-      for (int j = 0; j < shape.n; ++j) sum_a += double(a[j]);
-      rec.sum_a0 = sum_a;
-      rec.argmax_a0 = unique_argmax(a, shape.n);
-      rec.argmax_u0 = fitness_argmax(shape, theta, data_.for_run(run), scratch.data());
+      records_[size_t(run)] = initial_record(shape, theta, data_.for_run(run), scratch.data());
     }
   }
 }

@@ -78,14 +78,7 @@ __global__ void init_kernel(CellArgs<Real> a) {
   for (long long i = slot; i < a.runs; i += gridDim.x * (long long)blockDim.x) {
     Real* theta = a.states + i * p;
     draw_initial_state(a.shape, a.init, a.seed, a.cell_index, std::uint32_t(a.first_run + i), theta);
-    RunRecord rec;
-    const Real* logits = theta + a.shape.matrix_size();
-    double sum_a = 0;
-    for (int j = 0; j < a.shape.n; ++j) sum_a = add_rn(sum_a, double(logits[j]));  // as the CPU rounds it
-    rec.sum_a0 = sum_a;
-    rec.argmax_a0 = unique_argmax(logits, a.shape.n);
-    rec.argmax_u0 = fitness_argmax(a.shape, theta, a.data_for(i), scratch);
-    a.records[i] = rec;
+    a.records[i] = initial_record(a.shape, theta, a.data_for(i), scratch);
   }
 }
 

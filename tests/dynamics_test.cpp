@@ -152,9 +152,7 @@ TEST(FirstPassage, Dopri5LocatesTheCrossingOnItsDenseOutput) {
     if (first < 0) continue;
     ++crossed;
     auto setup = testing::run_setup<double>(study, std::uint32_t(run));
-    AdaptiveRule tight;
-    tight.rtol = 1e-10;
-    tight.atol = 1e-12;
+    const AdaptiveRule tight = testing::tight_rule();
     testing::integrate(setup.shape, Method::dopri5, 0, first, setup.theta, setup.data, tight);
     // The dense output puts s_max within ~1e-5 of the threshold here; linear interpolation between steps (the tied
     // model's fallback) misses by up to ~1e-3 on the same runs.

@@ -17,9 +17,7 @@ Study smooth_problem(const char* loss = "logistic") {
 
 std::vector<double> reference_solution(const testing::RunSetup<double>& setup, double t_end) {
   std::vector<double> theta = setup.theta;
-  AdaptiveRule tight;
-  tight.rtol = 1e-13;
-  tight.atol = 1e-15;
+  const AdaptiveRule tight = testing::tight_rule(1e-13);
   testing::integrate(setup.shape, Method::dopri5, 0, t_end, theta, setup.data, tight);
   return theta;
 }
@@ -88,9 +86,7 @@ TEST_P(InvariantTest, SumOfLogitsIsConserved) {
   for (int j = 0; j < n; ++j) sum0 += a0[j];
   for (Method method : {Method::rk4, Method::dopri5}) {
     std::vector<double> theta = setup.theta;
-    AdaptiveRule tight;
-    tight.rtol = 1e-10;
-    tight.atol = 1e-12;
+    const AdaptiveRule tight = testing::tight_rule();
     testing::integrate(setup.shape, method, 0.01, 20.0, theta, setup.data, tight);
     double sum = 0;
     for (int j = 0; j < n; ++j) sum += theta[size_t(setup.shape.matrix_size() + j)];
@@ -108,9 +104,7 @@ TEST(Invariants, LogisticValueMatrixMovesOnlyAlongTarget) {
   const double* target = setup.data.data();
   for (Method method : {Method::rk4, Method::dopri5}) {
     std::vector<double> theta = setup.theta;
-    AdaptiveRule tight;
-    tight.rtol = 1e-10;
-    tight.atol = 1e-12;
+    const AdaptiveRule tight = testing::tight_rule();
     testing::integrate(setup.shape, method, 0.01, 50.0, theta, setup.data, tight);
     double drift = 0, moved = 0;
     for (int j = 0; j < n; ++j) {

@@ -55,6 +55,14 @@ RunRecord integrate(const ModelShape& shape, Method method, double step, double 
   return rec;
 }
 
+// dopri5 tolerances tight enough that the integration error is far below what a test checks.
+inline AdaptiveRule tight_rule(double rtol = 1e-10) {
+  AdaptiveRule rule;
+  rule.rtol = rtol;
+  rule.atol = rtol * 1e-2;
+  return rule;
+}
+
 // Max-norm of a - b.
 template <class Real>
 double max_difference(const std::vector<Real>& a, const std::vector<Real>& b) {

@@ -8,6 +8,7 @@
 #include "softflow/hostdevice.h"
 #include "softflow/model.h"
 #include "softflow/random.h"
+#include "softflow/run_record.h"
 
 namespace softflow {
 
@@ -78,6 +79,21 @@ SOFTFLOW_HD inline int fitness_argmax(const ModelShape& shape, const Real* theta
   for (int i = 0; i < d; ++i)
     for (int j = 0; j < n; ++j) u[j] += theta[i * n + j] * r[i];
   return argmax(u, n);
+}
+
+// A run's record at t = 0: sum and unique argmax of a(0), argmax of the fitness u(0) (the facts its checkpoints
+// are compared with). theta: state_size(); data: data_size(); scratch: scratch_size().
+template <class Real>
+SOFTFLOW_HD inline RunRecord initial_record(const ModelShape& shape, const Real* theta, const Real* data,
+                                            Real* scratch) {
+  RunRecord rec;
+  const Real* a = theta + shape.matrix_size();
+  double sum_a = 0;
+  for (int j = 0; j < shape.n; ++j) sum_a = add_rn(sum_a, double(a[j]));  // rounded alike on host and device
+  rec.sum_a0 = sum_a;
+  rec.argmax_a0 = unique_argmax(a, shape.n);
+  rec.argmax_u0 = fitness_argmax(shape, theta, data, scratch);
+  return rec;
 }
 
 }  // namespace softflow
