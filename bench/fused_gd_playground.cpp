@@ -2,8 +2,8 @@
 // first validated against the CPU reference on a small study, then timed on the throughput target's shape.
 // Variants:
 //   generic   the thread-per-run kernel on the shared math (kernels/cuda_backend.cu), state in global memory
-//   lanes=T   the fused register kernel (kernels/fused_gd.cuh) with T lanes of a warp per run, T in
-//             fused_gd_lane_choices(d, n)
+//   vK lanes=T  the fused register kernel (kernels/fused_gd.cuh) with T lanes of a warp per run, T in
+//               fused_gd_lane_choices(d, n), and loop structure K: 0 per-run loop, 1 warp-uniform loop
 // Usage (on a GPU machine, after scripts/build or scripts/device-check):
 //   build-device/bench/fused_gd_playground [--size 16] [--precision float32] [--runs 1048576] [--steps 10000]
 // Prints one line per variant: validation error, kernel seconds, trajectory-steps/s, useful GFLOP/s (6 d n per
@@ -31,12 +31,13 @@ Study playground_study(int size, const std::string& precision, long long runs, l
 
 // Largest relative state difference between the variant and the CPU after the small validation study.
 template <class Real>
-double validation_error(int size, const std::string& precision, int lanes) {
+double validation_error(int size, const std::string& precision, int lanes, int variant) {
   const Study study = playground_study(size, precision, 512, 200);
   CpuCellSimulation<Real> cpu(study, study.cells[0], 0);
   const CellData<Real> data(study.cells[0], study.seed, 0, study.runs);
   CudaCellInput<Real> input = make_cuda_cell_input(study, 0, data);
   input.fused_lanes = lanes;
+  input.fused_variant = variant;
   CudaCellSimulation<Real> cuda(input);
   CheckpointObservations observations;
   CheckpointSummary summary;
@@ -58,21 +59,23 @@ double validation_error(int size, const std::string& precision, int lanes) {
 }
 
 template <class Real>
-void run_variant(int size, const std::string& precision, long long runs, long long steps, int lanes, double peak) {
-  const double error = validation_error<Real>(size, precision, lanes);
+void run_variant(int size, const std::string& precision, long long runs, long long steps, int lanes, int variant,
+                 double peak) {
+  const double error = validation_error<Real>(size, precision, lanes, variant);
   const double tolerance = sizeof(Real) == 8 ? 1e-10 : 1e-4;
   const Study study = playground_study(size, precision, runs, steps);
   const CellData<Real> data(study.cells[0], study.seed, 0, study.runs);
   CudaCellInput<Real> input = make_cuda_cell_input(study, 0, data);
   input.fused_lanes = lanes;
+  input.fused_variant = variant;
   CudaCellSimulation<Real> cuda(input);
   CheckpointSummary summary;
   for (size_t c = 0; c < cuda.checkpoint_count(); ++c) cuda.advance_and_summarize(c, summary);
   const double seconds = cuda.kernel_seconds();
   const double trajectory_steps = double(runs) * double(steps);
   const double gflops = 6.0 * size * size * trajectory_steps / seconds / 1e9;
-  std::printf("| %-8s | %.2e %-4s | %9.4f | %.3e | %9.1f | %5.1f%% |\n",
-              lanes < 0 ? "generic" : ("lanes=" + std::to_string(lanes)).c_str(), error,
+  std::printf("| %-11s | %.2e %-4s | %9.4f | %.3e | %9.1f | %5.1f%% |\n",
+              lanes < 0 ? "generic" : ("v" + std::to_string(variant) + " lanes=" + std::to_string(lanes)).c_str(), error,
               error <= tolerance ? "ok" : "FAIL", seconds, trajectory_steps / seconds, gflops, 100 * gflops / peak);
 }
 
@@ -98,16 +101,18 @@ int main(int argc, char** argv) {
   const double peak = sms * (precision == "float32" ? 128.0 : 64.0) * 2.0 * clock_khz * 1e3 / 1e9;
   std::printf("%s, %d SMs at %.0f MHz: %s peak %.0f GFLOP/s; d = n = %d, %lld runs x %lld gd steps (generic: %lld)\n\n",
               properties.name, sms, clock_khz / 1e3, precision.c_str(), peak, size, runs, steps, steps / 100);
-  std::printf("| variant  | validation    | kernel s  | steps/s   | GFLOP/s   | peak   |\n");
-  std::printf("|----------|---------------|-----------|-----------|-----------|--------|\n");
+  std::printf("| variant     | validation    | kernel s  | steps/s   | GFLOP/s   | peak   |\n");
+  std::printf("|-------------|---------------|-----------|-----------|-----------|--------|\n");
   std::vector<int> variants = {-1};
   for (int lanes : softflow::fused_gd_lane_choices(size, size)) variants.push_back(lanes);
-  for (int lanes : variants) {
-    const long long variant_steps = lanes < 0 ? std::max(1LL, steps / 100) : steps;
-    if (precision == "float32")
-      softflow::run_variant<float>(size, precision, runs, variant_steps, lanes, peak);
-    else
-      softflow::run_variant<double>(size, precision, runs, variant_steps, lanes, peak);
-  }
+  for (int lanes : variants)
+    for (int variant : {0, 1}) {
+      if (lanes < 0 && variant > 0) continue;
+      const long long variant_steps = lanes < 0 ? std::max(1LL, steps / 100) : steps;
+      if (precision == "float32")
+        softflow::run_variant<float>(size, precision, runs, variant_steps, lanes, variant, peak);
+      else
+        softflow::run_variant<double>(size, precision, runs, variant_steps, lanes, variant, peak);
+    }
   return 0;
 }

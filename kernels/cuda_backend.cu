@@ -312,7 +312,7 @@ void CudaCellSimulation<Real>::advance_and_summarize(size_t c, CheckpointSummary
     long long step_from = c > 0 ? in.steps[c - 1] : 0;
     if (s.fused_gd && step_from < in.steps[c]) {
       FusedGdArgs<Real> fused{in.shape,        in.step,         step_from,    in.steps[c], in.stop,
-                              s.args.runs,     s.states.get(),  s.records.get(), s.data.get(), s.args.data_stride};
+                              s.args.runs,     s.states.get(),  s.records.get(), s.data.get(), s.args.data_stride, in.fused_variant};
       fused_gd_advance(fused, in.fused_lanes);
       step_from = in.steps[c];  // the generic kernel below only observes
     }

@@ -28,6 +28,7 @@ __device__ inline Real group_max(Real x, unsigned mask) {
   return x;
 }
 
+// Variant 0 (fused_gd.cuh): a run's lanes leave the loop when the run stops.
 template <class Real, int D, int N, int T>
 __global__ void __launch_bounds__(kFusedThreadsPerBlock) fused_gd_kernel(FusedGdArgs<Real> args) {
   constexpr int C = N / T;  // columns per lane
@@ -131,11 +132,164 @@ __global__ void __launch_bounds__(kFusedThreadsPerBlock) fused_gd_kernel(FusedGd
   if (lane == 0) args.records[run] = rec;
 }
 
+// NaN-free maximum in one instruction (FMNMX / DMNMX); a NaN anywhere still reaches the loss and marks divergence.
+template <class Real>
+__device__ inline Real fast_max(Real x, Real y) {
+  if constexpr (sizeof(Real) == 4) return fmaxf(x, y);
+  else return fmax(x, y);
+}
+
+// s = softmax(a) over a run's T lanes (C = N / T columns each), with max_j s_j and sum_j s_j^2 over the group.
+template <int T, int C, class Real>
+__device__ inline void group_softmax(const Real (&a)[C], Real (&s)[C], Real& s_max, Real& s_sq) {
+  constexpr unsigned kFull = 0xffffffffu;
+  Real a_max = a[0];
+#pragma unroll
+  for (int c = 1; c < C; ++c) a_max = fast_max(a_max, a[c]);
+#pragma unroll
+  for (int offset = T / 2; offset > 0; offset /= 2) a_max = fast_max(a_max, __shfl_xor_sync(kFull, a_max, offset, T));
+  Real total = 0;
+#pragma unroll
+  for (int c = 0; c < C; ++c) {
+    s[c] = exp(a[c] - a_max);
+    total += s[c];
+  }
+  const Real inv = Real(1) / group_sum<T>(total, kFull);
+  s_max = 0;
+  s_sq = 0;
+#pragma unroll
+  for (int c = 0; c < C; ++c) {
+    s[c] *= inv;
+    s_max = fast_max(s_max, s[c]);
+    s_sq += s[c] * s[c];
+  }
+#pragma unroll
+  for (int offset = T / 2; offset > 0; offset /= 2) s_max = fast_max(s_max, __shfl_xor_sync(kFull, s_max, offset, T));
+  s_sq = group_sum<T>(s_sq, kFull);
+}
+
+// Variant 1 (fused_gd.cuh): the whole warp stays in the step loop until every run in it has stopped, so every shuffle is a
+// full-warp shuffle (no divergence guards) and the softmax of the next step overlaps the rank-one update of V.
+// A run that stops stores its state at once and continues on a zeroed (finite, never stored) state.
+template <class Real, int D, int N, int T>
+__global__ void __launch_bounds__(kFusedThreadsPerBlock) fused_gd_uniform_kernel(FusedGdArgs<Real> args) {
+  constexpr int C = N / T;  // columns per lane
+  constexpr unsigned kFull = 0xffffffffu;
+  const long long thread = blockIdx.x * (long long)blockDim.x + threadIdx.x;
+  const long long warp_first_run = (thread - threadIdx.x % 32) / T;
+  if (warp_first_run >= args.runs) return;  // whole warps only
+  const long long run = thread / T;
+  const int lane = int(thread % T);
+  const bool exists = run < args.runs;
+  const long long loaded_run = exists ? run : warp_first_run;
+  RunRecord rec = args.records[loaded_run];
+  bool active = exists && rec.status == RunStatus::running;
+  const bool started = active;
+  if (!__any_sync(kFull, active)) return;
+
+  ModelShape shape = args.shape;
+  shape.d = D;  // compile-time sizes: the shared loss code unrolls and its arrays stay in registers
+  shape.n = N;
+  shape.m = 0;
+  Real* theta = args.states + loaded_run * (D * N + N);
+  const Real* data_in = args.data + loaded_run * args.data_stride;
+  Real v[D][C], a[C], s[C], u[C], beta[D], r[D], target[D], work[1];
+#pragma unroll
+  for (int i = 0; i < D; ++i) {
+    target[i] = data_in[i];
+#pragma unroll
+    for (int c = 0; c < C; ++c) v[i][c] = theta[i * N + lane * C + c];
+  }
+#pragma unroll
+  for (int c = 0; c < C; ++c) a[c] = theta[D * N + lane * C + c];
+  auto store_state = [&]() {
+#pragma unroll
+    for (int i = 0; i < D; ++i)
+#pragma unroll
+      for (int c = 0; c < C; ++c) theta[i * N + lane * C + c] = v[i][c];
+#pragma unroll
+    for (int c = 0; c < C; ++c) theta[D * N + lane * C + c] = a[c];
+  };
+
+  const Real h = Real(args.step);
+  Real s_max, s_sq;
+  group_softmax<T>(a, s, s_max, s_sq);
+  for (long long k = args.step_from; k < args.step_to; ++k) {
+    if (!__any_sync(kFull, active)) break;
+    // beta = V s, then the loss residual r (replicated in every lane).
+#pragma unroll
+    for (int i = 0; i < D; ++i) {
+      Real partial = 0;
+#pragma unroll
+      for (int c = 0; c < C; ++c) partial += v[i][c] * s[c];
+      beta[i] = group_sum<T>(partial, kFull);
+    }
+    FlowEval<Real> eval;
+    eval.loss = loss_and_residual(shape, beta, target, r, work);
+    // u = V^T r (local columns), <s, u>, and ||grad||^2 = ||r||^2 ||s||^2 + ||da||^2 (dV = r s^T is rank one).
+    Real su = 0, r_sq = 0;
+#pragma unroll
+    for (int i = 0; i < D; ++i) r_sq += r[i] * r[i];
+#pragma unroll
+    for (int c = 0; c < C; ++c) {
+      u[c] = 0;
+#pragma unroll
+      for (int i = 0; i < D; ++i) u[c] += v[i][c] * r[i];
+      su += s[c] * u[c];
+    }
+    su = group_sum<T>(su, kFull);
+    Real da_sq = 0;
+#pragma unroll
+    for (int c = 0; c < C; ++c) {
+      u[c] = s[c] * (u[c] - su);  // u now holds da
+      da_sq += u[c] * u[c];
+    }
+    eval.grad_norm_sq = r_sq * s_sq + group_sum<T>(da_sq, kFull);
+    eval.s_max = s_max;
+    eval.winner = 0;  // not used by the checks
+    if (active && !apply_checks(eval, double(k) * args.step, args.stop, false, rec)) {
+      active = false;
+      store_state();
+#pragma unroll
+      for (int c = 0; c < C; ++c) a[c] = u[c] = 0;
+#pragma unroll
+      for (int i = 0; i < D; ++i) {
+        r[i] = 0;
+#pragma unroll
+        for (int c = 0; c < C; ++c) v[i][c] = 0;
+      }
+    }
+    if (active) ++rec.steps;
+    // Next step's softmax first: its shuffles and exponentials overlap the rank-one update of V (old s).
+    Real s_next[C];
+#pragma unroll
+    for (int c = 0; c < C; ++c) a[c] += h * u[c];
+    group_softmax<T>(a, s_next, s_max, s_sq);
+#pragma unroll
+    for (int i = 0; i < D; ++i) {
+      const Real hr = h * r[i];
+#pragma unroll
+      for (int c = 0; c < C; ++c) v[i][c] += hr * s[c];
+    }
+#pragma unroll
+    for (int c = 0; c < C; ++c) s[c] = s_next[c];
+  }
+  if (active) {
+    rec.t = double(args.step_to) * args.step;
+    store_state();
+  }
+  if (started && lane == 0) args.records[run] = rec;
+}
+
 template <class Real, int D, int N, int T>
 void launch(const FusedGdArgs<Real>& args) {
   const long long threads = args.runs * T;
   const unsigned blocks = unsigned((threads + kFusedThreadsPerBlock - 1) / kFusedThreadsPerBlock);
-  fused_gd_kernel<Real, D, N, T><<<blocks, kFusedThreadsPerBlock>>>(args);
+  const int variant = args.variant >= 0 ? args.variant : (T == 1 ? 0 : 1);
+  if (variant == 1)
+    fused_gd_uniform_kernel<Real, D, N, T><<<blocks, kFusedThreadsPerBlock>>>(args);
+  else
+    fused_gd_kernel<Real, D, N, T><<<blocks, kFusedThreadsPerBlock>>>(args);
   SOFTFLOW_CUDA_CHECK(cudaGetLastError());
 }
 
@@ -157,7 +311,7 @@ bool fused_gd_available(const ModelShape& shape, int real_bytes, int* lanes) {
 }
 
 const std::vector<int>& fused_gd_lane_choices(int d, int n) {
-  static const std::vector<int> size8 = {1, 2, 4}, size16 = {2, 4, 8}, size32 = {2, 4, 8, 16}, none;
+  static const std::vector<int> size8 = {1, 2, 4}, size16 = {2, 4, 8}, size32 = {4, 8, 16}, none;
   if (d == 8 && n == 8) return size8;
   if (d == 16 && n == 16) return size16;
   if (d == 32 && n == 32) return size32;
@@ -182,7 +336,7 @@ void fused_gd_advance(const FusedGdArgs<Real>& args, int lanes) {
   if (lanes <= 0) fused_gd_available(args.shape, int(sizeof(Real)), &lanes);
   if (d == 8 && n == 8) return launch_with_lanes<Real, 8, 8, 1, 2, 4>(args, lanes);
   if (d == 16 && n == 16) return launch_with_lanes<Real, 16, 16, 2, 4, 8>(args, lanes);
-  if (d == 32 && n == 32) return launch_with_lanes<Real, 32, 32, 2, 4, 8, 16>(args, lanes);
+  if (d == 32 && n == 32) return launch_with_lanes<Real, 32, 32, 4, 8, 16>(args, lanes);
   throw std::logic_error("fused_gd_advance: no instance for this size");
 }
 

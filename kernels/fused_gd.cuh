@@ -24,6 +24,7 @@ struct FusedGdArgs {
   RunRecord* records;  // runs
   const Real* data;    // data_size per run, or one shared copy (data_stride 0)
   long long data_stride;
+  int variant = -1;    // -1: the faster for the lanes (below); 0: per-run loop; 1: warp-uniform loop
 };
 
 // True if fused_gd_advance has an instance for this cell (and `lanes` then says how many lanes own one run).
@@ -34,6 +35,13 @@ const std::vector<int>& fused_gd_lane_choices(int d, int n);
 
 // Advances every running run from step_from to step_to with `lanes` lanes per run (0: the default choice, enough
 // lanes that one lane's share of V stays near 128 registers).
+// Two loop structures (bench/results/2026-11-23-h100-playground-v1 times both):
+//   variant 0: each run's lanes leave the step loop when the run stops; shuffles carry divergence guards.
+//   variant 1: the whole warp steps until all its runs have stopped (a stopped run stores its state and continues
+//              on a zeroed copy that is never stored), so shuffles are full-warp and the next step's softmax
+//              overlaps the update of V. Faster with 2 or more lanes (16 x 16 float32: 23.4 % of peak against
+//              22.5 %; float64: 17.1 % against 15.4 %), slower with 1 lane (8 x 8: 22.0 % against 23.5 %).
+// The default (variant -1) takes variant 0 for 1 lane and variant 1 otherwise.
 template <class Real>
 void fused_gd_advance(const FusedGdArgs<Real>& args, int lanes = 0);
 
