@@ -1,16 +1,19 @@
 // Purpose: kernel playground for the value-softmax gd step (in the manner of llm.c's dev/cuda): every variant is
 // first validated against the CPU reference on a small study, then timed on the throughput target's shape.
 // Variants:
-//   generic   the thread-per-run kernel on the shared math (kernels/cuda_backend.cu), state in global memory
+//   generic     the thread-per-run kernel on the shared math (kernels/cuda_backend.cu), state in global memory
+//   block       one thread block per run (kernels/block_gd.cuh), state in global memory, any size
 //   vK lanes=T  the fused register kernel (kernels/fused_gd.cuh) with T lanes of a warp per run, T in
 //               fused_gd_lane_choices(d, n), and loop structure K: 0 per-run loop, 1 warp-uniform loop
 // Usage (on a GPU machine, after scripts/build or scripts/device-check):
 //   build-device/bench/fused_gd_playground [--size 16] [--precision float32] [--runs 1048576] [--steps 10000]
+// (--size: d = n, any size; the fused variants exist for 8, 16 and 32 only)
 // Prints one line per variant: validation error, kernel seconds, trajectory-steps/s, useful GFLOP/s (6 d n per
 // step) and the fraction of the FP32 (or FP64) peak from the device's properties.
 #include <cuda_runtime.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <string>
@@ -31,13 +34,15 @@ Study playground_study(int size, const std::string& precision, long long runs, l
 
 // Largest relative state difference between the variant and the CPU after the small validation study.
 template <class Real>
-double validation_error(int size, const std::string& precision, int lanes, int variant) {
-  const Study study = playground_study(size, precision, 512, 200);
+double validation_error(int size, const std::string& precision, int lanes, int variant, int block) {
+  // Validation size: about 2^22 state entries in all, so the CPU reference stays quick at large sizes.
+  const Study study = playground_study(size, precision, std::clamp((1LL << 22) / (1LL * size * size), 8LL, 512LL), 200);
   CpuCellSimulation<Real> cpu(study, study.cells[0], 0);
   const CellData<Real> data(study.cells[0], study.seed, 0, study.runs);
   CudaCellInput<Real> input = make_cuda_cell_input(study, 0, data);
   input.fused_lanes = lanes;
   input.fused_variant = variant;
+  input.block_gd = block;
   CudaCellSimulation<Real> cuda(input);
   CheckpointObservations observations;
   CheckpointSummary summary;
@@ -60,14 +65,15 @@ double validation_error(int size, const std::string& precision, int lanes, int v
 
 template <class Real>
 void run_variant(int size, const std::string& precision, long long runs, long long steps, int lanes, int variant,
-                 double peak) {
-  const double error = validation_error<Real>(size, precision, lanes, variant);
+                 int block, double peak) {
+  const double error = validation_error<Real>(size, precision, lanes, variant, block);
   const double tolerance = sizeof(Real) == 8 ? 1e-10 : 1e-4;
   const Study study = playground_study(size, precision, runs, steps);
   const CellData<Real> data(study.cells[0], study.seed, 0, study.runs);
   CudaCellInput<Real> input = make_cuda_cell_input(study, 0, data);
   input.fused_lanes = lanes;
   input.fused_variant = variant;
+  input.block_gd = block;
   CudaCellSimulation<Real> cuda(input);
   CheckpointSummary summary;
   for (size_t c = 0; c < cuda.checkpoint_count(); ++c) cuda.advance_and_summarize(c, summary);
@@ -75,7 +81,8 @@ void run_variant(int size, const std::string& precision, long long runs, long lo
   const double trajectory_steps = double(runs) * double(steps);
   const double gflops = 6.0 * size * size * trajectory_steps / seconds / 1e9;
   std::printf("| %-11s | %.2e %-4s | %9.4f | %.3e | %9.1f | %5.1f%% |\n",
-              lanes < 0 ? "generic" : ("v" + std::to_string(variant) + " lanes=" + std::to_string(lanes)).c_str(), error,
+              lanes >= 0 ? ("v" + std::to_string(variant) + " lanes=" + std::to_string(lanes)).c_str()
+                         : (block ? "block" : "generic"), error,
               error <= tolerance ? "ok" : "FAIL", seconds, trajectory_steps / seconds, gflops, 100 * gflops / peak);
 }
 
@@ -87,11 +94,12 @@ int main(int argc, char** argv) {
   int size = 16;
   std::string precision = "float32";
   long long runs = 1 << 20, steps = 10000;
-  app.add_option("--size", size, "d = n (8, 16 or 32)");
+  app.add_option("--size", size, "d = n (fused variants: 8, 16 or 32)")->check(CLI::Range(2, 4096));
   app.add_option("--precision", precision)->check(CLI::IsMember({"float32", "float64"}));
-  app.add_option("--runs", runs);
+  app.add_option("--runs", runs, "default: 2^20, at most 2^28 / (d n) (1 GiB of float32 states)");
   app.add_option("--steps", steps);
   CLI11_PARSE(app, argc, argv);
+  if (app.count("--runs") == 0) runs = std::min(runs, std::max(1LL, (1LL << 28) / (1LL * size * size)));
   int device = 0, sms = 0, clock_khz = 0;
   cudaDeviceProp properties;
   cudaGetDeviceProperties(&properties, device);
@@ -99,20 +107,23 @@ int main(int argc, char** argv) {
   cudaDeviceGetAttribute(&clock_khz, cudaDevAttrClockRate, device);
   // Hopper: 128 FP32 lanes and 64 FP64 lanes per SM, 2 FLOPs per FMA.
   const double peak = sms * (precision == "float32" ? 128.0 : 64.0) * 2.0 * clock_khz * 1e3 / 1e9;
-  std::printf("%s, %d SMs at %.0f MHz: %s peak %.0f GFLOP/s; d = n = %d, %lld runs x %lld gd steps (generic: %lld)\n\n",
-              properties.name, sms, clock_khz / 1e3, precision.c_str(), peak, size, runs, steps, steps / 100);
+  std::printf("%s, %d SMs at %.0f MHz: %s peak %.0f GFLOP/s; d = n = %d, %lld runs x %lld gd steps (generic: %lld, block: %lld)\n\n",
+              properties.name, sms, clock_khz / 1e3, precision.c_str(), peak, size, runs, steps, steps / 100,
+              steps / 10);
   std::printf("| variant     | validation    | kernel s  | steps/s   | GFLOP/s   | peak   |\n");
   std::printf("|-------------|---------------|-----------|-----------|-----------|--------|\n");
-  std::vector<int> variants = {-1};
-  for (int lanes : softflow::fused_gd_lane_choices(size, size)) variants.push_back(lanes);
-  for (int lanes : variants)
-    for (int variant : {0, 1}) {
-      if (lanes < 0 && variant > 0) continue;
-      const long long variant_steps = lanes < 0 ? std::max(1LL, steps / 100) : steps;
-      if (precision == "float32")
-        softflow::run_variant<float>(size, precision, runs, variant_steps, lanes, variant, peak);
-      else
-        softflow::run_variant<double>(size, precision, runs, variant_steps, lanes, variant, peak);
-    }
+  struct Variant {
+    int lanes, loop, block;
+    long long steps;
+  };
+  std::vector<Variant> variants = {{-1, -1, 0, std::max(1LL, steps / 100)}, {-1, -1, 1, std::max(1LL, steps / 10)}};
+  for (int lanes : softflow::fused_gd_lane_choices(size, size))
+    for (int loop : {0, 1}) variants.push_back({lanes, loop, 0, steps});
+  for (const Variant& v : variants) {
+    if (precision == "float32")
+      softflow::run_variant<float>(size, precision, runs, v.steps, v.lanes, v.loop, v.block, peak);
+    else
+      softflow::run_variant<double>(size, precision, runs, v.steps, v.lanes, v.loop, v.block, peak);
+  }
   return 0;
 }

@@ -11,6 +11,7 @@
 #include "cuda_check.h"
 #include "device_array.cuh"
 #include "device_statistics.cuh"
+#include "block_gd.cuh"
 #include "fused_gd.cuh"
 #include "softflow/observables.h"
 
@@ -18,6 +19,8 @@ namespace softflow {
 namespace {
 
 constexpr int kThreadsPerBlock = 128;
+// gd cells with at least this many state entries take the block-per-run kernel (when no fused kernel fits).
+constexpr long long kBlockGdMinState = 64;
 
 // Counters reduced by count_kernel: by status, above each passage threshold, then the winner statistics.
 enum CounterIndex : int {
@@ -164,6 +167,7 @@ struct CudaCellSimulation<Real>::Impl {
   double kernel_seconds = 0;
   long long steps_taken = 0;
   bool fused_gd = false;  // gd steps by the fused register kernel (fused_gd.cuh)
+  bool block_gd = false;  // gd steps by the block-per-run kernel (block_gd.cuh)
   cudaEvent_t kernel_start = nullptr, kernel_stop = nullptr;
 
   explicit Impl(const CudaCellInput<Real>& in)
@@ -226,6 +230,9 @@ struct CudaCellSimulation<Real>::Impl {
     args.values = values.get();
     args.winners = winners.get();
     fused_gd = in.method == Method::gd && in.fused_lanes >= 0 && fused_gd_available(shape, int(sizeof(Real)), nullptr);
+    block_gd = in.method == Method::gd && !fused_gd && in.block_gd != 0 &&
+               (in.block_gd == 1 || shape.state_size() >= kBlockGdMinState) &&
+               block_gd_available(shape, int(sizeof(Real)));
     SOFTFLOW_CUDA_CHECK(cudaEventCreate(&kernel_start));
     SOFTFLOW_CUDA_CHECK(cudaEventCreate(&kernel_stop));
     for (long long wave = 0; wave < waves; ++wave) {
@@ -310,10 +317,14 @@ void CudaCellSimulation<Real>::advance_and_summarize(size_t c, CheckpointSummary
     s.select_wave(wave, true);
     SOFTFLOW_CUDA_CHECK(cudaEventRecord(s.kernel_start));
     long long step_from = c > 0 ? in.steps[c - 1] : 0;
-    if (s.fused_gd && step_from < in.steps[c]) {
-      FusedGdArgs<Real> fused{in.shape,        in.step,         step_from,    in.steps[c], in.stop,
-                              s.args.runs,     s.states.get(),  s.records.get(), s.data.get(), s.args.data_stride, in.fused_variant};
-      fused_gd_advance(fused, in.fused_lanes);
+    if ((s.fused_gd || s.block_gd) && step_from < in.steps[c]) {
+      const GdSegmentArgs<Real> segment{in.shape,      in.step,        step_from,       in.steps[c],
+                                        in.stop,       s.args.runs,    s.states.get(),  s.records.get(),
+                                        s.data.get(),  s.args.data_stride, in.fused_variant};
+      if (s.fused_gd)
+        fused_gd_advance(segment, in.fused_lanes);
+      else
+        block_gd_advance(segment);
       step_from = in.steps[c];  // the generic kernel below only observes
     }
     advance_observe_kernel<Real><<<s.grid, kThreadsPerBlock>>>(s.args, int(c), in.times[c], step_from, in.steps[c]);

@@ -30,7 +30,7 @@ __device__ inline Real group_max(Real x, unsigned mask) {
 
 // Variant 0 (fused_gd.cuh): a run's lanes leave the loop when the run stops.
 template <class Real, int D, int N, int T>
-__global__ void __launch_bounds__(kFusedThreadsPerBlock) fused_gd_kernel(FusedGdArgs<Real> args) {
+__global__ void __launch_bounds__(kFusedThreadsPerBlock) fused_gd_kernel(GdSegmentArgs<Real> args) {
   constexpr int C = N / T;  // columns per lane
   const long long thread = blockIdx.x * (long long)blockDim.x + threadIdx.x;
   const long long run = thread / T;
@@ -172,7 +172,7 @@ __device__ inline void group_softmax(const Real (&a)[C], Real (&s)[C], Real& s_m
 // full-warp shuffle (no divergence guards) and the softmax of the next step overlaps the rank-one update of V.
 // A run that stops stores its state at once and continues on a zeroed (finite, never stored) state.
 template <class Real, int D, int N, int T>
-__global__ void __launch_bounds__(kFusedThreadsPerBlock) fused_gd_uniform_kernel(FusedGdArgs<Real> args) {
+__global__ void __launch_bounds__(kFusedThreadsPerBlock) fused_gd_uniform_kernel(GdSegmentArgs<Real> args) {
   constexpr int C = N / T;  // columns per lane
   constexpr unsigned kFull = 0xffffffffu;
   const long long thread = blockIdx.x * (long long)blockDim.x + threadIdx.x;
@@ -282,7 +282,7 @@ __global__ void __launch_bounds__(kFusedThreadsPerBlock) fused_gd_uniform_kernel
 }
 
 template <class Real, int D, int N, int T>
-void launch(const FusedGdArgs<Real>& args) {
+void launch(const GdSegmentArgs<Real>& args) {
   const long long threads = args.runs * T;
   const unsigned blocks = unsigned((threads + kFusedThreadsPerBlock - 1) / kFusedThreadsPerBlock);
   const int variant = args.variant >= 0 ? args.variant : (T == 1 ? 0 : 1);
@@ -322,7 +322,7 @@ namespace {
 
 // Launches the instance with `lanes` lanes per run, one of the choices of its size (Lanes...).
 template <class Real, int D, int N, int... Lanes>
-void launch_with_lanes(const FusedGdArgs<Real>& args, int lanes) {
+void launch_with_lanes(const GdSegmentArgs<Real>& args, int lanes) {
   bool launched = false;
   ((lanes == Lanes ? (launch<Real, D, N, Lanes>(args), launched = true) : false), ...);
   if (!launched) throw std::invalid_argument("fused gd: " + std::to_string(lanes) + " lanes per run not instantiated");
@@ -331,7 +331,7 @@ void launch_with_lanes(const FusedGdArgs<Real>& args, int lanes) {
 }  // namespace
 
 template <class Real>
-void fused_gd_advance(const FusedGdArgs<Real>& args, int lanes) {
+void fused_gd_advance(const GdSegmentArgs<Real>& args, int lanes) {
   const int d = args.shape.d, n = args.shape.n;
   if (lanes <= 0) fused_gd_available(args.shape, int(sizeof(Real)), &lanes);
   if (d == 8 && n == 8) return launch_with_lanes<Real, 8, 8, 1, 2, 4>(args, lanes);
@@ -340,7 +340,7 @@ void fused_gd_advance(const FusedGdArgs<Real>& args, int lanes) {
   throw std::logic_error("fused_gd_advance: no instance for this size");
 }
 
-template void fused_gd_advance<float>(const FusedGdArgs<float>&, int);
-template void fused_gd_advance<double>(const FusedGdArgs<double>&, int);
+template void fused_gd_advance<float>(const GdSegmentArgs<float>&, int);
+template void fused_gd_advance<double>(const GdSegmentArgs<double>&, int);
 
 }  // namespace softflow

@@ -8,24 +8,9 @@
 
 #include <vector>
 
-#include "softflow/model.h"
-#include "softflow/run_record.h"
+#include "gd_segment.cuh"
 
 namespace softflow {
-
-template <class Real>
-struct FusedGdArgs {
-  ModelShape shape;
-  double step;
-  long long step_from, step_to;
-  StopRule stop;
-  long long runs;
-  Real* states;        // runs x state_size (run-major, as everywhere)
-  RunRecord* records;  // runs
-  const Real* data;    // data_size per run, or one shared copy (data_stride 0)
-  long long data_stride;
-  int variant = -1;    // -1: the faster for the lanes (below); 0: per-run loop; 1: warp-uniform loop
-};
 
 // True if fused_gd_advance has an instance for this cell (and `lanes` then says how many lanes own one run).
 bool fused_gd_available(const ModelShape& shape, int real_bytes, int* lanes);
@@ -43,6 +28,6 @@ const std::vector<int>& fused_gd_lane_choices(int d, int n);
 //              22.5 %; float64: 17.1 % against 15.4 %), slower with 1 lane (8 x 8: 22.0 % against 23.5 %).
 // The default (variant -1) takes variant 0 for 1 lane and variant 1 otherwise.
 template <class Real>
-void fused_gd_advance(const FusedGdArgs<Real>& args, int lanes = 0);
+void fused_gd_advance(const GdSegmentArgs<Real>& args, int lanes = 0);
 
 }  // namespace softflow

@@ -5,6 +5,9 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "checkpoint_report.h"
 #include "cpu_backend.h"
@@ -31,14 +34,17 @@ struct BothBackends {
   int state_size = 0;
 };
 
+// block_gd: the CUDA input's block-per-run gd choice (-1 = the backend's own choice).
 template <class Real>
-BothBackends<Real> run_both(const Study& study, bool initial_only = false) {
+BothBackends<Real> run_both(const Study& study, bool initial_only = false, int block_gd = -1) {
   BothBackends<Real> out;
   const CellParams& cell = study.cells[0];
   out.state_size = cell.shape.state_size();
   CpuCellSimulation<Real> cpu(study, cell, 0);
   const CellData<Real> data(cell, study.seed, 0, study.runs);
-  CudaCellSimulation<Real> cuda(make_cuda_cell_input(study, 0, data));
+  CudaCellInput<Real> input = make_cuda_cell_input(study, 0, data);
+  input.block_gd = block_gd;
+  CudaCellSimulation<Real> cuda(input);
   if (!initial_only) {
     CheckpointObservations observations;
     CheckpointSummary summary;
@@ -126,6 +132,60 @@ TEST_F(CudaBackendTest, FusedGdKernelMatchesTheCpu) {
       const double cuda_error = max_relative_difference(both.cuda_states, reference.cpu_states);
       EXPECT_LT(cuda_error, 4 * cpu_error + 1e-6) << size << " " << loss << ": cpu float32 error " << cpu_error;
     }
+}
+
+TEST_F(CudaBackendTest, BlockGdKernelMatchesTheCpu) {
+  // One block per run (block_gd.cuh), forced on: sizes below, at and above one warp, rows or columns far beyond the
+  // block, every value-softmax loss.
+  const std::vector<std::pair<int, int>> sizes = {{6, 5}, {40, 70}, {3, 300}, {300, 3}, {33, 33}};
+  for (const auto& [d, n] : sizes)
+    for (const char* loss : {"logistic", "square", "cross_entropy", "regression"}) {
+      nlohmann::json changes = fixed_step_study("gd", loss);
+      changes["d"] = d;
+      changes["n"] = n;
+      changes["runs"] = 70;
+      changes["step"] = 0.1;
+      changes["checkpoints"] = {{"schedule", "list"}, {"times", {0, 20, 30}}};  // 300 steps
+      const auto reference = run_both<double>(testing::study_with(changes), false, 1);
+      EXPECT_LT(max_relative_difference(reference.cuda_states, reference.cpu_states), 1e-10) << d << "x" << n << " "
+                                                                                               << loss;
+      EXPECT_EQ(reference.cuda_records[3].steps, reference.cpu_records[3].steps);
+      changes["precision"] = "float32";
+      const auto both = run_both<float>(testing::study_with(changes), false, 1);
+      const double cpu_error = max_relative_difference(both.cpu_states, reference.cpu_states);
+      const double cuda_error = max_relative_difference(both.cuda_states, reference.cpu_states);
+      EXPECT_LT(cuda_error, 4 * cpu_error + 1e-6) << d << "x" << n << " " << loss << ": cpu float32 error "
+                                                  << cpu_error;
+    }
+}
+
+TEST_F(CudaBackendTest, BlockGdKernelStopsLikeTheCpu) {
+  // Polarization stops (logistic) and divergence (square loss, step far too large) inside a segment, block per run.
+  for (const char* loss : {"logistic", "square"}) {
+    const bool explode = std::string(loss) == "square";
+    nlohmann::json changes = {{"runs", 96}, {"integrator", "gd"}, {"loss", loss}, {"d", 12}, {"n", 20},
+                              {"step", explode ? 6.0 : 0.5}, {"sigma_v", 1.5},
+                              {"checkpoints", {{"schedule", "list"}, {"times", {0, 1500, 4500}}}}};
+    if (!explode) changes["stop"] = {{"polarized_eps", 0.1}};  // on the CPU: 92 of 96 polarize by t = 1500
+    const Study study = testing::study_with(changes);  // square: 40 of 96 diverge on the CPU
+    const auto both = run_both<double>(study, false, 1);
+    const size_t p = both.cpu_states.size() / both.cpu_records.size();
+    int stopped = 0;
+    for (size_t r = 0; r < both.cpu_records.size(); ++r) {
+      const RunRecord &cpu = both.cpu_records[r], &cuda = both.cuda_records[r];
+      EXPECT_EQ(cpu.status, cuda.status) << loss << " " << r;
+      EXPECT_NEAR(double(cpu.steps), double(cuda.steps), explode ? 0.01 * double(cpu.steps) + 1 : 0) << r;
+      EXPECT_EQ(cpu.first_time[0], cuda.first_time[0]) << loss << " " << r;
+      stopped += cuda.status != RunStatus::running;
+      if (cpu.status != RunStatus::diverged) {
+        const std::vector<double> cpu_state(both.cpu_states.begin() + r * p, both.cpu_states.begin() + (r + 1) * p);
+        const std::vector<double> cuda_state(both.cuda_states.begin() + r * p,
+                                             both.cuda_states.begin() + (r + 1) * p);
+        EXPECT_LT(max_relative_difference(cuda_state, cpu_state), 1e-10) << loss << " " << r;
+      }
+    }
+    EXPECT_GT(stopped, 10) << loss;
+  }
 }
 
 TEST_F(CudaBackendTest, FusedGdKernelStopsAndRecordsPassagesLikeTheCpu) {
