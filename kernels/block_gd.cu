@@ -93,8 +93,17 @@ __global__ void __launch_bounds__(B) block_gd_kernel(GdSegmentArgs<Real> args) {
       s_sq = reduce.sum(s_sq);
       // beta = V s: warp w takes rows w, w + B / 32, ...; its lanes stride along the row.
       for (int i = warp; i < d; i += kWarps) {
-        Real partial = 0;
-        for (int j = lane; j < n; j += 32) partial += v[(long long)i * n + j] * s[j];
+        const Real* row = v + (long long)i * n;
+        Real p0 = 0, p1 = 0, p2 = 0, p3 = 0;  // four loads in flight per lane
+        int j = lane;
+        for (; j + 96 < n; j += 128) {
+          p0 += row[j] * s[j];
+          p1 += row[j + 32] * s[j + 32];
+          p2 += row[j + 64] * s[j + 64];
+          p3 += row[j + 96] * s[j + 96];
+        }
+        for (; j < n; j += 32) p0 += row[j] * s[j];
+        Real partial = (p0 + p1) + (p2 + p3);
         for (int offset = 16; offset > 0; offset /= 2) partial += __shfl_xor_sync(0xffffffffu, partial, offset);
         if (lane == 0) beta[i] = partial;
       }
@@ -109,8 +118,17 @@ __global__ void __launch_bounds__(B) block_gd_kernel(GdSegmentArgs<Real> args) {
       // u = V^T r, then da = s .* (u - <s, u>) (softmax_jacobian_apply, spread over the block).
       Real su = 0;
       for (int j = t; j < n; j += B) {
-        Real uj = 0;
-        for (int i = 0; i < d; ++i) uj += v[(long long)i * n + j] * r[i];
+        const Real* column = v + j;
+        Real u0 = 0, u1 = 0, u2 = 0, u3 = 0;  // four loads in flight per thread
+        int i = 0;
+        for (; i + 3 < d; i += 4) {
+          u0 += column[(long long)i * n] * r[i];
+          u1 += column[(long long)(i + 1) * n] * r[i + 1];
+          u2 += column[(long long)(i + 2) * n] * r[i + 2];
+          u3 += column[(long long)(i + 3) * n] * r[i + 3];
+        }
+        for (; i < d; ++i) u0 += column[(long long)i * n] * r[i];
+        const Real uj = (u0 + u1) + (u2 + u3);
         u[j] = uj;
         su += s[j] * uj;
       }
@@ -130,6 +148,7 @@ __global__ void __launch_bounds__(B) block_gd_kernel(GdSegmentArgs<Real> args) {
       if (!keep_going) break;
       for (int j = t; j < n; j += B) {
         const Real sj = s[j];
+#pragma unroll 4
         for (int i = 0; i < d; ++i) v[(long long)i * n + j] += h * (r[i] * sj);  // as theta += h dtheta
         a[j] += h * u[j];
       }
@@ -163,7 +182,7 @@ void launch(const GdSegmentArgs<Real>& args) {
 
 int block_gd_threads(const ModelShape& shape) {
   int threads = 32;
-  while (threads < 256 && threads < std::max(shape.d, shape.n)) threads *= 2;
+  while (threads < 1024 && threads < std::max(shape.d, shape.n)) threads *= 2;
   return threads;
 }
 
@@ -182,7 +201,9 @@ void block_gd_advance(const GdSegmentArgs<Real>& args) {
     case 32: return launch<Real, 32>(args);
     case 64: return launch<Real, 64>(args);
     case 128: return launch<Real, 128>(args);
-    default: return launch<Real, 256>(args);
+    case 256: return launch<Real, 256>(args);
+    case 512: return launch<Real, 512>(args);
+    default: return launch<Real, 1024>(args);
   }
 }
 

@@ -17,7 +17,7 @@ namespace softflow {
 // fit the device's per-block limit.
 bool block_gd_available(const ModelShape& shape, int real_bytes);
 
-// Threads per block for a shape (a power of two from 32 to 256, about max(d, n)).
+// Threads per block for a shape (a power of two from 32 to 1024, about max(d, n)).
 int block_gd_threads(const ModelShape& shape);
 
 // Advances every running run from step_from to step_to, one block per run (grid-stride over runs).

@@ -174,7 +174,9 @@ TEST_F(CudaBackendTest, BlockGdKernelStopsLikeTheCpu) {
     for (size_t r = 0; r < both.cpu_records.size(); ++r) {
       const RunRecord &cpu = both.cpu_records[r], &cuda = both.cuda_records[r];
       EXPECT_EQ(cpu.status, cuda.status) << loss << " " << r;
-      EXPECT_NEAR(double(cpu.steps), double(cuda.steps), explode ? 0.01 * double(cpu.steps) + 1 : 0) << r;
+      // An exploding iteration is chaotic before it overflows, so its overflow step depends on rounding: seen on an
+      // H100, one run in 96 overflowed at step 340 instead of the CPU's 351.
+      EXPECT_NEAR(double(cpu.steps), double(cuda.steps), explode ? 0.05 * double(cpu.steps) + 1 : 0) << r;
       EXPECT_EQ(cpu.first_time[0], cuda.first_time[0]) << loss << " " << r;
       stopped += cuda.status != RunStatus::running;
       if (cpu.status != RunStatus::diverged) {
