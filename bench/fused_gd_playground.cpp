@@ -2,7 +2,7 @@
 // first validated against the CPU reference on a small study, then timed on the throughput target's shape.
 // Variants:
 //   generic     the thread-per-run kernel on the shared math (kernels/cuda_backend.cu), state in global memory
-//   block       one thread block per run (kernels/block_gd.cuh), state in global memory, any size
+//   block       one thread block per run (kernels/block_per_run.cuh), state in global memory, any size
 //   vK lanes=T  the fused register kernel (kernels/fused_gd.cuh) with T lanes of a warp per run, T in
 //               fused_gd_lane_choices(d, n), and loop structure K: 0 per-run loop, 1 warp-uniform loop
 // Usage (on a GPU machine, after scripts/build or scripts/device-check):

@@ -11,7 +11,7 @@
 #include "cuda_check.h"
 #include "device_array.cuh"
 #include "device_statistics.cuh"
-#include "block_gd.cuh"
+#include "block_per_run.cuh"
 #include "fused_gd.cuh"
 #include "softflow/observables.h"
 
@@ -167,7 +167,7 @@ struct CudaCellSimulation<Real>::Impl {
   double kernel_seconds = 0;
   long long steps_taken = 0;
   bool fused_gd = false;  // gd steps by the fused register kernel (fused_gd.cuh)
-  bool block_gd = false;  // gd steps by the block-per-run kernel (block_gd.cuh)
+  bool block_gd = false;  // gd steps by the block-per-run kernel (block_per_run.cuh)
   cudaEvent_t kernel_start = nullptr, kernel_stop = nullptr;
 
   explicit Impl(const CudaCellInput<Real>& in)
@@ -325,10 +325,17 @@ void CudaCellSimulation<Real>::advance_and_summarize(size_t c, CheckpointSummary
         fused_gd_advance(segment, in.fused_lanes);
       else
         block_gd_advance(segment);
-      step_from = in.steps[c];  // the generic kernel below only observes
+      step_from = in.steps[c];  // the kernel below only observes
     }
-    advance_observe_kernel<Real><<<s.grid, kThreadsPerBlock>>>(s.args, int(c), in.times[c], step_from, in.steps[c]);
-    SOFTFLOW_CUDA_CHECK(cudaGetLastError());
+    if (s.block_gd) {
+      const CellArgs<Real>& a = s.args;
+      block_observe(BlockObserveArgs<Real>{a.shape, a.stop, a.init, a.seed, a.cell_index, in.times[c], a.first_run,
+                                           a.runs, a.total_runs, a.states, a.records, a.data, a.data_stride,
+                                           a.values, a.winners});
+    } else {
+      advance_observe_kernel<Real><<<s.grid, kThreadsPerBlock>>>(s.args, int(c), in.times[c], step_from, in.steps[c]);
+      SOFTFLOW_CUDA_CHECK(cudaGetLastError());
+    }
     SOFTFLOW_CUDA_CHECK(cudaEventRecord(s.kernel_stop));
     SOFTFLOW_CUDA_CHECK(cudaEventSynchronize(s.kernel_stop));
     float milliseconds = 0;

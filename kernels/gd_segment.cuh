@@ -1,5 +1,5 @@
 // Purpose: the arguments of the gd kernels that advance a wave of value-softmax runs between two checkpoints with
-// each run's state kept on chip (fused_gd.cuh: registers, small sizes; block_gd.cuh: one block per run, any size).
+// each run's state kept on chip (fused_gd.cuh: registers, small sizes; block_per_run.cuh: one block per run, any size).
 #pragma once
 
 #include "softflow/model.h"

@@ -135,7 +135,7 @@ TEST_F(CudaBackendTest, FusedGdKernelMatchesTheCpu) {
 }
 
 TEST_F(CudaBackendTest, BlockGdKernelMatchesTheCpu) {
-  // One block per run (block_gd.cuh), forced on: sizes below, at and above one warp, rows or columns far beyond the
+  // One block per run (block_per_run.cuh), forced on: sizes below, at and above one warp, rows or columns far beyond the
   // block, every value-softmax loss.
   const std::vector<std::pair<int, int>> sizes = {{6, 5}, {40, 70}, {3, 300}, {300, 3}, {33, 33}};
   for (const auto& [d, n] : sizes)
@@ -302,10 +302,8 @@ TEST_F(CudaBackendTest, Dopri5ReachesTheSameCheckpointsWithinTolerance) {
   for (size_t r = 0; r < both.cuda_records.size(); ++r) EXPECT_EQ(both.cuda_records[r].t, 700.0);
 }
 
-TEST_F(CudaBackendTest, StatisticsAgreeWithTheCpu) {
-  const Study study = testing::study_with(
-      {{"runs", 3000}, {"integrator", "rk4"}, {"step", 0.5}, {"sigma_a", 0.1}, {"loss", {"logistic", "square"}},
-       {"checkpoints", {{"schedule", "log"}, {"start", 1}, {"stop", 1000}, {"count", 4}}}});
+// Every cell's checkpoint statistics of a study agree between the backends: counts exactly, observables to 1e-9.
+void expect_same_statistics(const Study& study) {
   const nlohmann::json cpu = run_study(study, EngineOptions{BackendChoice::cpu, 0, false, ""});
   const nlohmann::json cuda = run_study(study, EngineOptions{BackendChoice::cuda, 0, false, ""});
   EXPECT_EQ(cuda["provenance"]["backend"], "cuda");
@@ -329,6 +327,21 @@ TEST_F(CudaBackendTest, StatisticsAgreeWithTheCpu) {
                     1e-9 * std::max(1.0, std::abs(x["quantiles"]["q50"].get<double>())));
       }
     }
+}
+
+TEST_F(CudaBackendTest, StatisticsAgreeWithTheCpu) {
+  expect_same_statistics(testing::study_with(
+      {{"runs", 3000}, {"integrator", "rk4"}, {"step", 0.5}, {"sigma_a", 0.1}, {"loss", {"logistic", "square"}},
+       {"checkpoints", {{"schedule", "log"}, {"start", 1}, {"stop", 1000}, {"count", 4}}}}));
+}
+
+TEST_F(CudaBackendTest, BlockPerRunObservationAgreesWithTheCpu) {
+  // gd at d = 12, n = 20 takes the block-per-run kernels for the steps and the observation (block_per_run.cuh),
+  // every loss (invariant_drift for the logistic one), with runs stopping on the way.
+  expect_same_statistics(testing::study_with(
+      {{"runs", 700}, {"integrator", "gd"}, {"step", 0.2}, {"sigma_a", 0.1}, {"d", 12}, {"n", 20},
+       {"loss", {"logistic", "square", "cross_entropy", "regression"}}, {"stop", {{"polarized_eps", 0.05}}},
+       {"checkpoints", {{"schedule", "log"}, {"start", 1}, {"stop", 1000}, {"count", 4}}}}));
 }
 
 TEST_F(CudaBackendTest, StoppedAndDivergedRunsAreHandledAlike) {

@@ -20,25 +20,30 @@ struct InitParams {
   double ce_temperature = 10;  // cross_entropy: p* = softmax(temperature * U[0,1]^d)
 };
 
+// Entry `index` of the initial matrix (V, or U for the tied model), row-major with n columns, from the index-th
+// normal z of the run's value_matrix stream. mul_rn / add_rn: no fused multiply-add on the device, so both backends
+// round alike.
+SOFTFLOW_HD inline double initial_matrix_entry(const ModelShape& shape, const InitParams& init, int index, double z) {
+  double x = init.sigma_v == 0 ? 0.0 : mul_rn(init.sigma_v, z);
+  if (shape.model == ModelKind::tied && init.identity_init && index / shape.n == index % shape.n) x = add_rn(x, 1.0);
+  return x;
+}
+
+// Initial logit a_j from the j-th normal z of the run's logits stream.
+SOFTFLOW_HD inline double initial_logit(const InitParams& init, double z) {
+  return add_rn(init.mu_a, init.sigma_a == 0 ? 0.0 : mul_rn(init.sigma_a, z));
+}
+
 // theta (state_size()) for run `run` of cell `cell`.
 template <class Real>
 SOFTFLOW_HD inline void draw_initial_state(const ModelShape& shape, const InitParams& init, std::uint64_t seed,
                                            std::uint32_t cell, std::uint32_t run, Real* theta) {
   const RandomStream matrix{seed, cell, run, RandomVariable::value_matrix};
   const RandomStream logits{seed, cell, run, RandomVariable::logits};
-  const int rows = shape.model == ModelKind::tied ? shape.n : shape.d;
-  const int n = shape.n;
-  // mul_rn / add_rn: no fused multiply-add on the device, so both backends round alike.
-  const bool add_identity = shape.model == ModelKind::tied && init.identity_init;
-  matrix.for_each_normal(rows * n, [&](int index, double z) {
-    double x = init.sigma_v == 0 ? 0.0 : mul_rn(init.sigma_v, z);
-    if (add_identity && index / n == index % n) x = add_rn(x, 1.0);
-    theta[index] = Real(x);
-  });
+  matrix.for_each_normal(shape.matrix_size(),
+                         [&](int index, double z) { theta[index] = Real(initial_matrix_entry(shape, init, index, z)); });
   Real* a = theta + shape.matrix_size();
-  logits.for_each_normal(n, [&](int j, double z) {
-    a[j] = Real(add_rn(init.mu_a, init.sigma_a == 0 ? 0.0 : mul_rn(init.sigma_a, z)));
-  });
+  logits.for_each_normal(shape.n, [&](int j, double z) { a[j] = Real(initial_logit(init, z)); });
 }
 
 // A target vector (data_size() = d entries) for the logistic, square, cross-entropy and tied losses, from the

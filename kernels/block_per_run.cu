@@ -1,0 +1,340 @@
+// Purpose: the block-per-run value-softmax kernels: gd segments and checkpoint observation (see block_per_run.cuh).
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cub/block/block_reduce.cuh>
+
+#include "block_per_run.cuh"
+#include "cuda_check.h"
+#include "softflow/observables.h"
+#include "softflow/softmax.h"
+
+namespace softflow {
+namespace {
+
+// Shared-memory vectors of one run, in Real entries: s (n), u (n, then da), beta (d), r (d), loss scratch (d + m).
+inline long long block_vector_entries(const ModelShape& shape) { return 2LL * shape.n + 3LL * shape.d + shape.m; }
+
+// Block-wide sum and maximum of T with the result in every thread (CUB BlockReduce, then a broadcast).
+template <class T, int B>
+struct BlockAllReduce {
+  using Reduce = cub::BlockReduce<T, B>;
+  typename Reduce::TempStorage temp;
+  T result;
+
+  __device__ T sum(T x) { return broadcast(Reduce(temp).Sum(x)); }
+  __device__ T max(T x) { return broadcast(Reduce(temp).Reduce(x, [](T p, T q) { return max_of(p, q); })); }
+  __device__ T broadcast(T x) {
+    if (threadIdx.x == 0) result = x;
+    __syncthreads();
+    x = result;
+    __syncthreads();  // temp and result free for the next reduction
+    return x;
+  }
+};
+
+// One run's flow evaluation, spread over a block of B threads; thread t owns columns t, t + B, ... in every
+// column pass. The vectors live in dynamic shared memory; eval and rec in static shared memory (raw storage for
+// rec: RunRecord has a constructor, which a __shared__ variable may not).
+template <class Real, int B>
+struct BlockRun {
+  BlockAllReduce<Real, B> reduce;
+  FlowEval<Real> eval;
+  alignas(RunRecord) unsigned char rec_bytes[sizeof(RunRecord)];
+  bool keep_going;
+
+  __device__ RunRecord& rec() { return *reinterpret_cast<RunRecord*>(rec_bytes); }
+
+  // Fills s = softmax(a), beta = V s, r and the loss (thread 0, shared loss_and_residual), da = s .* (u - <s,u>)
+  // with u = V^T r (in u), and eval's loss, s_max and ||grad L||^2. Every thread sees them on return.
+  // v: d x n (row-major), a: n, data: data_size(); s, u: n, beta, r: d, work: d + m (shared).
+  __device__ void evaluate(const ModelShape& shape, const Real* v, const Real* a, const Real* data, Real* s,
+                           Real* u, Real* beta, Real* r, Real* work) {
+    const int d = shape.d, n = shape.n, t = threadIdx.x, warp = t / 32, lane = t % 32;
+    constexpr int kWarps = B / 32;
+    Real local = a[t < n ? t : 0];
+    for (int j = t + B; j < n; j += B) local = max_of(local, a[j]);
+    const Real a_max = reduce.max(local);
+    local = 0;
+    for (int j = t; j < n; j += B) {
+      s[j] = exp(a[j] - a_max);
+      local += s[j];
+    }
+    const Real inv = Real(1) / reduce.sum(local);
+    Real s_max = 0, s_sq = 0;
+    for (int j = t; j < n; j += B) {
+      s[j] *= inv;
+      s_max = max_of(s_max, s[j]);
+      s_sq += s[j] * s[j];
+    }
+    s_max = reduce.max(s_max);  // its syncs also publish s to every thread
+    s_sq = reduce.sum(s_sq);
+    // beta = V s: warp w takes rows w, w + B / 32, ...; its lanes stride along the row, four loads in flight.
+    for (int i = warp; i < d; i += kWarps) {
+      const Real* row = v + (long long)i * n;
+      Real p0 = 0, p1 = 0, p2 = 0, p3 = 0;
+      int j = lane;
+      for (; j + 96 < n; j += 128) {
+        p0 += row[j] * s[j];
+        p1 += row[j + 32] * s[j + 32];
+        p2 += row[j + 64] * s[j + 64];
+        p3 += row[j + 96] * s[j + 96];
+      }
+      for (; j < n; j += 32) p0 += row[j] * s[j];
+      Real partial = (p0 + p1) + (p2 + p3);
+      for (int offset = 16; offset > 0; offset /= 2) partial += __shfl_xor_sync(0xffffffffu, partial, offset);
+      if (lane == 0) beta[i] = partial;
+    }
+    __syncthreads();
+    if (t == 0) {
+      eval.loss = loss_and_residual(shape, beta, data, r, work);
+      eval.grad_norm_sq = dot(r, r, d) * s_sq;  // ||dV||^2 = ||r||^2 ||s||^2 (dV = r s^T); ||da||^2 added below
+      eval.s_max = s_max;
+      eval.winner = 0;  // the observation finds it; the checks do not use it
+    }
+    __syncthreads();
+    // u = V^T r (four loads in flight per thread), then da = s .* (u - <s, u>) as softmax_jacobian_apply.
+    Real su = 0;
+    for (int j = t; j < n; j += B) {
+      const Real* column = v + j;
+      Real u0 = 0, u1 = 0, u2 = 0, u3 = 0;
+      int i = 0;
+      for (; i + 3 < d; i += 4) {
+        u0 += column[(long long)i * n] * r[i];
+        u1 += column[(long long)(i + 1) * n] * r[i + 1];
+        u2 += column[(long long)(i + 2) * n] * r[i + 2];
+        u3 += column[(long long)(i + 3) * n] * r[i + 3];
+      }
+      for (; i < d; ++i) u0 += column[(long long)i * n] * r[i];
+      u[j] = (u0 + u1) + (u2 + u3);
+      su += s[j] * u[j];
+    }
+    su = reduce.sum(su);
+    Real da_sq = 0;
+    for (int j = t; j < n; j += B) {
+      u[j] = s[j] * (u[j] - su);
+      da_sq += u[j] * u[j];
+    }
+    da_sq = reduce.sum(da_sq);
+    if (t == 0) eval.grad_norm_sq += da_sq;
+    __syncthreads();
+  }
+};
+
+// The run's shared-memory vectors: s, u (n each), beta, r (d each), loss scratch (d + m).
+template <class Real>
+struct RunVectors {
+  Real *s, *u, *beta, *r, *work;
+  __device__ RunVectors(Real* base, const ModelShape& shape)
+      : s(base), u(base + shape.n), beta(base + 2 * shape.n), r(base + 2 * shape.n + shape.d),
+        work(base + 2 * shape.n + 2 * shape.d) {}
+};
+
+extern __shared__ __align__(16) unsigned char block_vectors[];
+
+template <class Real, int B>
+__global__ void __launch_bounds__(B) block_gd_kernel(GdSegmentArgs<Real> args) {
+  __shared__ BlockRun<Real, B> block;
+  RunRecord& rec = block.rec();
+  const ModelShape shape = args.shape;
+  const int d = shape.d, n = shape.n, t = threadIdx.x;
+  const RunVectors<Real> x(reinterpret_cast<Real*>(block_vectors), shape);
+  const Real h = Real(args.step);
+
+  for (long long run = blockIdx.x; run < args.runs; run += gridDim.x) {
+    if (t == 0) rec = args.records[run];
+    __syncthreads();
+    if (rec.status != RunStatus::running) {
+      __syncthreads();  // rec is rewritten by the next run
+      continue;
+    }
+    Real* v = args.states + run * shape.state_size();
+    Real* a = v + (long long)d * n;
+    const Real* data = args.data + run * args.data_stride;
+    for (long long k = args.step_from; k < args.step_to; ++k) {
+      block.evaluate(shape, v, a, data, x.s, x.u, x.beta, x.r, x.work);
+      if (t == 0) {
+        block.keep_going = apply_checks(block.eval, double(k) * args.step, args.stop, false, rec);
+        if (block.keep_going) ++rec.steps;
+      }
+      __syncthreads();
+      if (!block.keep_going) break;
+      for (int j = t; j < n; j += B) {
+        const Real sj = x.s[j];
+#pragma unroll 4
+        for (int i = 0; i < d; ++i) v[(long long)i * n + j] += h * (x.r[i] * sj);  // as theta += h dtheta
+        a[j] += h * x.u[j];
+      }
+      __syncthreads();  // V and a are read across threads by the next step
+    }
+    if (t == 0) {
+      if (rec.status == RunStatus::running) rec.t = double(args.step_to) * args.step;
+      args.records[run] = rec;
+    }
+    __syncthreads();
+  }
+}
+
+// (value, index) with the larger value, the smaller index on ties: argmax (softmax.h) as a reduction.
+template <class Real>
+struct IndexedValue {
+  Real value;
+  int index;
+};
+
+template <class Real, int B>
+__global__ void __launch_bounds__(B) block_observe_kernel(BlockObserveArgs<Real> args) {
+  __shared__ BlockRun<Real, B> block;
+  __shared__ BlockAllReduce<double, B> reduce_double;
+  __shared__ typename cub::BlockReduce<IndexedValue<Real>, B>::TempStorage argmax_temp;
+  __shared__ int winner;
+  RunRecord& rec = block.rec();
+  const ModelShape shape = args.shape;
+  const int d = shape.d, n = shape.n, t = threadIdx.x;
+  const RunVectors<Real> x(reinterpret_cast<Real*>(block_vectors), shape);
+
+  for (long long i = blockIdx.x; i < args.runs; i += gridDim.x) {
+    const long long run = args.first_run + i;
+    if (t == 0) rec = args.records[i];
+    __syncthreads();
+    const Real* v = args.states + i * shape.state_size();
+    const Real* a = v + (long long)d * n;
+    const Real* data = args.data + i * args.data_stride;
+    block.evaluate(shape, v, a, data, x.s, x.u, x.beta, x.r, x.work);
+
+    // winner = argmax s (first on ties), then the observables' sums (observe_run's terms, in its precisions).
+    IndexedValue<Real> best{x.s[t < n ? t : 0], t < n ? t : 0};
+    for (int j = t + B; j < n; j += B)
+      if (x.s[j] > best.value) best = {x.s[j], j};
+    best = cub::BlockReduce<IndexedValue<Real>, B>(argmax_temp)
+               .Reduce(best, [](IndexedValue<Real> p, IndexedValue<Real> q) {
+                 return (q.value > p.value || (q.value == p.value && q.index < p.index)) ? q : p;
+               });
+    if (t == 0) winner = best.index;
+    __syncthreads();
+    Real entropy_part = 0;
+    double v_sq = 0, col_sq = 0, sum_a = 0, drift_sq = 0;
+    for (int j = t; j < n; j += B) {
+      if (x.s[j] > Real(0)) entropy_part -= x.s[j] * log(x.s[j]);
+      sum_a += double(a[j]);
+      for (int row = 0; row < d; ++row) {
+        const double value = double(v[(long long)row * n + j]);
+        v_sq += value * value;
+        if (j == winner) col_sq += value * value;
+      }
+    }
+    const bool drift = shape.loss == LossKind::logistic;
+    if (drift) {
+      // (I - b b^T)(V - V0), column by column (b = beta*, the data); V0 redrawn entry by entry from its stream.
+      const RandomStream matrix{args.seed, args.cell_index, std::uint32_t(run), RandomVariable::value_matrix};
+      auto initial = [&](int row, int j) {
+        const int index = row * n + j;
+        return double(Real(initial_matrix_entry(shape, args.init, index, matrix.normal_at(index))));
+      };
+      for (int j = t; j < n; j += B) {
+        double projection = 0;
+        for (int row = 0; row < d; ++row)
+          projection += double(data[row]) * (double(v[(long long)row * n + j]) - initial(row, j));
+        for (int row = 0; row < d; ++row) {
+          const double y = (double(v[(long long)row * n + j]) - initial(row, j)) - double(data[row]) * projection;
+          drift_sq += y * y;
+        }
+      }
+    }
+    const Real entropy_total = block.reduce.sum(entropy_part);
+    v_sq = reduce_double.sum(v_sq);
+    col_sq = reduce_double.sum(col_sq);
+    sum_a = reduce_double.sum(sum_a);
+    drift_sq = reduce_double.sum(drift_sq);
+    if (t == 0) {
+      const double time = rec.status == RunStatus::running ? args.t_checkpoint : rec.t;
+      apply_checks(block.eval, time, args.stop, false, rec);
+      double out[kStateObservableCount];
+      const double h = double(entropy_total);
+      out[kEntropy] = h;
+      out[kEntropyRatio] = h / log(double(n));
+      out[kSMax] = double(block.eval.s_max);
+      out[kLoss] = double(block.eval.loss);
+      out[kGradNorm] = sqrt(double(block.eval.grad_norm_sq));
+      out[kVNorm] = sqrt(v_sq);
+      out[kWinnerColNorm] = sqrt(col_sq);
+      out[kSumADrift] = sum_a - rec.sum_a0;
+      out[kInvariantDrift] = drift ? sqrt(drift_sq) : NAN;
+      out[kSteps] = double(rec.steps);
+      out[kRejectedSteps] = NAN;  // gd rejects no steps
+      if (rec.status == RunStatus::diverged)
+        for (int o = 0; o < kStateObservableCount; ++o) out[o] = NAN;
+      for (int o = 0; o < kStateObservableCount; ++o) args.values[o * args.total_runs + run] = out[o];
+      for (int k = 0; k < kPassageCount; ++k)
+        args.values[(kStateObservableCount + k) * args.total_runs + run] =
+            rec.first_time[k] >= 0 ? rec.first_time[k] : NAN;
+      args.winners[run] = winner;
+      args.records[i] = rec;
+    }
+    __syncthreads();
+  }
+}
+
+// Launches kernel<Real, B> with B threads per block over `runs` runs, the run vectors in dynamic shared memory.
+template <class Kernel, class Args>
+void launch_block_kernel(Kernel kernel, int threads, const Args& args, long long runs) {
+  const size_t bytes = size_t(block_vector_entries(args.shape)) * (sizeof(args.states[0]));
+  SOFTFLOW_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)));
+  int device = 0, sms = 0, blocks_per_sm = 0;
+  SOFTFLOW_CUDA_CHECK(cudaGetDevice(&device));
+  SOFTFLOW_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+  SOFTFLOW_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks_per_sm, kernel, threads, bytes));
+  const long long resident = (long long)std::max(1, blocks_per_sm) * sms;
+  const unsigned grid = unsigned(std::max(1LL, std::min(runs, 4 * resident)));
+  kernel<<<grid, threads, bytes>>>(args);
+  SOFTFLOW_CUDA_CHECK(cudaGetLastError());
+}
+
+}  // namespace
+
+int block_gd_threads(const ModelShape& shape) {
+  int threads = 32;
+  while (threads < 1024 && threads < std::max(shape.d, shape.n)) threads *= 2;
+  return threads;
+}
+
+bool block_gd_available(const ModelShape& shape, int real_bytes) {
+  if (shape.model != ModelKind::value_softmax) return false;
+  int device = 0, limit = 0;
+  SOFTFLOW_CUDA_CHECK(cudaGetDevice(&device));
+  SOFTFLOW_CUDA_CHECK(cudaDeviceGetAttribute(&limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
+  const long long static_bytes = 8192;  // CUB temp storage, the record and flags: well under this
+  return block_vector_entries(shape) * real_bytes + static_bytes <= limit;
+}
+
+template <class Real>
+void block_gd_advance(const GdSegmentArgs<Real>& args) {
+  switch (block_gd_threads(args.shape)) {
+    case 32: return launch_block_kernel(block_gd_kernel<Real, 32>, 32, args, args.runs);
+    case 64: return launch_block_kernel(block_gd_kernel<Real, 64>, 64, args, args.runs);
+    case 128: return launch_block_kernel(block_gd_kernel<Real, 128>, 128, args, args.runs);
+    case 256: return launch_block_kernel(block_gd_kernel<Real, 256>, 256, args, args.runs);
+    case 512: return launch_block_kernel(block_gd_kernel<Real, 512>, 512, args, args.runs);
+    default: return launch_block_kernel(block_gd_kernel<Real, 1024>, 1024, args, args.runs);
+  }
+}
+
+template <class Real>
+void block_observe(const BlockObserveArgs<Real>& args) {
+  switch (block_gd_threads(args.shape)) {
+    case 32: return launch_block_kernel(block_observe_kernel<Real, 32>, 32, args, args.runs);
+    case 64: return launch_block_kernel(block_observe_kernel<Real, 64>, 64, args, args.runs);
+    case 128: return launch_block_kernel(block_observe_kernel<Real, 128>, 128, args, args.runs);
+    case 256: return launch_block_kernel(block_observe_kernel<Real, 256>, 256, args, args.runs);
+    case 512: return launch_block_kernel(block_observe_kernel<Real, 512>, 512, args, args.runs);
+    default: return launch_block_kernel(block_observe_kernel<Real, 1024>, 1024, args, args.runs);
+  }
+}
+
+template void block_gd_advance<float>(const GdSegmentArgs<float>&);
+template void block_gd_advance<double>(const GdSegmentArgs<double>&);
+template void block_observe<float>(const BlockObserveArgs<float>&);
+template void block_observe<double>(const BlockObserveArgs<double>&);
+
+}  // namespace softflow
