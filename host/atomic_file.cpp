@@ -15,14 +15,18 @@
 namespace softflow {
 namespace {
 
-// The temporary file an interrupt must remove (one output file at a time).
-char g_pending_temporary[4096] = {0};
+// The temporary files an interrupt must remove: one slot per open output file (a command writes at most a few).
+constexpr int kPendingSlots = 4;
+char g_pending_temporary[kPendingSlots][4096] = {};
 
 extern "C" void remove_pending_and_reraise(int signal_number) {
-  if (g_pending_temporary[0] != '\0') unlink(g_pending_temporary);
+  for (auto& pending : g_pending_temporary)
+    if (pending[0] != '\0') unlink(pending);
   std::signal(signal_number, SIG_DFL);
   std::raise(signal_number);
 }
+
+int g_next_file = 0;  // numbers the temporaries of one process (output files are opened on the main thread)
 
 std::string reason() { return std::strerror(errno); }
 
@@ -43,20 +47,24 @@ AtomicFile::AtomicFile(const std::string& path) : path_(path) {
   // name past NAME_MAX).
   const size_t slash = path_.find_last_of('/');
   const std::string directory = slash == std::string::npos ? std::string() : path_.substr(0, slash + 1);
-  temporary_ = directory + ".softflow-" + std::to_string(getpid()) + ".tmp";
+  const int number = g_next_file++;
+  temporary_ = directory + ".softflow-" + std::to_string(getpid()) + "-" + std::to_string(number) + ".tmp";
   fd_ = open(temporary_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd_ < 0) throw InputError(path + ": cannot write output: " + reason());
-  if (temporary_.size() < sizeof g_pending_temporary) {
-    std::strcpy(g_pending_temporary, temporary_.c_str());
-    std::signal(SIGINT, remove_pending_and_reraise);
-    std::signal(SIGTERM, remove_pending_and_reraise);
-  }
+  for (int slot = 0; slot < kPendingSlots; ++slot)
+    if (g_pending_temporary[slot][0] == '\0' && temporary_.size() < sizeof g_pending_temporary[slot]) {
+      std::strcpy(g_pending_temporary[slot], temporary_.c_str());
+      slot_ = slot;
+      std::signal(SIGINT, remove_pending_and_reraise);
+      std::signal(SIGTERM, remove_pending_and_reraise);
+      break;
+    }
 }
 
 AtomicFile::~AtomicFile() {
   if (fd_ >= 0) close(fd_);
   if (!committed_) unlink(temporary_.c_str());
-  g_pending_temporary[0] = '\0';
+  if (slot_ >= 0) g_pending_temporary[slot_][0] = '\0';
 }
 
 void AtomicFile::commit(const std::string& contents) {
@@ -76,7 +84,8 @@ void AtomicFile::commit(const std::string& contents) {
   fd_ = -1;
   if (rename(temporary_.c_str(), path_.c_str()) != 0) throw InputError(path_ + ": cannot write output: " + reason());
   committed_ = true;
-  g_pending_temporary[0] = '\0';
+  if (slot_ >= 0) g_pending_temporary[slot_][0] = '\0';
+  slot_ = -1;
 }
 
 }  // namespace softflow

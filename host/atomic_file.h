@@ -1,7 +1,6 @@
 // Purpose: an output file that appears whole or not at all. Opened at the start of a study (so an unwritable path
-// fails before any work), written to a temporary file (.softflow-PID.tmp) in the target's directory, renamed over it
-// on commit. The temporary
-// file is removed if the program fails, is destroyed before commit, or is interrupted (SIGINT/SIGTERM).
+// fails before any work), written to a temporary file (.softflow-PID-K.tmp, K numbering the process's files) in the
+// target's directory, renamed over it on commit. The temporary file is removed if the program fails, is destroyed before commit, or is interrupted (SIGINT/SIGTERM).
 #pragma once
 
 #include <string>
@@ -22,6 +21,7 @@ class AtomicFile {
   std::string path_;
   std::string temporary_;
   int fd_ = -1;
+  int slot_ = -1;  // this file's entry in the interrupt handler's list
   bool committed_ = false;
 };
 

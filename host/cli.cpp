@@ -4,11 +4,13 @@
 #include <cstdio>
 #include <exception>
 #include <iostream>
+#include <memory>
 #include <string>
 
 #include <CLI/CLI.hpp>
 
 #include "atomic_file.h"
+#include "bench.h"
 #include "cuda_check.h"
 #include "engine.h"
 #include "study.h"
@@ -61,6 +63,31 @@ int cli_main(int argc, char** argv) {
   CLI::App* validate = app.add_subcommand("validate", "check a study and print it normalized (every default explicit)");
   validate->add_option("STUDY", validate_path, "study JSON file")->required();
 
+  BenchOptions bench_options;
+  std::string bench_backend = "all", bench_out = "bench.results.json", bench_markdown_path;
+  bool bench_quick = false;
+  CLI::App* bench = app.add_subcommand(
+      "bench", "throughput sweep of value-softmax gd / rk4 over sizes, runs and precisions on each backend, against "
+               "the hardware's peak (JSON and a markdown table)");
+  bench->add_option("--backend", bench_backend, "all (every available backend), cpu or cuda")
+      ->check(CLI::IsMember({"all", "cpu", "cuda"}));
+  bench->add_option("--sizes", bench_options.sizes, "d = n values (default 4 8 16 32 64 128 256)")
+      ->check(CLI::Range(2, 4096));
+  bench->add_option("--runs", bench_options.runs, "runs per point (default 4096 65536 1048576; capped by memory)")
+      ->check(CLI::Range(1LL, 4294967294LL));
+  bench->add_option("--precisions", bench_options.precisions, "float32 and/or float64")
+      ->check(CLI::IsMember({"float32", "float64"}));
+  bench->add_option("--integrators", bench_options.integrators, "gd and/or rk4")->check(CLI::IsMember({"gd", "rk4"}));
+  bench->add_option("--seconds", bench_options.seconds, "compute time aimed at per repeat (default 0.2)")
+      ->check(CLI::Range(1e-3, 3600.0));
+  bench->add_option("--repeats", bench_options.repeats, "timed repeats after the warm-up (default 5)")
+      ->check(CLI::Range(1, 1000));
+  bench->add_option("--threads", bench_options.threads, "CPU threads (default: all)")->check(CLI::Range(1, 4096));
+  bench->add_flag("--quick", bench_quick, "a small sweep: d = n in 8 16 32, 4096 runs, 3 repeats of 0.1 s");
+  bench->add_option("--out,-o", bench_out, "results JSON (default bench.results.json)");
+  bench->add_option("--markdown", bench_markdown_path, "also write the markdown table to this file");
+  bench->add_flag("--quiet,-q", quiet, "no progress on stderr");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -79,6 +106,26 @@ int cli_main(int argc, char** argv) {
       const Study study = load_study_file(validate_path);
       std::printf("%s: valid: %zu cells x %lld runs, %zu checkpoint times\n%s\n", validate_path.c_str(),
                   study.cells.size(), study.runs, study.checkpoint_times.size(), study.normalized.dump(2).c_str());
+      return 0;
+    }
+    if (bench->parsed()) {
+      if (bench_quick) {
+        if (bench->count("--sizes") == 0) bench_options.sizes = {8, 16, 32};
+        if (bench->count("--runs") == 0) bench_options.runs = {4096};
+        if (bench->count("--repeats") == 0) bench_options.repeats = 3;
+        if (bench->count("--seconds") == 0) bench_options.seconds = 0.1;
+      }
+      if (bench_backend != "all") bench_options.backends = {bench_backend};
+      if (bench_backend == "cuda") resolve_backend(BackendChoice::cuda, false);  // no device: exit 2 now
+      bench_options.progress = !quiet;
+      AtomicFile output(bench_out);
+      std::unique_ptr<AtomicFile> markdown_file;
+      if (!bench_markdown_path.empty()) markdown_file = std::make_unique<AtomicFile>(bench_markdown_path);
+      const nlohmann::json results = run_bench(bench_options);
+      const std::string table = bench_markdown(results);
+      output.commit(results.dump(1) + "\n");
+      if (markdown_file) markdown_file->commit(table);
+      std::printf("%sresults: %s\n", table.c_str(), bench_out.c_str());
       return 0;
     }
     const StudyOverrides overrides{runs, seed};

@@ -1,4 +1,4 @@
-// Purpose: the `softflow` command line (CLI11): run, validate, --version. Returns the process exit code:
+// Purpose: the `softflow` command line (CLI11): run, validate, bench, --version. Returns the process exit code:
 // 0 success, 2 bad input (study, options, files, memory, no CUDA device for --backend cuda), 3 a CUDA error,
 // 1 unexpected internal error.
 #pragma once

@@ -1,4 +1,6 @@
 // Purpose: one cell on the CPU backend, reduced to statistics on the CPU (see cell_runner.h).
+#include <chrono>
+
 #include "cell_runner.h"
 #include "checkpoint_report.h"
 #include "cpu_backend.h"
@@ -15,7 +17,11 @@ CellOutcome run_cell(const Study& study, std::uint32_t index, Progress& progress
   nlohmann::json checkpoints = nlohmann::json::array();
   CheckpointObservations observations;
   for (size_t c = 0; c < simulation.checkpoint_count(); ++c) {
+    const auto start = std::chrono::steady_clock::now();
     simulation.advance_and_observe(c, observations, &progress);
+    outcome.checkpoint_seconds.push_back(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    outcome.compute_seconds += outcome.checkpoint_seconds.back();
     checkpoints.push_back(checkpoint_json(summarize_checkpoint(observations, cell.shape.n, study.histogram_bins)));
   }
   outcome.json["checkpoints"] = checkpoints;

@@ -25,13 +25,16 @@ CellOutcome run_cell(const Study& study, std::uint32_t index, Progress& progress
   nlohmann::json results = nlohmann::json::array();
   CheckpointSummary summary;
   for (size_t c = 0; c < simulation.checkpoint_count(); ++c) {
+    const double before = simulation.kernel_seconds();
     simulation.advance_and_summarize(c, summary);
+    outcome.checkpoint_seconds.push_back(simulation.kernel_seconds() - before);
     results.push_back(checkpoint_json(summary));
     progress.add(study.runs);
   }
   outcome.json["checkpoints"] = results;
   outcome.trajectory_steps = simulation.trajectory_steps();
   outcome.kernel_seconds = simulation.kernel_seconds();
+  outcome.compute_seconds = outcome.kernel_seconds;
   return outcome;
 }
 

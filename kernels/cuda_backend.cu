@@ -414,6 +414,7 @@ CudaDeviceInfo cuda_device_info() {
   info.free_bytes = double(free_bytes);
   info.total_bytes = double(total_bytes);
   info.multiprocessors = properties.multiProcessorCount;
+  SOFTFLOW_CUDA_CHECK(cudaDeviceGetAttribute(&info.clock_khz, cudaDevAttrClockRate, device));
   info.compute_major = properties.major;
   info.compute_minor = properties.minor;
   return info;

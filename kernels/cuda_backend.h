@@ -80,6 +80,7 @@ struct CudaDeviceInfo {
   std::string name;
   double free_bytes = 0, total_bytes = 0;
   int multiprocessors = 0;
+  int clock_khz = 0;  // the SM clock the driver reports (its maximum)
   int compute_major = 0, compute_minor = 0;
 };
 // Device 0's properties. Throws CudaError.

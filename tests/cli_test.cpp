@@ -8,6 +8,7 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -181,6 +182,29 @@ TEST_F(CliTest, BadOptions) {
 TEST_F(CliTest, CudaBackendWithoutCudaIsAnError) {
   if (cuda_device_count() > 0) GTEST_SKIP() << "a CUDA device is present, so --backend cuda is no error here";
   expect_rejected({"run", "--runs", "8", "--backend", "cuda", "--out", dir_ + "/r.json"}, "cuda", {});
+}
+
+TEST_F(CliTest, BenchWritesJsonAndMarkdown) {
+  const std::string out = dir_ + "/bench.json", table = dir_ + "/bench.md";
+  const CliResult result = run_cli({"bench", "--backend", "cpu", "--sizes", "4", "--runs", "64", "--precisions",
+                                    "float64", "--integrators", "gd", "--seconds", "0.005", "--repeats", "1",
+                                    "--out", out, "--markdown", table, "--quiet"});
+  ASSERT_EQ(result.code, 0) << result.err;
+  const nlohmann::json bench = nlohmann::json::parse(std::ifstream(out));
+  ASSERT_EQ(bench["points"].size(), 1u);
+  EXPECT_GT(bench["points"][0]["useful_gflops_per_second"].get<double>(), 0);
+  std::ifstream markdown_file(table);
+  const std::string markdown((std::istreambuf_iterator<char>(markdown_file)), std::istreambuf_iterator<char>());
+  EXPECT_NE(markdown.find("| cpu | 4 | 64 | float64 | gd |"), std::string::npos) << markdown;
+  EXPECT_NE(result.out.find("| cpu | 4 | 64 | float64 | gd |"), std::string::npos);
+  EXPECT_EQ(files().size(), 2u);  // no temporaries left
+}
+
+TEST_F(CliTest, BenchRejectsBadOptions) {
+  expect_rejected({"bench", "--sizes", "1", "--out", dir_ + "/b.json"}, "--sizes", {});
+  expect_rejected({"bench", "--integrators", "dopri5", "--out", dir_ + "/b.json"}, "--integrators", {});
+  if (cuda_device_count() == 0)
+    expect_rejected({"bench", "--backend", "cuda", "--out", dir_ + "/b.json"}, "cuda", {});
 }
 
 TEST_F(CliTest, VersionAndHelp) {
