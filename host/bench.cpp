@@ -27,6 +27,7 @@ namespace {
 // denormal softmax entries) over the horizons timed.
 constexpr double kBenchStep = 1.0 / 1024;
 constexpr long long kCalibrationSteps = 16;
+constexpr long long kMaxSteps = 100000000;
 
 Study bench_study(int size, long long runs, const std::string& precision, const std::string& integrator,
                   long long steps) {
@@ -43,7 +44,7 @@ Study bench_study(int size, long long runs, const std::string& precision, const 
 double time_steps(const Study& study, bool cuda) {
   Progress silent(1, false);
   const CellOutcome outcome = cuda ? run_cell_on_cuda(study, 0, silent) : run_cell_on_cpu(study, 0, silent);
-  return std::max(1e-9, outcome.checkpoint_seconds.at(1) - outcome.checkpoint_seconds.at(0));
+  return outcome.checkpoint_seconds.at(1) - outcome.checkpoint_seconds.at(0);  // <= 0: lost in the noise
 }
 
 double median_of(std::vector<double> values) {
@@ -122,14 +123,29 @@ nlohmann::json run_bench(const BenchOptions& options) {
               points.push_back(point);
               continue;
             }
-            // Calibration (also the warm-up): scale the steps so one repeat takes about options.seconds.
-            const double calibration = time_steps(study, cuda);
-            const long long steps = std::max<long long>(
-                kCalibrationSteps,
-                std::min<long long>(100000000, std::llround(kCalibrationSteps * options.seconds / calibration)));
+            // Calibration (also the warm-up): grow the steps until they take a tenth of the aimed time (so the
+            // observations, timed apart, are small beside them), then scale to the aimed time.
+            long long probe_steps = kCalibrationSteps;
+            double probe_seconds = time_steps(study, cuda);
+            while (!(probe_seconds >= 0.1 * options.seconds) && probe_steps < kMaxSteps / 8) {
+              probe_steps *= 8;
+              study = bench_study(size, runs, precision, integrator, probe_steps);
+              probe_seconds = time_steps(study, cuda);
+            }
+            const long long steps =
+                probe_seconds > 0 ? std::clamp<long long>(
+                                        std::llround(std::min(double(kMaxSteps),
+                                                              double(probe_steps) * options.seconds / probe_seconds)),
+                                        kCalibrationSteps, kMaxSteps)
+                                  : kMaxSteps;
             study = bench_study(size, runs, precision, integrator, steps);
             std::vector<double> seconds;
             for (int r = 0; r < options.repeats; ++r) seconds.push_back(time_steps(study, cuda));
+            if (*std::min_element(seconds.begin(), seconds.end()) <= 0) {
+              point["skipped"] = "the steps' time was lost in the observations' timing noise; raise --seconds";
+              points.push_back(point);
+              continue;
+            }
             const double median = median_of(seconds);
             const double trajectory_steps = double(runs) * double(steps);
             const double gflops =
