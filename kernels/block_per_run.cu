@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cub/block/block_reduce.cuh>
+#include <type_traits>
 
 #include "block_per_run.cuh"
 #include "cuda_check.h"
@@ -308,28 +309,35 @@ bool block_gd_available(const ModelShape& shape, int real_bytes) {
   return block_vector_entries(shape) * real_bytes + static_bytes <= limit;
 }
 
+namespace {
+
+// Calls launch(std::integral_constant<int, B>) with B = threads, one of the instantiated block sizes.
+template <class Launch>
+void with_block_size(int threads, Launch&& launch) {
+  switch (threads) {
+    case 32: return launch(std::integral_constant<int, 32>{});
+    case 64: return launch(std::integral_constant<int, 64>{});
+    case 128: return launch(std::integral_constant<int, 128>{});
+    case 256: return launch(std::integral_constant<int, 256>{});
+    case 512: return launch(std::integral_constant<int, 512>{});
+    default: return launch(std::integral_constant<int, 1024>{});
+  }
+}
+
+}  // namespace
+
 template <class Real>
 void block_gd_advance(const GdSegmentArgs<Real>& args) {
-  switch (block_gd_threads(args.shape)) {
-    case 32: return launch_block_kernel(block_gd_kernel<Real, 32>, 32, args, args.runs);
-    case 64: return launch_block_kernel(block_gd_kernel<Real, 64>, 64, args, args.runs);
-    case 128: return launch_block_kernel(block_gd_kernel<Real, 128>, 128, args, args.runs);
-    case 256: return launch_block_kernel(block_gd_kernel<Real, 256>, 256, args, args.runs);
-    case 512: return launch_block_kernel(block_gd_kernel<Real, 512>, 512, args, args.runs);
-    default: return launch_block_kernel(block_gd_kernel<Real, 1024>, 1024, args, args.runs);
-  }
+  with_block_size(block_gd_threads(args.shape), [&](auto threads) {
+    launch_block_kernel(block_gd_kernel<Real, decltype(threads)::value>, threads, args, args.runs);
+  });
 }
 
 template <class Real>
 void block_observe(const BlockObserveArgs<Real>& args) {
-  switch (block_gd_threads(args.shape)) {
-    case 32: return launch_block_kernel(block_observe_kernel<Real, 32>, 32, args, args.runs);
-    case 64: return launch_block_kernel(block_observe_kernel<Real, 64>, 64, args, args.runs);
-    case 128: return launch_block_kernel(block_observe_kernel<Real, 128>, 128, args, args.runs);
-    case 256: return launch_block_kernel(block_observe_kernel<Real, 256>, 256, args, args.runs);
-    case 512: return launch_block_kernel(block_observe_kernel<Real, 512>, 512, args, args.runs);
-    default: return launch_block_kernel(block_observe_kernel<Real, 1024>, 1024, args, args.runs);
-  }
+  with_block_size(block_gd_threads(args.shape), [&](auto threads) {
+    launch_block_kernel(block_observe_kernel<Real, decltype(threads)::value>, threads, args, args.runs);
+  });
 }
 
 template void block_gd_advance<float>(const GdSegmentArgs<float>&);

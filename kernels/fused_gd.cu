@@ -13,123 +13,13 @@ namespace {
 
 constexpr int kFusedThreadsPerBlock = 128;
 
-// Sum / max over the T lanes of a run's group (T a power of two, groups aligned within the warp). Every lane ends
+// Sum over the T lanes of a run's group (T a power of two, groups aligned within the warp). Every lane ends
 // with the same bits: each butterfly stage adds the same two values in either order.
 template <int T, class Real>
 __device__ inline Real group_sum(Real x, unsigned mask) {
 #pragma unroll
   for (int offset = T / 2; offset > 0; offset /= 2) x += __shfl_xor_sync(mask, x, offset, T);
   return x;
-}
-template <int T, class Real>
-__device__ inline Real group_max(Real x, unsigned mask) {
-#pragma unroll
-  for (int offset = T / 2; offset > 0; offset /= 2) x = max_of(x, __shfl_xor_sync(mask, x, offset, T));
-  return x;
-}
-
-// Variant 0 (fused_gd.cuh): a run's lanes leave the loop when the run stops.
-template <class Real, int D, int N, int T>
-__global__ void __launch_bounds__(kFusedThreadsPerBlock) fused_gd_kernel(GdSegmentArgs<Real> args) {
-  constexpr int C = N / T;  // columns per lane
-  const long long thread = blockIdx.x * (long long)blockDim.x + threadIdx.x;
-  const long long run = thread / T;
-  const int lane = int(thread % T);
-  if (run >= args.runs) return;  // whole groups leave together (blockDim is a multiple of T)
-  const unsigned group_base = (threadIdx.x % 32) / T * T;
-  const unsigned mask = T == 32 ? 0xffffffffu : ((1u << T) - 1u) << group_base;
-  RunRecord rec = args.records[run];
-  if (rec.status != RunStatus::running) return;
-
-  ModelShape shape = args.shape;
-  shape.d = D;  // compile-time sizes: the shared loss code unrolls and its arrays stay in registers
-  shape.n = N;
-  shape.m = 0;
-  Real* theta = args.states + run * (D * N + N);
-  const Real* data_in = args.data + run * args.data_stride;
-  Real v[D][C], a[C], s[C], u[C], beta[D], r[D], target[D], work[1];
-#pragma unroll
-  for (int i = 0; i < D; ++i) {
-    target[i] = data_in[i];
-#pragma unroll
-    for (int c = 0; c < C; ++c) v[i][c] = theta[i * N + lane * C + c];
-  }
-#pragma unroll
-  for (int c = 0; c < C; ++c) a[c] = theta[D * N + lane * C + c];
-
-  const Real h = Real(args.step);
-  for (long long k = args.step_from; k < args.step_to; ++k) {
-    // s = softmax(a) over the group.
-    Real a_max = a[0];
-#pragma unroll
-    for (int c = 1; c < C; ++c) a_max = max_of(a_max, a[c]);
-    a_max = group_max<T>(a_max, mask);
-    Real total = 0;
-#pragma unroll
-    for (int c = 0; c < C; ++c) {
-      s[c] = exp(a[c] - a_max);
-      total += s[c];
-    }
-    const Real inv = Real(1) / group_sum<T>(total, mask);
-    Real s_max = 0, s_sq = 0;
-#pragma unroll
-    for (int c = 0; c < C; ++c) {
-      s[c] *= inv;
-      s_max = max_of(s_max, s[c]);
-      s_sq += s[c] * s[c];
-    }
-    s_max = group_max<T>(s_max, mask);
-    s_sq = group_sum<T>(s_sq, mask);
-    // beta = V s, then the loss residual r (replicated in every lane).
-#pragma unroll
-    for (int i = 0; i < D; ++i) {
-      Real partial = 0;
-#pragma unroll
-      for (int c = 0; c < C; ++c) partial += v[i][c] * s[c];
-      beta[i] = group_sum<T>(partial, mask);
-    }
-    FlowEval<Real> eval;
-    eval.loss = loss_and_residual(shape, beta, target, r, work);
-    // u = V^T r (local columns), <s, u>, and ||grad||^2 = ||r||^2 ||s||^2 + ||da||^2 (dV = r s^T is rank one).
-    Real su = 0, r_sq = 0;
-#pragma unroll
-    for (int i = 0; i < D; ++i) r_sq += r[i] * r[i];
-#pragma unroll
-    for (int c = 0; c < C; ++c) {
-      u[c] = 0;
-#pragma unroll
-      for (int i = 0; i < D; ++i) u[c] += v[i][c] * r[i];
-      su += s[c] * u[c];
-    }
-    su = group_sum<T>(su, mask);
-    Real da_sq = 0;
-#pragma unroll
-    for (int c = 0; c < C; ++c) {
-      u[c] = s[c] * (u[c] - su);  // u now holds da
-      da_sq += u[c] * u[c];
-    }
-    eval.grad_norm_sq = r_sq * s_sq + group_sum<T>(da_sq, mask);
-    eval.s_max = s_max;
-    eval.winner = 0;  // not used by the checks
-    if (!apply_checks(eval, double(k) * args.step, args.stop, false, rec)) break;
-#pragma unroll
-    for (int i = 0; i < D; ++i) {
-      const Real hr = h * r[i];
-#pragma unroll
-      for (int c = 0; c < C; ++c) v[i][c] += hr * s[c];
-    }
-#pragma unroll
-    for (int c = 0; c < C; ++c) a[c] += h * u[c];
-    ++rec.steps;
-  }
-  if (rec.status == RunStatus::running) rec.t = double(args.step_to) * args.step;
-#pragma unroll
-  for (int i = 0; i < D; ++i)
-#pragma unroll
-    for (int c = 0; c < C; ++c) theta[i * N + lane * C + c] = v[i][c];
-#pragma unroll
-  for (int c = 0; c < C; ++c) theta[D * N + lane * C + c] = a[c];
-  if (lane == 0) args.records[run] = rec;
 }
 
 // NaN-free maximum in one instruction (FMNMX / DMNMX); a NaN anywhere still reaches the loss and marks divergence.
@@ -139,22 +29,54 @@ __device__ inline Real fast_max(Real x, Real y) {
   else return fmax(x, y);
 }
 
-// s = softmax(a) over a run's T lanes (C = N / T columns each), with max_j s_j and sum_j s_j^2 over the group.
+template <int T, class Real>
+__device__ inline Real group_max(Real x, unsigned mask) {
+#pragma unroll
+  for (int offset = T / 2; offset > 0; offset /= 2) x = fast_max(x, __shfl_xor_sync(mask, x, offset, T));
+  return x;
+}
+
+// One run's registers in a fused kernel: lane `lane` of its group of T holds columns [lane C, lane C + C) of V
+// (all D rows) and of a, with C = N / T; the loss data (D entries) is replicated in every lane.
+template <class Real, int D, int N, int T>
+struct LaneState {
+  static constexpr int C = N / T;
+  Real v[D][C], a[C], target[D];
+
+  __device__ void load(const Real* theta, const Real* data, int lane) {
+#pragma unroll
+    for (int i = 0; i < D; ++i) {
+      target[i] = data[i];
+#pragma unroll
+      for (int c = 0; c < C; ++c) v[i][c] = theta[i * N + lane * C + c];
+    }
+#pragma unroll
+    for (int c = 0; c < C; ++c) a[c] = theta[D * N + lane * C + c];
+  }
+  __device__ void store(Real* theta, int lane) const {
+#pragma unroll
+    for (int i = 0; i < D; ++i)
+#pragma unroll
+      for (int c = 0; c < C; ++c) theta[i * N + lane * C + c] = v[i][c];
+#pragma unroll
+    for (int c = 0; c < C; ++c) theta[D * N + lane * C + c] = a[c];
+  }
+};
+
+// s = softmax(a) over the group, with max_j s_j and sum_j s_j^2 over the group. a, s: C per lane.
 template <int T, int C, class Real>
-__device__ inline void group_softmax(const Real (&a)[C], Real (&s)[C], Real& s_max, Real& s_sq) {
-  constexpr unsigned kFull = 0xffffffffu;
+__device__ inline void group_softmax(const Real (&a)[C], Real (&s)[C], Real& s_max, Real& s_sq, unsigned mask) {
   Real a_max = a[0];
 #pragma unroll
   for (int c = 1; c < C; ++c) a_max = fast_max(a_max, a[c]);
-#pragma unroll
-  for (int offset = T / 2; offset > 0; offset /= 2) a_max = fast_max(a_max, __shfl_xor_sync(kFull, a_max, offset, T));
+  a_max = group_max<T>(a_max, mask);
   Real total = 0;
 #pragma unroll
   for (int c = 0; c < C; ++c) {
     s[c] = exp(a[c] - a_max);
     total += s[c];
   }
-  const Real inv = Real(1) / group_sum<T>(total, kFull);
+  const Real inv = Real(1) / group_sum<T>(total, mask);
   s_max = 0;
   s_sq = 0;
 #pragma unroll
@@ -163,17 +85,111 @@ __device__ inline void group_softmax(const Real (&a)[C], Real (&s)[C], Real& s_m
     s_max = fast_max(s_max, s[c]);
     s_sq += s[c] * s[c];
   }
-#pragma unroll
-  for (int offset = T / 2; offset > 0; offset /= 2) s_max = fast_max(s_max, __shfl_xor_sync(kFull, s_max, offset, T));
-  s_sq = group_sum<T>(s_sq, kFull);
+  s_max = group_max<T>(s_max, mask);
+  s_sq = group_sum<T>(s_sq, mask);
 }
 
-// Variant 1 (fused_gd.cuh): the whole warp stays in the step loop until every run in it has stopped, so every shuffle is a
-// full-warp shuffle (no divergence guards) and the softmax of the next step overlaps the rank-one update of V.
-// A run that stops stores its state at once and continues on a zeroed (finite, never stored) state.
+// The flow at the run's state given s = softmax(a): beta = V s (all-reduce over the group), the loss residual r
+// (shared loss_and_residual, replicated in every lane), da = s .* (u - <s, u>) with u = V^T r (local columns), and
+// ||grad||^2 = ||r||^2 ||s||^2 + ||da||^2 (dV = r s^T is rank one). r: D, da: C per lane.
+template <int T, class Real, int D, int N>
+__device__ inline FlowEval<Real> group_evaluate(const ModelShape& shape, const LaneState<Real, D, N, T>& x,
+                                                const Real (&s)[N / T], Real s_max, Real s_sq, Real (&r)[D],
+                                                Real (&da)[N / T], unsigned mask) {
+  constexpr int C = N / T;
+  Real beta[D], work[1];
+#pragma unroll
+  for (int i = 0; i < D; ++i) {
+    Real partial = 0;
+#pragma unroll
+    for (int c = 0; c < C; ++c) partial += x.v[i][c] * s[c];
+    beta[i] = group_sum<T>(partial, mask);
+  }
+  FlowEval<Real> eval;
+  eval.loss = loss_and_residual(shape, beta, x.target, r, work);
+  Real su = 0, r_sq = 0;
+#pragma unroll
+  for (int i = 0; i < D; ++i) r_sq += r[i] * r[i];
+#pragma unroll
+  for (int c = 0; c < C; ++c) {
+    da[c] = 0;
+#pragma unroll
+    for (int i = 0; i < D; ++i) da[c] += x.v[i][c] * r[i];  // u_c
+    su += s[c] * da[c];
+  }
+  su = group_sum<T>(su, mask);
+  Real da_sq = 0;
+#pragma unroll
+  for (int c = 0; c < C; ++c) {
+    da[c] = s[c] * (da[c] - su);
+    da_sq += da[c] * da[c];
+  }
+  eval.grad_norm_sq = r_sq * s_sq + group_sum<T>(da_sq, mask);
+  eval.s_max = s_max;
+  eval.winner = 0;  // not used by the checks
+  return eval;
+}
+
+// The gd update V += h r s^T, a += h da on the lane's columns.
+template <class Real, int D, int N, int T>
+__device__ inline void gd_update(LaneState<Real, D, N, T>& x, Real h, const Real (&r)[D], const Real (&s)[N / T],
+                                 const Real (&da)[N / T]) {
+#pragma unroll
+  for (int i = 0; i < D; ++i) {
+    const Real hr = h * r[i];
+#pragma unroll
+    for (int c = 0; c < N / T; ++c) x.v[i][c] += hr * s[c];
+  }
+#pragma unroll
+  for (int c = 0; c < N / T; ++c) x.a[c] += h * da[c];
+}
+
+// The kernels' sizes in the shape, so the shared loss code unrolls and its arrays stay in registers.
+template <int D, int N>
+__device__ inline ModelShape compile_time_shape(ModelShape shape) {
+  shape.d = D;
+  shape.n = N;
+  shape.m = 0;
+  return shape;
+}
+
+// Variant 0 (fused_gd.cuh): a run's lanes leave the loop when the run stops.
+template <class Real, int D, int N, int T>
+__global__ void __launch_bounds__(kFusedThreadsPerBlock) fused_gd_kernel(GdSegmentArgs<Real> args) {
+  constexpr int C = N / T;
+  const long long thread = blockIdx.x * (long long)blockDim.x + threadIdx.x;
+  const long long run = thread / T;
+  const int lane = int(thread % T);
+  if (run >= args.runs) return;  // whole groups leave together (blockDim is a multiple of T)
+  const unsigned group_base = (threadIdx.x % 32) / T * T;
+  const unsigned mask = T == 32 ? 0xffffffffu : ((1u << T) - 1u) << group_base;
+  RunRecord rec = args.records[run];
+  if (rec.status != RunStatus::running) return;
+  const ModelShape shape = compile_time_shape<D, N>(args.shape);
+  Real* theta = args.states + run * (D * N + N);
+  LaneState<Real, D, N, T> x;
+  x.load(theta, args.data + run * args.data_stride, lane);
+
+  const Real h = Real(args.step);
+  Real s[C], da[C], r[D], s_max, s_sq;
+  for (long long k = args.step_from; k < args.step_to; ++k) {
+    group_softmax<T>(x.a, s, s_max, s_sq, mask);
+    const FlowEval<Real> eval = group_evaluate<T>(shape, x, s, s_max, s_sq, r, da, mask);
+    if (!apply_checks(eval, double(k) * args.step, args.stop, false, rec)) break;
+    gd_update(x, h, r, s, da);
+    ++rec.steps;
+  }
+  if (rec.status == RunStatus::running) rec.t = double(args.step_to) * args.step;
+  x.store(theta, lane);
+  if (lane == 0) args.records[run] = rec;
+}
+
+// Variant 1 (fused_gd.cuh): the whole warp stays in the step loop until every run in it has stopped, so every
+// shuffle is a full-warp shuffle (no divergence guards) and the softmax of the next step overlaps the rank-one
+// update of V. A run that stops stores its state at once and continues on a zeroed (finite, never stored) state.
 template <class Real, int D, int N, int T>
 __global__ void __launch_bounds__(kFusedThreadsPerBlock) fused_gd_uniform_kernel(GdSegmentArgs<Real> args) {
-  constexpr int C = N / T;  // columns per lane
+  constexpr int C = N / T;
   constexpr unsigned kFull = 0xffffffffu;
   const long long thread = blockIdx.x * (long long)blockDim.x + threadIdx.x;
   const long long warp_first_run = (thread - threadIdx.x % 32) / T;
@@ -186,97 +202,47 @@ __global__ void __launch_bounds__(kFusedThreadsPerBlock) fused_gd_uniform_kernel
   bool active = exists && rec.status == RunStatus::running;
   const bool started = active;
   if (!__any_sync(kFull, active)) return;
-
-  ModelShape shape = args.shape;
-  shape.d = D;  // compile-time sizes: the shared loss code unrolls and its arrays stay in registers
-  shape.n = N;
-  shape.m = 0;
+  const ModelShape shape = compile_time_shape<D, N>(args.shape);
   Real* theta = args.states + loaded_run * (D * N + N);
-  const Real* data_in = args.data + loaded_run * args.data_stride;
-  Real v[D][C], a[C], s[C], u[C], beta[D], r[D], target[D], work[1];
-#pragma unroll
-  for (int i = 0; i < D; ++i) {
-    target[i] = data_in[i];
-#pragma unroll
-    for (int c = 0; c < C; ++c) v[i][c] = theta[i * N + lane * C + c];
-  }
-#pragma unroll
-  for (int c = 0; c < C; ++c) a[c] = theta[D * N + lane * C + c];
-  auto store_state = [&]() {
-#pragma unroll
-    for (int i = 0; i < D; ++i)
-#pragma unroll
-      for (int c = 0; c < C; ++c) theta[i * N + lane * C + c] = v[i][c];
-#pragma unroll
-    for (int c = 0; c < C; ++c) theta[D * N + lane * C + c] = a[c];
-  };
+  LaneState<Real, D, N, T> x;
+  x.load(theta, args.data + loaded_run * args.data_stride, lane);
 
   const Real h = Real(args.step);
-  Real s_max, s_sq;
-  group_softmax<T>(a, s, s_max, s_sq);
+  Real s[C], da[C], r[D], s_max, s_sq;
+  group_softmax<T>(x.a, s, s_max, s_sq, kFull);
   for (long long k = args.step_from; k < args.step_to; ++k) {
     if (!__any_sync(kFull, active)) break;
-    // beta = V s, then the loss residual r (replicated in every lane).
-#pragma unroll
-    for (int i = 0; i < D; ++i) {
-      Real partial = 0;
-#pragma unroll
-      for (int c = 0; c < C; ++c) partial += v[i][c] * s[c];
-      beta[i] = group_sum<T>(partial, kFull);
-    }
-    FlowEval<Real> eval;
-    eval.loss = loss_and_residual(shape, beta, target, r, work);
-    // u = V^T r (local columns), <s, u>, and ||grad||^2 = ||r||^2 ||s||^2 + ||da||^2 (dV = r s^T is rank one).
-    Real su = 0, r_sq = 0;
-#pragma unroll
-    for (int i = 0; i < D; ++i) r_sq += r[i] * r[i];
-#pragma unroll
-    for (int c = 0; c < C; ++c) {
-      u[c] = 0;
-#pragma unroll
-      for (int i = 0; i < D; ++i) u[c] += v[i][c] * r[i];
-      su += s[c] * u[c];
-    }
-    su = group_sum<T>(su, kFull);
-    Real da_sq = 0;
-#pragma unroll
-    for (int c = 0; c < C; ++c) {
-      u[c] = s[c] * (u[c] - su);  // u now holds da
-      da_sq += u[c] * u[c];
-    }
-    eval.grad_norm_sq = r_sq * s_sq + group_sum<T>(da_sq, kFull);
-    eval.s_max = s_max;
-    eval.winner = 0;  // not used by the checks
+    const FlowEval<Real> eval = group_evaluate<T>(shape, x, s, s_max, s_sq, r, da, kFull);
     if (active && !apply_checks(eval, double(k) * args.step, args.stop, false, rec)) {
       active = false;
-      store_state();
+      x.store(theta, lane);
 #pragma unroll
-      for (int c = 0; c < C; ++c) a[c] = u[c] = 0;
+      for (int c = 0; c < C; ++c) x.a[c] = da[c] = 0;
 #pragma unroll
       for (int i = 0; i < D; ++i) {
         r[i] = 0;
 #pragma unroll
-        for (int c = 0; c < C; ++c) v[i][c] = 0;
+        for (int c = 0; c < C; ++c) x.v[i][c] = 0;
       }
     }
     if (active) ++rec.steps;
     // Next step's softmax first: its shuffles and exponentials overlap the rank-one update of V (old s).
-    Real s_next[C];
 #pragma unroll
-    for (int c = 0; c < C; ++c) a[c] += h * u[c];
-    group_softmax<T>(a, s_next, s_max, s_sq);
+    for (int c = 0; c < C; ++c) x.a[c] += h * da[c];
+    Real s_next[C];
+    group_softmax<T>(x.a, s_next, s_max, s_sq, kFull);
 #pragma unroll
     for (int i = 0; i < D; ++i) {
       const Real hr = h * r[i];
 #pragma unroll
-      for (int c = 0; c < C; ++c) v[i][c] += hr * s[c];
+      for (int c = 0; c < C; ++c) x.v[i][c] += hr * s[c];
     }
 #pragma unroll
     for (int c = 0; c < C; ++c) s[c] = s_next[c];
   }
   if (active) {
     rec.t = double(args.step_to) * args.step;
-    store_state();
+    x.store(theta, lane);
   }
   if (started && lane == 0) args.records[run] = rec;
 }
