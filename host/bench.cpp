@@ -53,6 +53,19 @@ double time_steps(const Study& study, bool cuda) {
   return seconds;
 }
 
+// CUDA: whether the cell's states take at most 40 % of the free device memory, so they stay resident (a bench
+// point that streams waves through the host would time the host's memory, not the kernels).
+bool fits_one_wave(const Study& study) {
+#ifdef SOFTFLOW_HAVE_CUDA
+  const CellParams& cell = study.cells[0];
+  const double real_bytes = cell.precision == Precision::float32 ? 4 : 8;
+  return double(study.runs) * cell.shape.state_size() * real_bytes <= 0.4 * cuda_device_info().free_bytes;
+#else
+  (void)study;
+  return false;
+#endif
+}
+
 double median_of(std::vector<double> values) {
   std::sort(values.begin(), values.end());
   const size_t m = values.size() / 2;
@@ -124,6 +137,7 @@ nlohmann::json run_bench(const BenchOptions& options) {
             try {
               check_memory(study, cuda, threads);
               if (cuda) check_cuda_memory(study);
+              if (cuda && !fits_one_wave(study)) throw InputError("the states would stream in waves through the host");
             } catch (const InputError& e) {
               point["skipped"] = e.what();
               points.push_back(point);
