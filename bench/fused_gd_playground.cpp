@@ -32,6 +32,16 @@ Study playground_study(int size, const std::string& precision, long long runs, l
                      "playground");
 }
 
+// The CUDA input of a study's cell with a variant's choices: fused lanes (-1: none), loop variant, block kernel.
+template <class Real>
+CudaCellInput<Real> variant_input(const Study& study, const CellData<Real>& data, int lanes, int variant, int block) {
+  CudaCellInput<Real> input = make_cuda_cell_input(study, 0, data);
+  input.fused_lanes = lanes;
+  input.fused_variant = variant;
+  input.block_gd = block;
+  return input;
+}
+
 // Largest relative state difference between the variant and the CPU after the small validation study.
 template <class Real>
 double validation_error(int size, const std::string& precision, int lanes, int variant, int block) {
@@ -39,11 +49,7 @@ double validation_error(int size, const std::string& precision, int lanes, int v
   const Study study = playground_study(size, precision, std::clamp((1LL << 22) / (1LL * size * size), 8LL, 512LL), 200);
   CpuCellSimulation<Real> cpu(study, study.cells[0], 0);
   const CellData<Real> data(study.cells[0], study.seed, 0, study.runs);
-  CudaCellInput<Real> input = make_cuda_cell_input(study, 0, data);
-  input.fused_lanes = lanes;
-  input.fused_variant = variant;
-  input.block_gd = block;
-  CudaCellSimulation<Real> cuda(input);
+  CudaCellSimulation<Real> cuda(variant_input(study, data, lanes, variant, block));
   CheckpointObservations observations;
   CheckpointSummary summary;
   for (size_t c = 0; c < cpu.checkpoint_count(); ++c) {
@@ -70,11 +76,7 @@ void run_variant(int size, const std::string& precision, long long runs, long lo
   const double tolerance = sizeof(Real) == 8 ? 1e-10 : 1e-4;
   const Study study = playground_study(size, precision, runs, steps);
   const CellData<Real> data(study.cells[0], study.seed, 0, study.runs);
-  CudaCellInput<Real> input = make_cuda_cell_input(study, 0, data);
-  input.fused_lanes = lanes;
-  input.fused_variant = variant;
-  input.block_gd = block;
-  CudaCellSimulation<Real> cuda(input);
+  CudaCellSimulation<Real> cuda(variant_input(study, data, lanes, variant, block));
   CheckpointSummary summary;
   for (size_t c = 0; c < cuda.checkpoint_count(); ++c) cuda.advance_and_summarize(c, summary);
   const double seconds = cuda.kernel_seconds();

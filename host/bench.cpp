@@ -85,11 +85,13 @@ nlohmann::json machine_report(const BenchOptions& options, int threads) {
   for (const std::string& backend : options.backends) {
     if (backend == "cpu") {
       nlohmann::json cpu = {{"device", resolve_backend(BackendChoice::cpu, false).device}, {"threads", threads}};
+      std::string isa;
       for (const bool float64 : {false, true}) {
         const FmaPeak peak = measure_fma_peak(float64, threads);
         cpu["peak_gflops"][float64 ? "float64" : "float32"] = peak.gflops();
-        cpu["peak_source"] = "measured: FMA micro-kernel (" + peak.isa + ") on every thread";
+        isa = peak.isa;
       }
+      cpu["peak_source"] = "measured: FMA micro-kernel (" + isa + ") on every thread";
       machine["backends"]["cpu"] = cpu;
     } else if (backend == "cuda") {
 #ifdef SOFTFLOW_HAVE_CUDA

@@ -16,9 +16,9 @@ struct CellOutcome {
   nlohmann::json json;
   long long trajectory_steps = 0;  // accepted + rejected steps over all runs
   double kernel_seconds = 0;       // CUDA: time in the advance-and-observe kernels
-  double compute_seconds = 0;      // time advancing and observing runs (CUDA: kernel_seconds; CPU: wall time of
-                                   // the threaded advance-and-observe, without statistics and JSON)
-  std::vector<double> checkpoint_seconds;  // compute_seconds of each checkpoint (the first: observation only)
+  // Per checkpoint, the time advancing and observing runs (the first: observation only): CUDA, kernel time; CPU,
+  // wall time of the threaded advance-and-observe. Statistics and JSON are not included.
+  std::vector<double> checkpoint_seconds;
 };
 
 // The cell's JSON before its checkpoints: index, parameters, state_size.

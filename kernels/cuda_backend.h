@@ -35,7 +35,7 @@ struct CudaCellInput {
   bool shared_data = false;
   std::vector<double> times;     // checkpoint times
   std::vector<long long> steps;  // fixed-step integrators: checkpoint step indices
-  int fused_lanes = 0;           // fused gd kernel: lanes per run (0 = default, -1 = generic kernel instead)
+  int fused_lanes = 0;           // fused gd kernel: lanes per run (0 = default, -1 = not the fused kernel)
   int block_gd = -1;             // block-per-run gd kernel (block_per_run.cuh): -1 = where faster, 0 = never, 1 = always
   int fused_variant = -1;        // fused gd kernel loop variant (fused_gd.cuh; -1 = the faster for the lanes)
   long long wave_runs = 0;       // most runs per wave (0 = as many as device memory holds; tests force waves)
