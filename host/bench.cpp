@@ -43,11 +43,12 @@ Study bench_study(int size, long long runs, const std::string& precision, const 
 // the steps, is left out. Initial draws, statistics and JSON are never timed.
 // A run whose difference is not positive (the machine was busy during the first observation) is repeated, up to
 // 5 times; then the result is <= 0: the steps' time is lost in the noise.
-double time_steps(const Study& study, bool cuda) {
+double time_steps(const Study& study, bool cuda, CpuKernel cpu_kernel) {
   Progress silent(1, false);
   double seconds = 0;
   for (int attempt = 0; attempt < 5 && !(seconds > 0); ++attempt) {
-    const CellOutcome outcome = cuda ? run_cell_on_cuda(study, 0, silent) : run_cell_on_cpu(study, 0, silent);
+    const CellOutcome outcome =
+        cuda ? run_cell_on_cuda(study, 0, silent) : run_cell_on_cpu(study, 0, silent, cpu_kernel);
     seconds = outcome.checkpoint_seconds.at(1) - outcome.checkpoint_seconds.at(0);
   }
   return seconds;
@@ -133,9 +134,12 @@ nlohmann::json run_bench(const BenchOptions& options) {
       for (const std::string& precision : options.precisions)
         for (const int size : options.sizes)
           for (const long long runs : options.runs) {
-            nlohmann::json point = {{"backend", backend}, {"d", size}, {"n", size}, {"runs", runs},
-                                    {"precision", precision}, {"integrator", integrator}};
             Study study = bench_study(size, runs, precision, integrator, kCalibrationSteps);
+            nlohmann::json point = {
+                {"backend", backend},     {"d", size},
+                {"n", size},              {"runs", runs},
+                {"precision", precision}, {"integrator", integrator},
+                {"kernel", cuda ? "cuda" : cpu_kernel_name(options.cpu_kernel, study.cells[0])}};
             try {
               check_memory(study, cuda, threads);
               if (cuda) check_cuda_memory(study);
@@ -148,11 +152,11 @@ nlohmann::json run_bench(const BenchOptions& options) {
             // Calibration (also the warm-up): grow the steps until they take a tenth of the aimed time (so the
             // observations, timed apart, are small beside them), then scale to the aimed time.
             long long probe_steps = kCalibrationSteps;
-            double probe_seconds = time_steps(study, cuda);
+            double probe_seconds = time_steps(study, cuda, options.cpu_kernel);
             while (!(probe_seconds >= 0.1 * options.seconds) && probe_steps < kMaxSteps / 8) {
               probe_steps *= 8;
               study = bench_study(size, runs, precision, integrator, probe_steps);
-              probe_seconds = time_steps(study, cuda);
+              probe_seconds = time_steps(study, cuda, options.cpu_kernel);
             }
             const long long steps =
                 probe_seconds > 0 ? std::clamp<long long>(
@@ -162,7 +166,7 @@ nlohmann::json run_bench(const BenchOptions& options) {
                                   : kMaxSteps;
             study = bench_study(size, runs, precision, integrator, steps);
             std::vector<double> seconds;
-            for (int r = 0; r < options.repeats; ++r) seconds.push_back(time_steps(study, cuda));
+            for (int r = 0; r < options.repeats; ++r) seconds.push_back(time_steps(study, cuda, options.cpu_kernel));
             if (*std::min_element(seconds.begin(), seconds.end()) <= 0) {
               point["skipped"] = "the steps' time was lost in the observations' timing noise; raise --seconds";
               points.push_back(point);
@@ -202,17 +206,20 @@ std::string bench_markdown(const nlohmann::json& bench) {
                   device["peak_gflops"]["float64"].get<double>(), device["peak_source"].get<std::string>().c_str());
     text += line;
   }
-  text += "\n| backend | d = n | runs | precision | integrator | steps | median s (min - max) | trajectory-steps/s | "
-          "useful GFLOP/s | % of peak |\n|---|---|---|---|---|---|---|---|---|---|\n";
+  text += "\n| backend | kernel | d = n | runs | precision | integrator | steps | median s (min - max) | "
+          "trajectory-steps/s | useful GFLOP/s | % of peak |\n|---|---|---|---|---|---|---|---|---|---|---|\n";
   for (const auto& point : bench["points"]) {
     if (point.contains("skipped")) {
-      std::snprintf(line, sizeof line, "| %s | %d | %lld | %s | %s | skipped: %s | | | | |\n",
-                    point["backend"].get<std::string>().c_str(), point["d"].get<int>(),
+      std::snprintf(line, sizeof line, "| %s | %s | %d | %lld | %s | %s | skipped: %s | | | | |\n",
+                    point["backend"].get<std::string>().c_str(), point["kernel"].get<std::string>().c_str(),
+                    point["d"].get<int>(),
                     point["runs"].get<long long>(), point["precision"].get<std::string>().c_str(),
                     point["integrator"].get<std::string>().c_str(), point["skipped"].get<std::string>().c_str());
     } else {
-      std::snprintf(line, sizeof line, "| %s | %d | %lld | %s | %s | %lld | %.4f (%.4f - %.4f) | %.3g | %.1f | %.1f |\n",
-                    point["backend"].get<std::string>().c_str(), point["d"].get<int>(),
+      std::snprintf(line, sizeof line,
+                    "| %s | %s | %d | %lld | %s | %s | %lld | %.4f (%.4f - %.4f) | %.3g | %.1f | %.1f |\n",
+                    point["backend"].get<std::string>().c_str(), point["kernel"].get<std::string>().c_str(),
+                    point["d"].get<int>(),
                     point["runs"].get<long long>(), point["precision"].get<std::string>().c_str(),
                     point["integrator"].get<std::string>().c_str(), point["steps"].get<long long>(),
                     point["median_seconds"].get<double>(), point["min_seconds"].get<double>(),

@@ -9,6 +9,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cpu_backend.h"
+
 namespace softflow {
 
 struct BenchOptions {
@@ -20,6 +22,7 @@ struct BenchOptions {
   double seconds = 0.2;  // compute time aimed at per repeat (the steps are scaled to it)
   int repeats = 5;       // timed repeats after one warm-up
   int threads = 0;       // CPU threads (0: OpenMP's default)
+  CpuKernel cpu_kernel = CpuKernel::simd;
   bool progress = true;  // a line per point on stderr
 };
 

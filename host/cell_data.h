@@ -28,6 +28,7 @@ class CellData {
  public:
   CellData(const CellParams& cell, std::uint64_t seed, std::uint32_t cell_index, long long runs);
   const Real* for_run(long long run) const { return values_.data() + (shared_ ? 0 : run * stride_); }
+  bool shared() const { return shared_; }  // one array for every run
 
  private:
   bool shared_;

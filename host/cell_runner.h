@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cpu_backend.h"
 #include "progress.h"
 #include "study.h"
 
@@ -24,7 +25,9 @@ struct CellOutcome {
 // The cell's JSON before its checkpoints: index, parameters, state_size.
 nlohmann::json cell_header(const Study& study, std::uint32_t index);
 
-CellOutcome run_cell_on_cpu(const Study& study, std::uint32_t index, Progress& progress);
+// kernel: the CPU kernel choice (cpu_backend.h).
+CellOutcome run_cell_on_cpu(const Study& study, std::uint32_t index, Progress& progress,
+                            CpuKernel kernel = CpuKernel::simd);
 
 // Only in builds with the CUDA parts (SOFTFLOW_HAVE_CUDA). Throws CudaError on CUDA failures.
 CellOutcome run_cell_on_cuda(const Study& study, std::uint32_t index, Progress& progress);

@@ -57,6 +57,10 @@ int cli_main(int argc, char** argv) {
   run->add_option("--seed", seed, "override the study's seed")->check(CLI::Range(0LL, 9223372036854775807LL));
   run->add_option("--backend", backend, "auto, cpu or cuda")->check(CLI::IsMember({"auto", "cpu", "cuda"}));
   run->add_option("--threads", threads, "CPU threads (default: all)")->check(CLI::Range(1, 4096));
+  std::string cpu_kernel = "simd";
+  const auto cpu_kernel_help = "CPU backend kernel: simd (one run per vector lane, where it handles the cell: "
+                               "value-softmax gd) or scalar (the reference, one run at a time)";
+  run->add_option("--cpu-kernel", cpu_kernel, cpu_kernel_help)->check(CLI::IsMember({"simd", "scalar"}));
   run->add_flag("--quiet,-q", quiet, "no progress on stderr");
 
   std::string validate_path;
@@ -83,6 +87,7 @@ int cli_main(int argc, char** argv) {
   bench->add_option("--repeats", bench_options.repeats, "timed repeats after the warm-up (default 5)")
       ->check(CLI::Range(1, 1000));
   bench->add_option("--threads", bench_options.threads, "CPU threads (default: all)")->check(CLI::Range(1, 4096));
+  bench->add_option("--cpu-kernel", cpu_kernel, cpu_kernel_help)->check(CLI::IsMember({"simd", "scalar"}));
   bench->add_flag("--quick", bench_quick, "a small sweep: d = n in 8 16 32, 4096 runs, 3 repeats of 0.1 s");
   bench->add_option("--out,-o", bench_out, "results JSON (default bench.results.json)");
   bench->add_option("--markdown", bench_markdown_path, "also write the markdown table to this file");
@@ -118,6 +123,7 @@ int cli_main(int argc, char** argv) {
       if (bench_backend != "all") bench_options.backends = {bench_backend};
       if (bench_backend == "cuda") resolve_backend(BackendChoice::cuda, false);  // no device: exit 2 now
       bench_options.progress = !quiet;
+      bench_options.cpu_kernel = cpu_kernel == "scalar" ? CpuKernel::scalar : CpuKernel::simd;
       AtomicFile output(bench_out);
       std::unique_ptr<AtomicFile> markdown_file;
       if (!bench_markdown_path.empty()) markdown_file = std::make_unique<AtomicFile>(bench_markdown_path);
@@ -136,6 +142,7 @@ int cli_main(int argc, char** argv) {
     options.backend = backend == "cuda" ? BackendChoice::cuda
                                         : (backend == "cpu" ? BackendChoice::cpu : BackendChoice::automatic);
     options.threads = threads;
+    options.cpu_kernel = cpu_kernel == "scalar" ? CpuKernel::scalar : CpuKernel::simd;
     options.progress = !quiet;
     options.command_line = joined(argc, argv);
     AtomicFile output(out_path);

@@ -7,15 +7,32 @@
 #include "softflow/initial_state.h"
 #include "softflow/integrators.h"
 #include "softflow/observables.h"
+#include "simd_gd.h"
 
 namespace softflow {
 
+namespace {
+
+bool simd_kernel_for(CpuKernel choice, const CellParams& cell) {
+  return choice == CpuKernel::simd &&
+         simd_handles(cell.shape, cell.method, cell.precision == Precision::float64);
+}
+
+}  // namespace
+
+std::string cpu_kernel_name(CpuKernel choice, const CellParams& cell) {
+  if (!simd_kernel_for(choice, cell)) return "scalar";
+  return "simd (" + simd_target() + ", " + std::to_string(simd_lanes(cell.precision == Precision::float64)) +
+         " lanes)";
+}
+
 template <class Real>
-CpuCellSimulation<Real>::CpuCellSimulation(const Study& study, const CellParams& cell, std::uint32_t cell_index)
+CpuCellSimulation<Real>::CpuCellSimulation(const Study& study, const CellParams& cell, std::uint32_t cell_index,
+                                           CpuKernel kernel)
     : study_(study), cell_(cell), cell_index_(cell_index), runs_(study.runs),
       state_size_(cell.shape.state_size()), checkpoints_(cell_checkpoints(study, cell)),
       data_(cell, study.seed, cell_index, study.runs), states_(size_t(runs_) * size_t(state_size_)),
-      records_(size_t(runs_)) {
+      records_(size_t(runs_)), simd_(simd_kernel_for(kernel, cell)) {
   const ModelShape& shape = cell.shape;
   const InitParams init = init_params(cell);
 #pragma omp parallel
@@ -45,6 +62,25 @@ void CpuCellSimulation<Real>::advance_run(long long run, size_t c, Real* work) {
 }
 
 template <class Real>
+void CpuCellSimulation<Real>::advance_simd_groups(long long begin, long long end, size_t c) {
+  const int lanes = simd_lanes(cell_.precision == Precision::float64);
+  SimdGdGroup<Real> group;
+  group.shape = &cell_.shape;
+  group.step = cell_.step;
+  group.k_from = c == 0 ? 0 : checkpoints_.steps[c - 1];
+  group.k_to = checkpoints_.steps[c];
+  group.stop = &study_.stop;
+  group.data_per_run = !data_.shared();
+  for (long long first = begin; first < end; first += lanes) {
+    group.count = int(std::min<long long>(lanes, end - first));
+    group.states = states_.data() + first * state_size_;
+    group.data = data_.for_run(first);
+    group.records = records_.data() + first;
+    simd_advance_gd(group);
+  }
+}
+
+template <class Real>
 void CpuCellSimulation<Real>::advance_and_observe(size_t c, CheckpointObservations& out, Progress* progress) {
   if (c != next_checkpoint_) throw std::logic_error("checkpoints must be visited in order");
   ++next_checkpoint_;
@@ -62,9 +98,10 @@ void CpuCellSimulation<Real>::advance_and_observe(size_t c, CheckpointObservatio
     double values[kStateObservableCount];
 #pragma omp for schedule(dynamic, 1)
     for (long long tile = 0; tile < tiles; ++tile) {
-      const long long end = std::min(runs_, (tile + 1) * kCpuTileRuns);
-      for (long long run = tile * kCpuTileRuns; run < end; ++run) {
-        advance_run(run, c, work.data());
+      const long long begin = tile * kCpuTileRuns, end = std::min(runs_, begin + kCpuTileRuns);
+      if (simd_) advance_simd_groups(begin, end, c);
+      for (long long run = begin; run < end; ++run) {
+        if (!simd_) advance_run(run, c, work.data());
         RunRecord& rec = records_[size_t(run)];
         // A stopped run is observed at its frozen state; its event times and status stay as they were.
         const double t = rec.status == RunStatus::running ? checkpoints_.times[c] : rec.t;
@@ -77,7 +114,7 @@ void CpuCellSimulation<Real>::advance_and_observe(size_t c, CheckpointObservatio
         for (int o = 0; o < kStateObservableCount; ++o) out.values[o][size_t(run)] = values[o];
         out.records[size_t(run)] = rec;
       }
-      if (progress) progress->add(end - tile * kCpuTileRuns);
+      if (progress) progress->add(end - begin);
     }
   }
 }

@@ -1,10 +1,13 @@
 // Purpose: the CPU backend: advances every run of one cell from checkpoint to checkpoint with OpenMP threads, each
-// thread taking tiles of consecutive run ids and keeping one run's state and workspace in L1 for a whole segment.
-// Results do not depend on the thread count: a run's math is the same wherever it runs, and statistics reduce in
-// fixed blocks of run ids.
+// thread taking tiles of consecutive run ids. The SIMD kernel (simd_gd.h) advances a tile's runs in groups of one
+// run per vector lane, where it handles the cell (value-softmax gd); the scalar kernel (integrators.h, the
+// reference) advances one run at a time with its state and workspace in L1. Results do not depend on the thread
+// count: a run's math is the same wherever it runs (groups are aligned to tiles), and statistics reduce in fixed
+// blocks of run ids.
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "cell_data.h"
@@ -14,14 +17,21 @@
 
 namespace softflow {
 
-// Runs per scheduling tile of the CPU backend.
+// Runs per scheduling tile of the CPU backend (a multiple of every SIMD lane count).
 constexpr int kCpuTileRuns = 64;
+
+// simd: the SIMD kernel wherever it handles the cell, else the scalar one; scalar: the scalar kernel always.
+enum class CpuKernel { simd, scalar };
+
+// The kernel that advances a cell under a choice: "simd (AVX3, 16 lanes)" or "scalar".
+std::string cpu_kernel_name(CpuKernel choice, const CellParams& cell);
 
 template <class Real>
 class CpuCellSimulation {
  public:
   // Draws the cell's data and every run's initial state (runs: study.runs).
-  CpuCellSimulation(const Study& study, const CellParams& cell, std::uint32_t cell_index);
+  CpuCellSimulation(const Study& study, const CellParams& cell, std::uint32_t cell_index,
+                    CpuKernel kernel = CpuKernel::simd);
 
   size_t checkpoint_count() const { return checkpoints_.times.size(); }
   const CellCheckpoints& checkpoints() const { return checkpoints_; }
@@ -39,6 +49,7 @@ class CpuCellSimulation {
 
  private:
   void advance_run(long long run, size_t c, Real* work);
+  void advance_simd_groups(long long begin, long long end, size_t c);
   const Study& study_;
   const CellParams& cell_;
   std::uint32_t cell_index_;
@@ -49,6 +60,7 @@ class CpuCellSimulation {
   std::vector<Real> states_;        // runs x state_size
   std::vector<RunRecord> records_;  // runs
   size_t next_checkpoint_ = 0;
+  bool simd_ = false;  // the SIMD kernel advances this cell
 };
 
 // Bytes of host memory the CPU backend needs for one cell (states, records, observations, data, and the

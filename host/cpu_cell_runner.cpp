@@ -3,15 +3,14 @@
 
 #include "cell_runner.h"
 #include "checkpoint_report.h"
-#include "cpu_backend.h"
 
 namespace softflow {
 namespace {
 
 template <class Real>
-CellOutcome run_cell(const Study& study, std::uint32_t index, Progress& progress) {
+CellOutcome run_cell(const Study& study, std::uint32_t index, Progress& progress, CpuKernel kernel) {
   const CellParams& cell = study.cells[index];
-  CpuCellSimulation<Real> simulation(study, cell, index);
+  CpuCellSimulation<Real> simulation(study, cell, index, kernel);
   CellOutcome outcome;
   outcome.json = cell_header(study, index);
   nlohmann::json checkpoints = nlohmann::json::array();
@@ -35,9 +34,9 @@ nlohmann::json cell_header(const Study& study, std::uint32_t index) {
   return {{"index", index}, {"parameters", cell.parameters}, {"state_size", cell.shape.state_size()}};
 }
 
-CellOutcome run_cell_on_cpu(const Study& study, std::uint32_t index, Progress& progress) {
-  return study.cells[index].precision == Precision::float32 ? run_cell<float>(study, index, progress)
-                                                            : run_cell<double>(study, index, progress);
+CellOutcome run_cell_on_cpu(const Study& study, std::uint32_t index, Progress& progress, CpuKernel kernel) {
+  return study.cells[index].precision == Precision::float32 ? run_cell<float>(study, index, progress, kernel)
+                                                            : run_cell<double>(study, index, progress, kernel);
 }
 
 }  // namespace softflow

@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cpu_backend.h"
 #include "study.h"
 
 namespace softflow {
@@ -19,6 +20,7 @@ struct EngineOptions {
   int threads = 0;          // 0 = OpenMP's default
   bool progress = true;     // progress lines on stderr
   std::string command_line; // echoed in the provenance
+  CpuKernel cpu_kernel = CpuKernel::simd;
 };
 
 // The backend a choice resolves to: auto takes CUDA when this build has it and a device is usable, else the CPU

@@ -16,6 +16,7 @@
 
 #include "cli.h"
 #include "cuda_check.h"
+#include "simd_gd.h"
 
 namespace softflow {
 namespace {
@@ -176,7 +177,25 @@ TEST_F(CliTest, UnwritableOutput) {
 TEST_F(CliTest, BadOptions) {
   expect_rejected({"run", "--runs", "0", "--out", dir_ + "/r.json"}, "--runs", {});
   expect_rejected({"run", "--backend", "tpu", "--out", dir_ + "/r.json"}, "--backend", {});
+  expect_rejected({"run", "--cpu-kernel", "vector", "--out", dir_ + "/r.json"}, "--cpu-kernel", {});
   expect_rejected({"frobnicate"}, "error", {});
+}
+
+TEST_F(CliTest, CpuKernelChoiceIsRecordedPerCell) {
+  // A gd cell and a dopri5 cell: --cpu-kernel scalar runs both on the scalar kernel; simd takes the SIMD kernel
+  // only where it handles the cell (gd), wherever this build has it.
+  const std::string study = dir_ + "/two.json", out = dir_ + "/two.results.json";
+  std::ofstream(study) << R"({"runs": 40, "integrator": ["gd", "dopri5"], "step": 0.1,
+                             "checkpoints": {"schedule": "list", "times": [0, 5]}})";
+  for (const std::string kernel : {"scalar", "simd"}) {
+    const CliResult result = run_cli({"run", study, "--backend", "cpu", "--cpu-kernel", kernel, "--out", out, "-q"});
+    ASSERT_EQ(result.code, 0) << result.err;
+    const nlohmann::json kernels = nlohmann::json::parse(std::ifstream(out))["provenance"]["cpu_kernels"];
+    ASSERT_EQ(kernels.size(), 2u);
+    const bool simd = kernel == "simd" && simd_target() != "none";
+    EXPECT_EQ(kernels[0].get<std::string>().rfind(simd ? "simd (" : "scalar", 0), 0u) << kernels;
+    EXPECT_EQ(kernels[1], "scalar");
+  }
 }
 
 TEST_F(CliTest, CudaBackendWithoutCudaIsAnError) {
@@ -195,8 +214,9 @@ TEST_F(CliTest, BenchWritesJsonAndMarkdown) {
   EXPECT_GT(bench["points"][0]["useful_gflops_per_second"].get<double>(), 0);
   std::ifstream markdown_file(table);
   const std::string markdown((std::istreambuf_iterator<char>(markdown_file)), std::istreambuf_iterator<char>());
-  EXPECT_NE(markdown.find("| cpu | 4 | 64 | float64 | gd |"), std::string::npos) << markdown;
-  EXPECT_NE(result.out.find("| cpu | 4 | 64 | float64 | gd |"), std::string::npos);
+  const std::string row = "| cpu | " + bench["points"][0]["kernel"].get<std::string>() + " | 4 | 64 | float64 | gd |";
+  EXPECT_NE(markdown.find(row), std::string::npos) << markdown;
+  EXPECT_NE(result.out.find(row), std::string::npos);
   EXPECT_EQ(files().size(), 2u);  // no temporaries left
 }
 

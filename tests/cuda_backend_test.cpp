@@ -40,7 +40,7 @@ BothBackends<Real> run_both(const Study& study, bool initial_only = false, int b
   BothBackends<Real> out;
   const CellParams& cell = study.cells[0];
   out.state_size = cell.shape.state_size();
-  CpuCellSimulation<Real> cpu(study, cell, 0);
+  CpuCellSimulation<Real> cpu(study, cell, 0, CpuKernel::scalar);  // the reference kernel
   const CellData<Real> data(cell, study.seed, 0, study.runs);
   CudaCellInput<Real> input = make_cuda_cell_input(study, 0, data);
   input.block_gd = block_gd;
