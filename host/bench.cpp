@@ -92,7 +92,7 @@ nlohmann::json machine_report(const BenchOptions& options, int threads) {
         cpu["peak_gflops"][float64 ? "float64" : "float32"] = peak.gflops();
         isa = peak.isa;
       }
-      cpu["peak_source"] = "measured: FMA micro-kernel (" + isa + ") on every thread";
+      cpu["peak_source"] = "measured: FMA micro-kernel (" + isa + ") on every thread, best of 5 trials";
       machine["backends"]["cpu"] = cpu;
     } else if (backend == "cuda") {
 #ifdef SOFTFLOW_HAVE_CUDA

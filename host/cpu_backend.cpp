@@ -22,8 +22,9 @@ bool simd_kernel_for(CpuKernel choice, const CellParams& cell) {
 
 std::string cpu_kernel_name(CpuKernel choice, const CellParams& cell) {
   if (!simd_kernel_for(choice, cell)) return "scalar";
-  return "simd (" + simd_target() + ", " + std::to_string(simd_lanes(cell.precision == Precision::float64)) +
-         " lanes)";
+  const bool float64 = cell.precision == Precision::float64;
+  return "simd (" + simd_target() + ", " + std::to_string(simd_lanes(float64)) + " lanes x " +
+         std::to_string(simd_group_runs(float64) / simd_lanes(float64)) + ")";
 }
 
 template <class Real>
@@ -63,7 +64,7 @@ void CpuCellSimulation<Real>::advance_run(long long run, size_t c, Real* work) {
 
 template <class Real>
 void CpuCellSimulation<Real>::advance_simd_groups(long long begin, long long end, size_t c) {
-  const int lanes = simd_lanes(cell_.precision == Precision::float64);
+  const int lanes = simd_group_runs(cell_.precision == Precision::float64);
   SimdGdGroup<Real> group;
   group.shape = &cell_.shape;
   group.step = cell_.step;
