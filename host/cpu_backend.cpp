@@ -24,7 +24,7 @@ std::string cpu_kernel_name(CpuKernel choice, const CellParams& cell) {
   if (!simd_kernel_for(choice, cell)) return "scalar";
   const bool float64 = cell.precision == Precision::float64;
   return "simd (" + simd_target() + ", " + std::to_string(simd_lanes(float64)) + " lanes x " +
-         std::to_string(simd_group_runs(float64) / simd_lanes(float64)) + ")";
+         std::to_string(simd_slices(cell.shape, float64)) + ")";
 }
 
 template <class Real>
@@ -64,7 +64,8 @@ void CpuCellSimulation<Real>::advance_run(long long run, size_t c, Real* work) {
 
 template <class Real>
 void CpuCellSimulation<Real>::advance_simd_groups(long long begin, long long end, size_t c) {
-  const int lanes = simd_group_runs(cell_.precision == Precision::float64);
+  const bool float64 = cell_.precision == Precision::float64;
+  const int lanes = simd_lanes(float64) * simd_slices(cell_.shape, float64);
   SimdGdGroup<Real> group;
   group.shape = &cell_.shape;
   group.step = cell_.step;

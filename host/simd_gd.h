@@ -1,6 +1,6 @@
 // Purpose: the CPU backend's SIMD path for value-softmax gd: one vector lane per run, so a group of consecutive runs
-// (two vectors' worth: 32 float32 / 16 float64 with AVX-512, 16 / 8 with AVX2) advances in lockstep with the whole
-// group's state in L1. Built on Highway (run-time dispatch to the best instruction set the CPU has); in builds without Highway
+// (one or two vectors' worth: 16 or 32 float32 runs with AVX-512, 8 or 16 with AVX2) advances in lockstep with the
+// whole group's state in L1. Built on Highway (run-time dispatch to the best instruction set the CPU has); in builds without Highway
 // simd_handles() is false and the scalar path (integrators.h) does everything.
 //
 // The math is value_softmax_flow + the gd update of model.h / integrators.h, in the same order of summation, with
@@ -23,17 +23,20 @@ namespace softflow {
 std::string simd_target();
 // Lanes of one vector for float32 or float64 on this CPU; 1 without Highway.
 int simd_lanes(bool float64);
-// Runs advanced together as one group (two vectors' worth, see simd_gd.cpp); 1 without Highway.
-int simd_group_runs(bool float64);
+// Vectors of runs a group holds (its runs: simd_slices x simd_lanes): 2 where two vectors' worth of states fit in
+// kSimdTwoSliceBytes (half a typical L1 data cache), so the latency-bound O(n) phases of one slice overlap the
+// other's; else 1. Always 1 without Highway.
+constexpr double kSimdTwoSliceBytes = 24.0 * 1024;
+int simd_slices(const ModelShape& shape, bool float64);
 
 // Whether the SIMD path advances cells of this shape, method and precision: value-softmax, gd, any loss, with a
-// group's state small enough to stay in cache (state_size x group runs x sizeof(Real) at most kSimdGroupBytes).
+// group's state small enough to stay in cache (at most kSimdGroupBytes).
 constexpr double kSimdGroupBytes = 512.0 * 1024;
 bool simd_handles(const ModelShape& shape, Method method, bool float64);
 
 // One group of consecutive runs of a cell, advanced by gd from step k_from to step k_to (t = k step), as
 // advance_fixed_step does for each run: runs not running on entry are left alone; a run that stops keeps its state
-// at the stop. count: runs in the group (1 .. simd_group_runs); states: count x state_size (in/out); data: data_size
+// at the stop. count: runs in the group (1 .. simd_slices x simd_lanes); states: count x state_size (in/out); data: data_size
 // (shared by all runs) or count x data_size (per run); records: count (in/out).
 template <class Real>
 struct SimdGdGroup {

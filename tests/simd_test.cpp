@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 #include <omp.h>
 
+#include <set>
 #include <string>
 #include <vector>
 
@@ -81,6 +82,10 @@ TEST_F(SimdGdTest, HandlesValueSoftmaxGdOnly) {
   EXPECT_FALSE(simd_handles(huge, Method::gd, false));
   const Study study = testing::study_with(gd_study("logistic", 16, 16, "per_run"));
   EXPECT_EQ(cpu_kernel_name(CpuKernel::scalar, study.cells[0]), "scalar");
+  ModelShape small;
+  small.d = small.n = 4;
+  EXPECT_EQ(simd_slices(small, false), 2);   // two vectors of runs fit in kSimdTwoSliceBytes
+  EXPECT_EQ(simd_slices(huge, false), 1);
   EXPECT_EQ(cpu_kernel_name(CpuKernel::simd, study.cells[0]).rfind("simd (" + simd_target(), 0), 0u);
 }
 
@@ -129,6 +134,14 @@ TEST_F(SimdGdTest, OneGroupKeepsTheRecordsAdvanceFixedStepKeeps) {
 
 TEST_F(SimdGdTest, Float64StatesAfter1000StepsMatchTheScalarKernel) {
   const std::vector<std::pair<int, int>> sizes = {{6, 5}, {16, 16}, {3, 40}, {40, 3}, {21, 19}};
+  std::set<int> slice_counts;
+  for (const auto& [d, n] : sizes) {
+    ModelShape shape;
+    shape.d = d;
+    shape.n = n;
+    slice_counts.insert(simd_slices(shape, true));
+  }
+  EXPECT_EQ(slice_counts.size(), 2u) << "both group layouts (one and two vectors of runs) are exercised";
   for (const auto& [d, n] : sizes)
     for (const char* loss : {"logistic", "square", "cross_entropy", "regression"})
       for (const char* target : {"per_run", "shared"}) {
