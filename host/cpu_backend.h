@@ -64,7 +64,7 @@ class CpuCellSimulation {
 };
 
 // Bytes of host memory the CPU backend needs for one cell (states, records, observations, data, and the
-// integrator workspace of each of `threads` threads).
+// integrator workspace and SIMD group buffer of each of `threads` threads).
 double cpu_cell_bytes(const Study& study, const CellParams& cell, int threads);
 
 }  // namespace softflow

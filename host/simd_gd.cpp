@@ -49,6 +49,12 @@ inline double next_passage(const RunRecord& rec) {
   return 2.0;
 }
 
+// Entries (each one value per lane) of a group's buffer: state, data, s, s_next, u, da (n each), beta, r, hr (d
+// each), regression residuals (m), and 6 per-lane scalars.
+inline size_t group_buffer_entries(const ModelShape& shape) {
+  return size_t(shape.state_size()) + shape.data_size() + 4 * shape.n + 3 * shape.d + shape.m + 6;
+}
+
 // Per-thread scratch that grows to the largest group seen (aligned for vector loads).
 template <class Real>
 Real* thread_buffer(size_t count) {
@@ -325,7 +331,7 @@ void AdvanceGd(const SimdGdGroup<Real>& group) {
   // Buffers (entries x lanes): state p, data q, s n, s_next n, u n, da n, beta d, r d, hr d, work m; then per-lane
   // scalars (lanes each): active (1 running, 0 not or padding), the next first-passage threshold (pre-filter
   // form), flagged, loss, s_max, grad_sq.
-  Real* theta = simd_detail::thread_buffer<Real>(lanes * (size_t(p) + q + 4 * n + 3 * rows + shape.m + 6));
+  Real* theta = simd_detail::thread_buffer<Real>(lanes * simd_detail::group_buffer_entries(shape));
   Real* a = theta + size_t(shape.matrix_size()) * lanes;
   Real* data = theta + size_t(p) * lanes;
   Real* s = data + size_t(q) * lanes;
@@ -484,6 +490,12 @@ bool simd_handles(const ModelShape& shape, Method method, bool float64) {
   const double group_bytes =
       double(shape.state_size()) * simd_lanes(float64) * simd_slices(shape, float64) * (float64 ? 8.0 : 4.0);
   return shape.model == ModelKind::value_softmax && method == Method::gd && group_bytes <= kSimdGroupBytes;
+}
+
+double simd_thread_bytes(const ModelShape& shape, Method method, bool float64) {
+  if (!simd_handles(shape, method, float64)) return 0;
+  return double(simd_detail::group_buffer_entries(shape)) * simd_lanes(float64) * simd_slices(shape, float64) *
+         (float64 ? 8.0 : 4.0);
 }
 
 void simd_advance_gd(const SimdGdGroup<float>& group) {

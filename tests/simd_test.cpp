@@ -78,8 +78,12 @@ TEST_F(SimdGdTest, HandlesValueSoftmaxGdOnly) {
   EXPECT_FALSE(simd_handles(value_softmax, Method::dopri5, false));
   EXPECT_FALSE(simd_handles(tied, Method::gd, false));
   ModelShape huge;
-  huge.d = huge.n = 1024;  // a group's states would not stay in cache
+  huge.d = huge.n = 1024;  // a group's states would take more than kSimdGroupBytes
   EXPECT_FALSE(simd_handles(huge, Method::gd, false));
+  EXPECT_EQ(simd_thread_bytes(huge, Method::gd, false), 0);
+  EXPECT_EQ(simd_thread_bytes(tied, Method::gd, false), 0);
+  EXPECT_GE(simd_thread_bytes(value_softmax, Method::gd, true),
+            8.0 * value_softmax.state_size() * simd_lanes(true) * simd_slices(value_softmax, true));
   const Study study = testing::study_with(gd_study("logistic", 16, 16, "per_run"));
   EXPECT_EQ(cpu_kernel_name(CpuKernel::scalar, study.cells[0]), "scalar");
   ModelShape small;
