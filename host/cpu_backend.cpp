@@ -7,7 +7,7 @@
 #include "softflow/initial_state.h"
 #include "softflow/integrators.h"
 #include "softflow/observables.h"
-#include "simd_gd.h"
+#include "simd_kernel.h"
 
 namespace softflow {
 
@@ -24,7 +24,7 @@ std::string cpu_kernel_name(CpuKernel choice, const CellParams& cell) {
   if (!simd_kernel_for(choice, cell)) return "scalar";
   const bool float64 = cell.precision == Precision::float64;
   return "simd (" + simd_target() + ", " + std::to_string(simd_lanes(float64)) + " lanes x " +
-         std::to_string(simd_slices(cell.shape, float64)) + ")";
+         std::to_string(simd_slices(cell.shape, cell.method, float64)) + ")";
 }
 
 template <class Real>
@@ -65,9 +65,10 @@ void CpuCellSimulation<Real>::advance_run(long long run, size_t c, Real* work) {
 template <class Real>
 void CpuCellSimulation<Real>::advance_simd_groups(long long begin, long long end, size_t c) {
   const bool float64 = cell_.precision == Precision::float64;
-  const int lanes = simd_lanes(float64) * simd_slices(cell_.shape, float64);
-  SimdGdGroup<Real> group;
+  const int lanes = simd_lanes(float64) * simd_slices(cell_.shape, cell_.method, float64);
+  SimdGroup<Real> group;
   group.shape = &cell_.shape;
+  group.method = cell_.method;
   group.step = cell_.step;
   group.k_from = c == 0 ? 0 : checkpoints_.steps[c - 1];
   group.k_to = checkpoints_.steps[c];
@@ -78,7 +79,7 @@ void CpuCellSimulation<Real>::advance_simd_groups(long long begin, long long end
     group.states = states_.data() + first * state_size_;
     group.data = data_.for_run(first);
     group.records = records_.data() + first;
-    simd_advance_gd(group);
+    simd_advance(group);
   }
 }
 

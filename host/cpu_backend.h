@@ -1,9 +1,9 @@
 // Purpose: the CPU backend: advances every run of one cell from checkpoint to checkpoint with OpenMP threads, each
-// thread taking tiles of consecutive run ids. The SIMD kernel (simd_gd.h) advances a tile's runs in groups of one
-// run per vector lane, where it handles the cell (value-softmax gd); the scalar kernel (integrators.h, the
-// reference) advances one run at a time with its state and workspace in L1. Results do not depend on the thread
-// count: a run's math is the same wherever it runs (groups are aligned to tiles), and statistics reduce in fixed
-// blocks of run ids.
+// thread taking tiles of consecutive run ids. The SIMD kernel (simd_kernel.h) advances a tile's runs in groups of
+// one run per vector lane, where it handles the cell (value-softmax gd and rk4); the scalar kernel (integrators.h,
+// the reference) advances one run at a time with its state and workspace in L1. Results do not depend on the
+// thread count: a run's math is the same wherever it runs (groups are aligned to tiles), and statistics reduce in
+// fixed blocks of run ids.
 #pragma once
 
 #include <cstdint>
@@ -23,7 +23,7 @@ constexpr int kCpuTileRuns = 64;
 // simd: the SIMD kernel wherever it handles the cell, else the scalar one; scalar: the scalar kernel always.
 enum class CpuKernel { simd, scalar };
 
-// The kernel that advances a cell under a choice: "simd (AVX3, 16 lanes)" or "scalar".
+// The kernel that advances a cell under a choice: "simd (AVX3, 16 lanes x 1)" or "scalar".
 std::string cpu_kernel_name(CpuKernel choice, const CellParams& cell);
 
 template <class Real>

@@ -16,7 +16,7 @@
 
 #include "cli.h"
 #include "cuda_check.h"
-#include "simd_gd.h"
+#include "simd_kernel.h"
 
 namespace softflow {
 namespace {

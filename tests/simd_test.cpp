@@ -1,9 +1,9 @@
-// Purpose: the CPU backend's SIMD gd kernel (simd_gd.h) against the scalar reference kernel: per-run states after
-// 1000 steps (float64 to 1e-10 relative; float32 within a small multiple of the scalar float32 error against the
-// float64 reference), for every loss, shared and per-run data, sizes with and without remainders of the blocks;
-// the same statuses, stop times, first passages and step counts when runs polarize, converge or diverge inside a
-// segment; groups that are partly stopped or padded; results independent of the thread count. Skips in builds
-// without Highway.
+// Purpose: the CPU backend's SIMD kernel (simd_kernel.h), gd and rk4, against the scalar reference kernel: per-run
+// states after 1000 steps (float64 to 1e-10 relative; float32 within a small multiple of the scalar float32 error
+// against the float64 reference), for every loss, shared and per-run data, sizes with and without remainders of
+// the blocks; the same statuses, stop times, first passages and step counts when runs polarize, converge or
+// diverge inside a segment; groups that are partly stopped or padded; results independent of the thread count.
+// Skips in builds without Highway.
 #include <gtest/gtest.h>
 #include <omp.h>
 
@@ -13,7 +13,7 @@
 
 #include "cpu_backend.h"
 #include "engine.h"
-#include "simd_gd.h"
+#include "simd_kernel.h"
 #include "test_support.h"
 
 namespace softflow {
@@ -61,20 +61,22 @@ double max_relative_difference(const std::vector<Real>& x, const std::vector<Ref
   return worst;
 }
 
-// 1000 gd steps in two segments; 37 runs leave a partly filled last group.
-nlohmann::json gd_study(const char* loss, int d, int n, const char* target) {
-  return {{"runs", 37}, {"loss", loss}, {"integrator", "gd"}, {"step", 0.05}, {"sigma_a", 0.3}, {"d", d}, {"n", n},
-          {"regression_samples", 7}, {"target", target},
+// 1000 gd or rk4 steps in two segments; 37 runs leave a partly filled last group.
+nlohmann::json fixed_step_study(const char* method, const char* loss, int d, int n, const char* target) {
+  return {{"runs", 37}, {"loss", loss}, {"integrator", method}, {"step", 0.05}, {"sigma_a", 0.3}, {"d", d},
+          {"n", n}, {"regression_samples", 7}, {"target", target},
           {"checkpoints", {{"schedule", "list"}, {"times", {0, 25, 50}}}}};
 }
 
-TEST_F(SimdGdTest, HandlesValueSoftmaxGdOnly) {
+const char* const kMethods[] = {"gd", "rk4"};
+
+TEST_F(SimdGdTest, HandlesValueSoftmaxGdAndRk4Only) {
   const ModelShape value_softmax;
   ModelShape tied;
   tied.model = ModelKind::tied;
   EXPECT_TRUE(simd_handles(value_softmax, Method::gd, false));
   EXPECT_TRUE(simd_handles(value_softmax, Method::gd, true));
-  EXPECT_FALSE(simd_handles(value_softmax, Method::rk4, false));
+  EXPECT_TRUE(simd_handles(value_softmax, Method::rk4, false));
   EXPECT_FALSE(simd_handles(value_softmax, Method::dopri5, false));
   EXPECT_FALSE(simd_handles(tied, Method::gd, false));
   ModelShape huge;
@@ -83,20 +85,23 @@ TEST_F(SimdGdTest, HandlesValueSoftmaxGdOnly) {
   EXPECT_EQ(simd_thread_bytes(huge, Method::gd, false), 0);
   EXPECT_EQ(simd_thread_bytes(tied, Method::gd, false), 0);
   EXPECT_GE(simd_thread_bytes(value_softmax, Method::gd, true),
-            8.0 * value_softmax.state_size() * simd_lanes(true) * simd_slices(value_softmax, true));
-  const Study study = testing::study_with(gd_study("logistic", 16, 16, "per_run"));
+            8.0 * value_softmax.state_size() * simd_lanes(true) * simd_slices(value_softmax, Method::gd, true));
+  const Study study = testing::study_with(fixed_step_study("gd", "logistic", 16, 16, "per_run"));
   EXPECT_EQ(cpu_kernel_name(CpuKernel::scalar, study.cells[0]), "scalar");
   ModelShape small;
   small.d = small.n = 4;
-  EXPECT_EQ(simd_slices(small, false), 2);   // two vectors of runs fit in kSimdTwoSliceBytes
-  EXPECT_EQ(simd_slices(huge, false), 1);
+  EXPECT_EQ(simd_slices(small, Method::gd, false), 2);  // two vectors of runs fit in kSimdTwoSliceBytes
+  EXPECT_EQ(simd_slices(small, Method::rk4, false), 1);
+  EXPECT_EQ(simd_slices(huge, Method::gd, false), 1);
   EXPECT_EQ(cpu_kernel_name(CpuKernel::simd, study.cells[0]).rfind("simd (" + simd_target(), 0), 0u);
 }
 
 TEST_F(SimdGdTest, OneGroupKeepsTheRecordsAdvanceFixedStepKeeps) {
   // The group call alone (no checkpoint observation after it): every field of each run's record, for a group with
   // fewer runs than lanes, per-run data, from step 40 to step 340.
-  const Study study = testing::study_with(gd_study("logistic", 6, 5, "per_run"));
+  for (const Method method : {Method::gd, Method::rk4}) {
+  const char* name = method == Method::gd ? "gd" : "rk4";
+  const Study study = testing::study_with(fixed_step_study(name, "logistic", 6, 5, "per_run"));
   const CellParams& cell = study.cells[0];
   const int runs = 3;
   std::vector<double> states, data, reference_states;
@@ -107,12 +112,13 @@ TEST_F(SimdGdTest, OneGroupKeepsTheRecordsAdvanceFixedStepKeeps) {
     records[run].steps = reference[run].steps = 40;
     states.insert(states.end(), setup.theta.begin(), setup.theta.end());
     data.insert(data.end(), setup.data.begin(), setup.data.end());
-    advance_fixed_step(cell.shape, Method::gd, cell.step, 40, 340, study.stop, setup.theta.data(),
+    advance_fixed_step(cell.shape, method, cell.step, 40, 340, study.stop, setup.theta.data(),
                        setup.data.data(), reference[run], work.data());
     reference_states.insert(reference_states.end(), setup.theta.begin(), setup.theta.end());
   }
-  SimdGdGroup<double> group;
+  SimdGroup<double> group;
   group.shape = &cell.shape;
+  group.method = method;
   group.step = cell.step;
   group.k_from = 40;
   group.k_to = 340;
@@ -122,7 +128,7 @@ TEST_F(SimdGdTest, OneGroupKeepsTheRecordsAdvanceFixedStepKeeps) {
   group.data = data.data();
   group.data_per_run = true;
   group.records = records.data();
-  simd_advance_gd(group);
+  simd_advance(group);
   EXPECT_LT(max_relative_difference(states, reference_states), 1e-10);
   for (int run = 0; run < runs; ++run) {
     const RunRecord &a = records[run], &b = reference[run];
@@ -134,6 +140,7 @@ TEST_F(SimdGdTest, OneGroupKeepsTheRecordsAdvanceFixedStepKeeps) {
     EXPECT_GT(a.last_s_max, 0.2);
     for (int k = 0; k < kPassageCount; ++k) EXPECT_EQ(a.first_time[k], b.first_time[k]);
   }
+  }
 }
 
 TEST_F(SimdGdTest, Float64StatesAfter1000StepsMatchTheScalarKernel) {
@@ -143,16 +150,18 @@ TEST_F(SimdGdTest, Float64StatesAfter1000StepsMatchTheScalarKernel) {
     ModelShape shape;
     shape.d = d;
     shape.n = n;
-    slice_counts.insert(simd_slices(shape, true));
+    slice_counts.insert(simd_slices(shape, Method::gd, true));
   }
   EXPECT_EQ(slice_counts.size(), 2u) << "both group layouts (one and two vectors of runs) are exercised";
+  for (const char* method : kMethods)
   for (const auto& [d, n] : sizes)
     for (const char* loss : {"logistic", "square", "cross_entropy", "regression"})
       for (const char* target : {"per_run", "shared"}) {
-        const Study study = testing::study_with(gd_study(loss, d, n, target));
+        const Study study = testing::study_with(fixed_step_study(method, loss, d, n, target));
         const auto simd = run_kernel<double>(study, CpuKernel::simd);
         const auto scalar = run_kernel<double>(study, CpuKernel::scalar);
-        EXPECT_LT(max_relative_difference(simd.states, scalar.states), 1e-10) << d << "x" << n << " " << loss;
+        EXPECT_LT(max_relative_difference(simd.states, scalar.states), 1e-10)
+            << method << " " << d << "x" << n << " " << loss;
         for (size_t r = 0; r < simd.records.size(); ++r) {
           EXPECT_EQ(simd.records[r].steps, 1000) << d << "x" << n << " " << loss << " " << r;
           EXPECT_EQ(simd.records[r].t, scalar.records[r].t);
@@ -163,8 +172,9 @@ TEST_F(SimdGdTest, Float64StatesAfter1000StepsMatchTheScalarKernel) {
 }
 
 TEST_F(SimdGdTest, Float32ErrorIsASmallMultipleOfTheScalarFloat32Error) {
+  for (const char* method : kMethods)
   for (const char* loss : {"logistic", "square", "cross_entropy", "regression"}) {
-    nlohmann::json changes = gd_study(loss, 16, 16, "per_run");
+    nlohmann::json changes = fixed_step_study(method, loss, 16, 16, "per_run");
     const auto reference = run_kernel<double>(testing::study_with(changes), CpuKernel::scalar);
     changes["precision"] = "float32";
     const Study study = testing::study_with(changes);
@@ -172,19 +182,35 @@ TEST_F(SimdGdTest, Float32ErrorIsASmallMultipleOfTheScalarFloat32Error) {
                                                       reference.states);
     const double scalar_error = max_relative_difference(run_kernel<float>(study, CpuKernel::scalar).states,
                                                         reference.states);
-    EXPECT_LT(simd_error, 4 * scalar_error + 1e-6) << loss << ": scalar float32 error " << scalar_error;
+    EXPECT_LT(simd_error, 4 * scalar_error + 1e-6) << method << " " << loss << ": scalar float32 error "
+                                                   << scalar_error;
   }
 }
 
-// Every run's record and, unless it diverged, its state agree between the kernels; returns how many stopped.
-// A diverged run's overflow step is not compared: an exploding gd iteration is chaotic long before it overflows,
-// so rounding decides the step (seen here: one run of 96 overflowed at step 375 under one kernel and 476 under
-// the other, along trajectories that had parted by 1e48 in scale). Both must call it diverged, at a step
-// consistent with its stop time.
-template <class Real>
+// How far the scalar kernel's final state of `run` (cell 0, integrated from t = 0 to the last checkpoint) moves
+// when every entry of its initial state is perturbed by a relative 1e-15: the amplification of rounding the run's
+// own dynamics imposes, whatever kernel computes them.
+double rounding_sensitivity(const Study& study, std::uint32_t run) {
+  const CellParams& cell = study.cells[0];
+  auto exact = testing::run_setup<double>(study, run), perturbed = exact;
+  for (size_t i = 0; i < perturbed.theta.size(); ++i) perturbed.theta[i] *= 1 + (i % 2 ? 1e-15 : -1e-15);
+  const double t_end = study.checkpoint_times.back();
+  testing::integrate(cell.shape, cell.method, cell.step, t_end, exact.theta, exact.data);
+  testing::integrate(cell.shape, cell.method, cell.step, t_end, perturbed.theta, perturbed.data);
+  return max_relative_difference(perturbed.theta, exact.theta);
+}
+
+// Every run's record and, unless it diverged, its state agree between the kernels (float64); returns how many
+// stopped. A diverged run's overflow step is not compared: an exploding iteration is chaotic long before it
+// overflows, so rounding decides the step (seen here: one gd run of 96 overflowed at step 375 under one kernel and
+// 476 under the other, along trajectories that had parted by 1e48 in scale). Both must call it diverged, at a step
+// consistent with its stop time. A running run's state agrees to 1e-10 relative, or, where its own dynamics
+// amplify rounding, to 100 times that amplification (rk4 at a step near its stability limit: a 1e-15 perturbation
+// of the initial state grows to as much as 8e-5 in this study, and the kernels differed by at most 3.3 times a
+// run's amplification).
 int expect_same_stops(const Study& study) {
-  const auto simd = run_kernel<Real>(study, CpuKernel::simd);
-  const auto scalar = run_kernel<Real>(study, CpuKernel::scalar);
+  const auto simd = run_kernel<double>(study, CpuKernel::simd);
+  const auto scalar = run_kernel<double>(study, CpuKernel::scalar);
   const double step = study.cells[0].step;
   int stopped = 0;
   for (size_t r = 0; r < simd.records.size(); ++r) {
@@ -199,43 +225,56 @@ int expect_same_stops(const Study& study) {
     EXPECT_EQ(a.stop_time, b.stop_time) << r;
     EXPECT_EQ(a.t, b.t) << r;
     for (int k = 0; k < kPassageCount; ++k) EXPECT_EQ(a.first_time[k], b.first_time[k]) << r << " " << k;
-    EXPECT_LT(max_relative_difference(simd.state(r), scalar.state(r)), 1e-10) << r;
+    const double difference = max_relative_difference(simd.state(r), scalar.state(r));
+    if (difference >= 1e-10 && b.status == RunStatus::running) {
+      const double sensitivity = rounding_sensitivity(study, std::uint32_t(r));
+      EXPECT_LT(difference, 100 * sensitivity) << r << ": rounding sensitivity " << sensitivity;
+    } else {
+      EXPECT_LT(difference, 1e-10) << r;
+    }
   }
   return stopped;
 }
 
 TEST_F(SimdGdTest, PolarizedRunsStopAndRecordPassagesLikeTheScalarKernel) {
   // Runs polarize at different steps inside both segments; lanes of a group stop one by one.
-  const Study study = testing::study_with({{"runs", 200}, {"integrator", "gd"}, {"step", 0.5},
-                                           {"stop", {{"polarized_eps", 0.1}}},
-                                           {"checkpoints", {{"schedule", "list"}, {"times", {0, 3000, 9000}}}}});
-  const int stopped = expect_same_stops<double>(study);
-  EXPECT_GT(stopped, 80);
-  EXPECT_LT(stopped, 200);  // some groups keep running lanes beside stopped ones
+  for (const char* method : kMethods) {
+    const Study study = testing::study_with({{"runs", 200}, {"integrator", method}, {"step", 0.5},
+                                             {"stop", {{"polarized_eps", 0.1}}},
+                                             {"checkpoints", {{"schedule", "list"}, {"times", {0, 3000, 9000}}}}});
+    const int stopped = expect_same_stops(study);
+    EXPECT_GT(stopped, 80) << method;
+    EXPECT_LT(stopped, 200) << method;  // some groups keep running lanes beside stopped ones
+  }
 }
 
 TEST_F(SimdGdTest, ConvergedRunsStopLikeTheScalarKernel) {
-  for (const char* rule : {"loss_below", "grad_norm_below"}) {
-    const Study study = testing::study_with({{"runs", 100}, {"integrator", "gd"}, {"loss", "square"}, {"d", 5},
-                                             {"n", 7}, {"step", 0.2}, {"stop", {{rule, 0.01}}},
-                                             {"checkpoints", {{"schedule", "list"}, {"times", {0, 20, 200}}}}});
-    EXPECT_GT(expect_same_stops<double>(study), 50) << rule;
-  }
+  for (const char* method : kMethods)
+    for (const char* rule : {"loss_below", "grad_norm_below"}) {
+      const Study study = testing::study_with({{"runs", 100}, {"integrator", method}, {"loss", "square"}, {"d", 5},
+                                               {"n", 7}, {"step", 0.2}, {"stop", {{rule, 0.01}}},
+                                               {"checkpoints", {{"schedule", "list"}, {"times", {0, 20, 200}}}}});
+      EXPECT_GT(expect_same_stops(study), 50) << method << " " << rule;
+    }
 }
 
 TEST_F(SimdGdTest, DivergedRunsStopLikeTheScalarKernel) {
   // Square loss with a step beyond the stable range: about half the runs blow up, at different steps; lanes that
   // stop keep computing beside the others and must not change what was recorded for them or their neighbours.
-  const Study study = testing::study_with({{"runs", 96}, {"integrator", "gd"}, {"loss", "square"}, {"d", 16},
-                                           {"n", 16}, {"step", 4.0}, {"sigma_v", 1.5},
-                                           {"checkpoints", {{"schedule", "list"}, {"times", {0, 3000}}}}});
-  const int stopped = expect_same_stops<double>(study);
-  EXPECT_GT(stopped, 20);
-  EXPECT_LT(stopped, 90);
+  for (const char* method : kMethods) {
+    const double step = std::string(method) == "gd" ? 4.0 : 8.0;  // 750 steps; rk4 is stable to larger steps
+    const Study study = testing::study_with({{"runs", 96}, {"integrator", method}, {"loss", "square"}, {"d", 16},
+                                             {"n", 16}, {"step", step}, {"sigma_v", 1.5},
+                                             {"checkpoints", {{"schedule", "list"}, {"times", {0, 750 * step}}}}});
+    const int stopped = expect_same_stops(study);
+    EXPECT_GT(stopped, 20) << method;
+    EXPECT_LT(stopped, 90) << method;
+  }
 }
 
 TEST_F(SimdGdTest, ResultsDoNotDependOnTheThreadCount) {
-  nlohmann::json changes = gd_study("logistic", 16, 16, "per_run");
+  nlohmann::json changes = fixed_step_study("gd", "logistic", 16, 16, "per_run");
+  changes["integrator"] = {"gd", "rk4"};
   changes["runs"] = 1000;
   changes["precision"] = "float32";
   const Study study = testing::study_with(changes);
@@ -247,7 +286,8 @@ TEST_F(SimdGdTest, ResultsDoNotDependOnTheThreadCount) {
   options.threads = 2;
   const nlohmann::json results = run_study(study, options);
   EXPECT_EQ(reproducible_part(results), one);
-  EXPECT_EQ(results["provenance"]["cpu_kernels"][0].get<std::string>().rfind("simd", 0), 0u);
+  for (int cell = 0; cell < 2; ++cell)
+    EXPECT_EQ(results["provenance"]["cpu_kernels"][cell].get<std::string>().rfind("simd", 0), 0u);
 }
 
 }  // namespace

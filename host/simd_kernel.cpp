@@ -1,0 +1,717 @@
+// Purpose: the CPU backend's SIMD kernel (see simd_kernel.h), compiled by Highway once per instruction set and
+// dispatched at run time. Buffers are lane-interleaved: entry e of lane l lives at buf[e * lanes + l], so one
+// aligned vector load gives entry e of W runs of the group.
+//
+// One gd step of a group, from theta_k (s = softmax(a_k) and beta = V_k s already known):
+//   loss, r = loss_and_residual(beta)          O(d) (regression: O(m d))
+//   u = V^T r                                  pass 1 over V: one load and one FMA per entry
+//   da = s .* (u - <s, u>), checks at t_k      O(n)
+//   a += h da, s' = softmax(a)                 O(n) exponentials
+//   V += (h r) s^T, beta = V s'                pass 2 over V: one load, one store, two FMAs per entry
+// so each step reads V twice and writes it once, and the matrix work is the 6 d n FLOPs `softflow bench` counts.
+//
+// One rk4 step: every stage's V-part derivative is rank one (r_i s_i^T), so stage i's state V + c r s^T is never
+// formed; the passes of its evaluation apply it entry by entry (two FMAs a pass instead of one). Stage 1: two
+// passes of one FMA; stages 2-4: two passes of two; the update V += h/6 (r1 s1^T + 2 r2 s2^T + 2 r3 s3^T +
+// r4 s4^T): one pass of four FMAs and a store. 18 FMAs per entry, 36 d n FLOPs against the 34 d n counted.
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "simd_kernel.cpp"  // found through the host/ include directory
+#include <hwy/foreach_target.h>  // NOLINT: includes this file once per target
+
+#include <hwy/aligned_allocator.h>
+#include <hwy/contrib/math/math-inl.h>
+#include <hwy/highway.h>
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "simd_kernel.h"
+
+// Compile-time trip counts are unrolled so that a block's accumulators stay in registers.
+#ifndef SOFTFLOW_SIMD_UNROLL
+#define SOFTFLOW_SIMD_UNROLL _Pragma("GCC unroll 16")
+#endif
+
+#ifndef SOFTFLOW_SIMD_ONCE
+#define SOFTFLOW_SIMD_ONCE
+namespace softflow {
+namespace simd_detail {
+
+// The scalar side of the pre-filter: thresholds nudged one ulp outward so that the vector comparison in Real flags
+// every lane the scalar rule (in double) could act on.
+template <class Real>
+Real at_most(double x) { return std::nextafter(Real(x), -std::numeric_limits<Real>::infinity()); }
+template <class Real>
+Real at_least(double x) { return std::nextafter(Real(x), std::numeric_limits<Real>::infinity()); }
+
+// The lowest first-passage threshold the run has not reached yet (2 = all reached: s_max never exceeds 1).
+inline double next_passage(const RunRecord& rec) {
+  for (int k = 0; k < kPassageCount; ++k)
+    if (rec.first_time[k] < 0) return passage_threshold(k);
+  return 2.0;
+}
+
+// Per-thread scratch that grows to the largest group seen (aligned for vector loads).
+template <class Real>
+Real* thread_buffer(size_t count) {
+  thread_local hwy::AlignedFreeUniquePtr<Real[]> buffer;
+  thread_local size_t capacity = 0;
+  if (count > capacity) {
+    buffer = hwy::AllocateAligned<Real>(count);
+    capacity = count;
+  }
+  return buffer.get();
+}
+
+}  // namespace simd_detail
+}  // namespace softflow
+#endif  // SOFTFLOW_SIMD_ONCE
+
+HWY_BEFORE_NAMESPACE();
+namespace softflow {
+namespace HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+// A group holds G slices of W runs (one vector each): entry e of the group's runs is G consecutive vectors at
+// buf + e * stride (stride = G * W lanes), slice g at + g * W. The O(n) phases between the passes over V (sums,
+// exponentials, divisions) are latency-bound chains; running them for every slice in the same loop gives the CPU
+// independent work to overlap them with, as long as the group's state stays in L1 (simd_slices).
+template <class D, int G>
+using Slices = std::array<hn::Vec<D>, G>;
+
+template <int G, class V>
+HWY_INLINE std::array<V, G> splat(V v) {
+  std::array<V, G> out;
+  for (auto& x : out) x = v;
+  return out;
+}
+
+// Folds term(i, g, partial) over i < count for every slice g into four interleaved partials per slice (term i
+// updates partial i mod 4), combined as combine(combine(p0, p1), combine(p2, p3)): chains of count / 4 dependent
+// operations instead of count. The partials start at `initial`.
+template <int G, class D, class Term, class Combine>
+HWY_INLINE Slices<D, G> fold_slices(int count, const Slices<D, G>& initial, const Term& term, const Combine& combine) {
+  Slices<D, G> p0 = initial, p1 = initial, p2 = initial, p3 = initial;
+  int i = 0;
+  for (; i + 4 <= count; i += 4) {
+    for (int g = 0; g < G; ++g) {
+      p0[g] = term(i, g, p0[g]);
+      p1[g] = term(i + 1, g, p1[g]);
+      p2[g] = term(i + 2, g, p2[g]);
+      p3[g] = term(i + 3, g, p3[g]);
+    }
+  }
+  for (; i < count; ++i)
+    for (int g = 0; g < G; ++g) p0[g] = term(i, g, p0[g]);
+  Slices<D, G> out;
+  for (int g = 0; g < G; ++g) out[g] = combine(combine(p0[g], p1[g]), combine(p2[g], p3[g]));
+  return out;
+}
+
+template <int G, class D, class Term>
+HWY_INLINE Slices<D, G> sum_slices(D d, int count, const Term& term) {
+  return fold_slices<G, D>(count, splat<G>(hn::Zero(d)), term,
+                        [](hn::Vec<D> x, hn::Vec<D> y) { return hn::Add(x, y); });
+}
+
+// max_i x_i per lane (exact in any order). x: count >= 1 entries.
+template <int G, class D, class Real = hn::TFromD<D>>
+HWY_INLINE Slices<D, G> max_slices(D d, size_t stride, int count, const Real* HWY_RESTRICT x) {
+  const size_t W = hn::Lanes(d);
+  Slices<D, G> first;
+  for (int g = 0; g < G; ++g) first[g] = hn::Load(d, x + g * W);
+  return fold_slices<G, D>(
+      count, first, [&](int i, int g, hn::Vec<D> m) { return hn::Max(m, hn::Load(d, x + i * stride + g * W)); },
+      [](hn::Vec<D> p, hn::Vec<D> q) { return hn::Max(p, q); });
+}
+
+// <x, y> per lane. x, y: count entries.
+template <int G, class D, class Real = hn::TFromD<D>>
+HWY_INLINE Slices<D, G> dot_slices(D d, size_t stride, int count, const Real* HWY_RESTRICT x,
+                                const Real* HWY_RESTRICT y) {
+  const size_t W = hn::Lanes(d);
+  return sum_slices<G>(d, count, [&](int i, int g, hn::Vec<D> partial) {
+    const size_t at = i * stride + g * W;
+    return hn::MulAdd(hn::Load(d, x + at), hn::Load(d, y + at), partial);
+  });
+}
+
+// s = softmax(a) per lane, stably (shift by the lane's max); returns 1 / sum = max_j s_j. a, s: n entries.
+template <int G, class D, class Real = hn::TFromD<D>>
+HWY_INLINE Slices<D, G> softmax_slices(D d, size_t stride, int n, const Real* HWY_RESTRICT a, Real* HWY_RESTRICT s) {
+  const size_t W = hn::Lanes(d);
+  const Slices<D, G> a_max = max_slices<G>(d, stride, n, a);
+  const Slices<D, G> total = sum_slices<G>(d, n, [&](int j, int g, hn::Vec<D> partial) {
+    const size_t at = j * stride + g * W;
+    const auto e = hn::Exp(d, hn::Sub(hn::Load(d, a + at), a_max[g]));
+    hn::Store(e, d, s + at);
+    return hn::Add(partial, e);
+  });
+  Slices<D, G> inv;
+  for (int g = 0; g < G; ++g) inv[g] = hn::Div(hn::Set(d, Real(1)), total[g]);
+  for (int j = 0; j < n; ++j)
+    for (int g = 0; g < G; ++g) {
+      const size_t at = j * stride + g * W;
+      hn::Store(hn::Mul(hn::Load(d, s + at), inv[g]), d, s + at);
+    }
+  return inv;
+}
+
+// Loss l(beta) and r = -grad l per lane, for every value-softmax loss (model.h's loss_and_residual).
+// beta: d entries; data: data_size; r: d (out); work: m (regression residuals).
+template <int G, class D, class Real = hn::TFromD<D>>
+HWY_INLINE Slices<D, G> loss_and_residual_slices(D d, size_t stride, const ModelShape& shape,
+                                              const Real* HWY_RESTRICT beta, const Real* HWY_RESTRICT data,
+                                              Real* HWY_RESTRICT r, Real* HWY_RESTRICT work) {
+  const size_t W = hn::Lanes(d);
+  const int dim = shape.d;
+  const auto zero = hn::Zero(d), one = hn::Set(d, Real(1));
+  switch (shape.loss) {
+    case LossKind::logistic: {
+      // log(1 + exp(-x)) = log1p(e) + max(-x, 0) and 1 / (1 + exp(x)) = (x > 0 ? e : 1) / (1 + e), e = exp(-|x|).
+      const Slices<D, G> margin = dot_slices<G>(d, stride, dim, data, beta);
+      Slices<D, G> e, g_weight, loss;
+      for (int g = 0; g < G; ++g) {
+        e[g] = hn::Exp(d, hn::Neg(hn::Abs(margin[g])));
+        g_weight[g] = hn::Div(hn::IfThenElse(hn::Gt(margin[g], zero), e[g], one), hn::Add(one, e[g]));
+      }
+      for (int i = 0; i < dim; ++i)
+        for (int g = 0; g < G; ++g) {
+          const size_t at = i * stride + g * W;
+          hn::Store(hn::Mul(g_weight[g], hn::Load(d, data + at)), d, r + at);
+        }
+      for (int g = 0; g < G; ++g) loss[g] = hn::Add(hn::Log1p(d, e[g]), hn::Max(hn::Neg(margin[g]), zero));
+      return loss;
+    }
+    case LossKind::square: {
+      Slices<D, G> loss = sum_slices<G>(d, dim, [&](int i, int g, hn::Vec<D> partial) {
+        const size_t at = i * stride + g * W;
+        const auto ri = hn::Sub(hn::Load(d, data + at), hn::Load(d, beta + at));
+        hn::Store(ri, d, r + at);
+        return hn::MulAdd(ri, ri, partial);
+      });
+      for (auto& x : loss) x = hn::Mul(hn::Set(d, Real(0.5)), x);
+      return loss;
+    }
+    case LossKind::cross_entropy: {
+      const Slices<D, G> b_max = max_slices<G>(d, stride, dim, beta);
+      const Slices<D, G> total = sum_slices<G>(d, dim, [&](int i, int g, hn::Vec<D> partial) {
+        return hn::Add(partial, hn::Exp(d, hn::Sub(hn::Load(d, beta + i * stride + g * W), b_max[g])));
+      });
+      Slices<D, G> lse;
+      for (int g = 0; g < G; ++g) lse[g] = hn::Add(b_max[g], hn::Log(d, total[g]));
+      return sum_slices<G>(d, dim, [&](int i, int g, hn::Vec<D> loss) {
+        const size_t at = i * stride + g * W;
+        const auto p = hn::Load(d, data + at), shifted = hn::Sub(hn::Load(d, beta + at), lse[g]);
+        hn::Store(hn::Sub(p, hn::Exp(d, shifted)), d, r + at);
+        return hn::NegMulAdd(p, shifted, loss);
+      });
+    }
+    case LossKind::regression: {
+      const int m = shape.m;
+      const Real* x = data;  // m x d
+      const Real* y = data + size_t(m) * dim * stride;
+      Slices<D, G> loss = splat<G>(zero);
+      for (int k = 0; k < m; ++k) {
+        const Slices<D, G> fitted = dot_slices<G>(d, stride, dim, x + size_t(k) * dim * stride, beta);
+        for (int g = 0; g < G; ++g) {
+          const auto residual = hn::Sub(hn::Load(d, y + k * stride + g * W), fitted[g]);
+          hn::Store(residual, d, work + k * stride + g * W);
+          loss[g] = hn::MulAdd(residual, residual, loss[g]);
+        }
+      }
+      for (int i = 0; i < dim; ++i)
+        for (int g = 0; g < G; ++g) hn::Store(zero, d, r + i * stride + g * W);
+      for (int k = 0; k < m; ++k)
+        for (int g = 0; g < G; ++g) {
+          const auto twice = hn::Add(hn::Load(d, work + k * stride + g * W), hn::Load(d, work + k * stride + g * W));
+          for (int i = 0; i < dim; ++i) {
+            const size_t at = i * stride + g * W;
+            hn::Store(hn::MulAdd(twice, hn::Load(d, x + size_t(k) * dim * stride + at), hn::Load(d, r + at)), d,
+                      r + at);
+          }
+        }
+      return loss;
+    }
+  }
+  return splat<G>(zero);
+}
+
+// The passes over V below work on one slice: vectors of entry e at base + e * stride.
+
+// u[j0 .. j0 + kCols) = (V'^T r)[j0 ..], summed over rows in order, where V' = V + cr s_prev^T (kPerturbed) or V.
+// v: rows x n, r, cr: rows, s_prev: n, u: n.
+template <bool kPerturbed, int kCols, class D, class Real = hn::TFromD<D>>
+HWY_INLINE void transpose_product_block(D d, size_t stride, int rows, int n, int j0, const Real* HWY_RESTRICT v,
+                                        const Real* HWY_RESTRICT r, const Real* HWY_RESTRICT cr,
+                                        const Real* HWY_RESTRICT s_prev, Real* HWY_RESTRICT u) {
+  hn::Vec<D> acc[kCols], prev[kCols];
+  SOFTFLOW_SIMD_UNROLL
+  for (int c = 0; c < kCols; ++c) {
+    acc[c] = hn::Zero(d);
+    prev[c] = kPerturbed ? hn::Load(d, s_prev + (j0 + c) * stride) : hn::Zero(d);
+  }
+  for (int i = 0; i < rows; ++i) {
+    const auto ri = hn::Load(d, r + i * stride);
+    const auto cri = kPerturbed ? hn::Load(d, cr + i * stride) : hn::Zero(d);
+    const Real* row = v + (size_t(i) * n + j0) * stride;
+    SOFTFLOW_SIMD_UNROLL
+    for (int c = 0; c < kCols; ++c) {
+      auto vij = hn::Load(d, row + c * stride);
+      if (kPerturbed) vij = hn::MulAdd(cri, prev[c], vij);
+      acc[c] = hn::MulAdd(vij, ri, acc[c]);
+    }
+  }
+  SOFTFLOW_SIMD_UNROLL
+  for (int c = 0; c < kCols; ++c) hn::Store(acc[c], d, u + (j0 + c) * stride);
+}
+
+// u = V'^T r. Shapes as in transpose_product_block.
+template <bool kPerturbed, class D, class Real = hn::TFromD<D>>
+HWY_INLINE void transpose_product(D d, size_t stride, int rows, int n, const Real* v, const Real* r,
+                                  const Real* cr, const Real* s_prev, Real* u) {
+  constexpr int kWide = kPerturbed ? 8 : 16;  // the perturbed pass also holds s_prev in registers
+  int j0 = 0;
+  for (; j0 + kWide <= n; j0 += kWide)
+    transpose_product_block<kPerturbed, kWide>(d, stride, rows, n, j0, v, r, cr, s_prev, u);
+  for (; j0 + 4 <= n; j0 += 4) transpose_product_block<kPerturbed, 4>(d, stride, rows, n, j0, v, r, cr, s_prev, u);
+  for (; j0 < n; ++j0) transpose_product_block<kPerturbed, 1>(d, stride, rows, n, j0, v, r, cr, s_prev, u);
+}
+
+// How a pass over V treats V before forming beta = V' s_next: kKeep (V' = V), kUpdate (V += hr s^T, stored, then
+// V' = V), kPerturb (V' = V + hr s^T, not stored).
+enum class VChange { kKeep, kUpdate, kPerturb };
+
+// Rows [i0, i0 + kRows) of: V' per kChange, then beta = V' s_next, summed over columns in order.
+// v: d x n, hr: d, s, s_next: n, beta: d; n = kN when kN > 0 (a compile-time size), else n_runtime.
+template <VChange kChange, int kRows, int kN = 0, class D, class Real = hn::TFromD<D>>
+HWY_INLINE void update_and_product_block(D d, size_t stride, int n_runtime, int i0, Real* HWY_RESTRICT v,
+                                         const Real* HWY_RESTRICT hr, const Real* HWY_RESTRICT s,
+                                         const Real* HWY_RESTRICT s_next, Real* HWY_RESTRICT beta) {
+  constexpr bool kChanged = kChange != VChange::kKeep;
+  const int n = kN > 0 ? kN : n_runtime;
+  hn::Vec<D> acc[kRows], hr_rows[kRows];
+  SOFTFLOW_SIMD_UNROLL
+  for (int c = 0; c < kRows; ++c) {
+    acc[c] = hn::Zero(d);
+    hr_rows[c] = kChanged ? hn::Load(d, hr + (i0 + c) * stride) : hn::Zero(d);
+  }
+  SOFTFLOW_SIMD_UNROLL
+  for (int j = 0; j < n; ++j) {
+    const auto sj = kChanged ? hn::Load(d, s + j * stride) : hn::Zero(d);
+    const auto next_j = hn::Load(d, s_next + j * stride);
+    SOFTFLOW_SIMD_UNROLL
+    for (int c = 0; c < kRows; ++c) {
+      Real* entry = v + (size_t(i0 + c) * n + j) * stride;
+      auto vij = hn::Load(d, entry);
+      if (kChanged) vij = hn::MulAdd(hr_rows[c], sj, vij);
+      if (kChange == VChange::kUpdate) hn::Store(vij, d, entry);
+      acc[c] = hn::MulAdd(vij, next_j, acc[c]);
+    }
+  }
+  SOFTFLOW_SIMD_UNROLL
+  for (int c = 0; c < kRows; ++c) hn::Store(acc[c], d, beta + (i0 + c) * stride);
+}
+
+// V' per kChange, then beta = V' s_next. Shapes as in update_and_product_block.
+template <VChange kChange, class D, class Real = hn::TFromD<D>>
+HWY_INLINE void update_and_product(D d, size_t stride, int rows, int n, Real* v, const Real* hr, const Real* s,
+                                   const Real* s_next, Real* beta) {
+  int i0 = 0;
+  if (n == 16) {  // the sweep's headline size: a compile-time trip count unrolls the loop over columns
+    for (; i0 + 2 <= rows; i0 += 2)
+      update_and_product_block<kChange, 2, 16>(d, stride, n, i0, v, hr, s, s_next, beta);
+  } else {
+    for (; i0 + 2 <= rows; i0 += 2) update_and_product_block<kChange, 2>(d, stride, n, i0, v, hr, s, s_next, beta);
+  }
+  for (; i0 < rows; ++i0) update_and_product_block<kChange, 1>(d, stride, n, i0, v, hr, s, s_next, beta);
+}
+
+// Rows [i0, i0 + kRows) of V += sum_m w_m r_m s_m^T over rk4's four stages. v: d x n; wr[m]: d (w_m r_m);
+// s[m]: n.
+template <int kRows, class D, class Real = hn::TFromD<D>>
+HWY_INLINE void rank_four_update_block(D d, size_t stride, int n, int i0, Real* HWY_RESTRICT v,
+                                       const Real* const* wr, const Real* const* s) {
+  hn::Vec<D> rows[4][kRows];
+  SOFTFLOW_SIMD_UNROLL
+  for (int m = 0; m < 4; ++m)
+    SOFTFLOW_SIMD_UNROLL
+    for (int c = 0; c < kRows; ++c) rows[m][c] = hn::Load(d, wr[m] + (i0 + c) * stride);
+  for (int j = 0; j < n; ++j) {
+    const auto s1 = hn::Load(d, s[0] + j * stride), s2 = hn::Load(d, s[1] + j * stride);
+    const auto s3 = hn::Load(d, s[2] + j * stride), s4 = hn::Load(d, s[3] + j * stride);
+    SOFTFLOW_SIMD_UNROLL
+    for (int c = 0; c < kRows; ++c) {
+      Real* entry = v + (size_t(i0 + c) * n + j) * stride;
+      auto vij = hn::MulAdd(rows[0][c], s1, hn::Load(d, entry));
+      vij = hn::MulAdd(rows[1][c], s2, vij);
+      vij = hn::MulAdd(rows[2][c], s3, vij);
+      hn::Store(hn::MulAdd(rows[3][c], s4, vij), d, entry);
+    }
+  }
+}
+
+// Bookkeeping of a group's lanes over one call, shared by the gd and rk4 steppers: the gather at entry, the
+// pre-filter's thresholds, the write-back of a run when it stops and of the others at the end.
+template <class Real>
+struct LaneBook {
+  const SimdGroup<Real>& group;
+  size_t lanes;
+  int p, q;
+  Real* theta;    // p x lanes
+  Real* data;     // q x lanes
+  Real* active;   // lanes: 1 running, 0 not (or padding)
+  Real* passage;  // lanes: the next first-passage threshold, pre-filter form
+  Real* flagged;  // lanes
+  Real* loss;     // lanes: the flagged lanes' values, then (finish) the last checked s_max
+  Real* s_max;    // lanes
+  Real* grad_sq;  // lanes
+  std::vector<long long> steps_at_entry;
+  int running = 0;
+  Real polarized_at, loss_below, grad_sq_below;
+
+  // theta: p x lanes, data: q x lanes, scalars: 6 x lanes. Gathers the running runs into their lanes; stopped
+  // runs and padding lanes hold zeros and are never written back.
+  LaneBook(const SimdGroup<Real>& g, size_t lane_count, Real* theta_buffer, Real* data_buffer, Real* scalars)
+      : group(g), lanes(lane_count), p(g.shape->state_size()), q(g.shape->data_size()), theta(theta_buffer),
+        data(data_buffer), active(scalars), passage(scalars + lanes), flagged(scalars + 2 * lanes),
+        loss(scalars + 3 * lanes), s_max(scalars + 4 * lanes), grad_sq(scalars + 5 * lanes),
+        steps_at_entry(lanes) {
+    using simd_detail::at_least;
+    using simd_detail::at_most;
+    const StopRule& stop = *group.stop;
+    polarized_at = stop.polarized_eps > 0 ? at_most<Real>(1.0 - stop.polarized_eps) : Real(3);
+    loss_below = stop.loss_below > 0 ? at_least<Real>(stop.loss_below) : std::numeric_limits<Real>::lowest();
+    grad_sq_below =
+        stop.grad_norm_below > 0 ? at_least<Real>(stop.grad_norm_below * stop.grad_norm_below) : Real(-1);
+    const int count = std::min(group.count, int(lanes));
+    for (size_t l = 0; l < lanes; ++l) {
+      const bool live = int(l) < count && group.records[l].status == RunStatus::running;
+      running += live;
+      active[l] = live ? Real(1) : Real(0);
+      passage[l] = live ? at_most<Real>(simd_detail::next_passage(group.records[l])) : Real(3);
+      steps_at_entry[l] = live ? group.records[l].steps : 0;
+      const Real* state = group.states + l * size_t(p);
+      for (int e = 0; e < p; ++e) theta[e * lanes + l] = live ? state[e] : Real(0);
+      const Real* run_data = group.data + (group.data_per_run ? l * size_t(q) : 0);
+      for (int e = 0; e < q; ++e) data[e * lanes + l] = live ? run_data[e] : Real(0);
+    }
+  }
+
+  void scatter(size_t l) const {
+    Real* state = group.states + l * size_t(p);
+    for (int e = 0; e < p; ++e) state[e] = theta[e * lanes + l];
+  }
+
+  // apply_checks at step k for every lane the pre-filter flagged (flagged, loss, s_max, grad_sq filled in); a run
+  // that stops is written back now. Returns false when no run of the group is running any more.
+  bool settle_flagged(long long k) {
+    const double t = double(k) * group.step;
+    for (size_t l = 0; l < lanes; ++l) {
+      if (flagged[l] == Real(0)) continue;
+      RunRecord& rec = group.records[l];
+      rec.t = t;
+      rec.steps = steps_at_entry[l] + (k - group.k_from);
+      const FlowEval<Real> eval{loss[l], s_max[l], grad_sq[l], 0};
+      if (apply_checks(eval, t, *group.stop, false, rec)) {
+        passage[l] = simd_detail::at_most<Real>(simd_detail::next_passage(rec));
+      } else {
+        scatter(l);
+        active[l] = Real(0);
+        --running;
+      }
+    }
+    return running > 0;
+  }
+
+  // Runs still running reached k_to: writes back their states and the bookkeeping the skipped checks would have
+  // kept. last_s_max: lanes, the s_max of each lane's last checked state.
+  void finish(const Real* last_s_max) const {
+    for (size_t l = 0; l < lanes; ++l) {
+      if (active[l] == Real(0)) continue;
+      scatter(l);
+      RunRecord& rec = group.records[l];
+      rec.steps = steps_at_entry[l] + (group.k_to - group.k_from);
+      rec.t = double(group.k_to) * group.step;
+      if (group.k_to > group.k_from) {
+        rec.last_check_t = double(group.k_to - 1) * group.step;
+        rec.last_s_max = double(last_s_max[l]);
+      }
+    }
+  }
+};
+
+// The pre-filter at step k for G slices of lanes (values per slice); runs apply_checks on the flagged lanes.
+// Returns false when no run of the group is running any more.
+template <int G, class D, class Real = hn::TFromD<D>>
+HWY_INLINE bool check_lanes(D d, LaneBook<Real>& book, long long k, const Slices<D, G>& loss,
+                            const Slices<D, G>& s_max, const Slices<D, G>& grad_sq) {
+  const size_t W = hn::Lanes(d);
+  bool any_flagged = false;
+  for (int g = 0; g < G; ++g) {
+    // Lanes where apply_checks could do more than note the time and s_max.
+    const auto finite = hn::And(hn::And(hn::IsFinite(loss[g]), hn::IsFinite(grad_sq[g])), hn::IsFinite(s_max[g]));
+    const auto events = hn::Or(
+        hn::Or(hn::Ge(s_max[g], hn::Load(d, book.passage + g * W)), hn::Ge(s_max[g], hn::Set(d, book.polarized_at))),
+        hn::Or(hn::Lt(loss[g], hn::Set(d, book.loss_below)), hn::Lt(grad_sq[g], hn::Set(d, book.grad_sq_below))));
+    const auto flagged =
+        hn::And(hn::Gt(hn::Load(d, book.active + g * W), hn::Zero(d)), hn::Or(hn::Not(finite), events));
+    hn::Store(hn::IfThenElseZero(flagged, hn::Set(d, Real(1))), d, book.flagged + g * W);
+    any_flagged = any_flagged || !hn::AllFalse(d, flagged);
+  }
+  if (!any_flagged) return true;
+  for (int g = 0; g < G; ++g) {
+    hn::Store(loss[g], d, book.loss + g * W);
+    hn::Store(s_max[g], d, book.s_max + g * W);
+    hn::Store(grad_sq[g], d, book.grad_sq + g * W);
+  }
+  return book.settle_flagged(k);
+}
+
+// Entries (each one value per lane) of a group's buffer for gd: state, data, s, s_next, u, da (n each), beta, r,
+// hr (d each), regression residuals (m), and 6 per-lane scalars.
+inline size_t gd_buffer_entries(const ModelShape& shape) {
+  return size_t(shape.state_size()) + shape.data_size() + 4 * shape.n + 3 * shape.d + shape.m + 6;
+}
+
+template <int G, class Real>
+void AdvanceGd(const SimdGroup<Real>& group) {
+  using D = hn::ScalableTag<Real>;
+  using V = hn::Vec<D>;
+  const D d;
+  const size_t W = hn::Lanes(d), lanes = G * W;  // lanes = the stride of one entry
+  const ModelShape& shape = *group.shape;
+  const int rows = shape.d, n = shape.n, p = shape.state_size(), q = shape.data_size();
+
+  // Buffers (entries x lanes): state p, data q, s n, s_next n, u n, da n, beta d, r d, hr d, work m; the book's
+  // per-lane scalars.
+  Real* theta = simd_detail::thread_buffer<Real>(lanes * gd_buffer_entries(shape));
+  Real* a = theta + size_t(shape.matrix_size()) * lanes;
+  Real* data = theta + size_t(p) * lanes;
+  Real* s = data + size_t(q) * lanes;
+  Real* s_next = s + n * lanes;
+  Real* u = s_next + n * lanes;
+  Real* da = u + n * lanes;
+  Real* beta = da + n * lanes;
+  Real* r = beta + rows * lanes;
+  Real* hr = r + rows * lanes;
+  Real* work = hr + rows * lanes;
+  LaneBook<Real> book(group, lanes, theta, data, work + shape.m * lanes);
+  if (book.running == 0) return;
+
+  const auto h = hn::Set(d, Real(group.step));
+  Slices<D, G> s_max = softmax_slices<G>(d, lanes, n, a, s);
+  for (int g = 0; g < G; ++g)
+    update_and_product<VChange::kKeep>(d, lanes, rows, n, theta + g * W, hr, s, s + g * W, beta + g * W);
+  Slices<D, G> last_s_max = s_max;
+  for (long long k = group.k_from; k < group.k_to; ++k) {
+    const Slices<D, G> loss = loss_and_residual_slices<G>(d, lanes, shape, beta, data, r, work);
+    for (int g = 0; g < G; ++g)
+      transpose_product<false>(d, lanes, rows, n, theta + g * W, r + g * W, r, s, u + g * W);
+    const Slices<D, G> mean_u = dot_slices<G>(d, lanes, n, s, u);
+    const Slices<D, G> grad_a_sq = sum_slices<G>(d, n, [&](int j, int g, V partial) {
+      const size_t at = j * lanes + g * W;
+      const auto daj = hn::Mul(hn::Load(d, s + at), hn::Sub(hn::Load(d, u + at), mean_u[g]));
+      hn::Store(daj, d, da + at);
+      return hn::MulAdd(daj, daj, partial);
+    });
+    const Slices<D, G> r_sq = dot_slices<G>(d, lanes, rows, r, r), s_sq = dot_slices<G>(d, lanes, n, s, s);
+    Slices<D, G> grad_sq;
+    for (int g = 0; g < G; ++g) grad_sq[g] = hn::MulAdd(r_sq[g], s_sq[g], grad_a_sq[g]);  // + ||r s^T||_F^2
+    if (!check_lanes<G>(d, book, k, loss, s_max, grad_sq)) break;
+    last_s_max = s_max;
+    for (size_t at = 0; at < size_t(n) * lanes; at += W)
+      hn::Store(hn::MulAdd(h, hn::Load(d, da + at), hn::Load(d, a + at)), d, a + at);
+    for (size_t at = 0; at < size_t(rows) * lanes; at += W) hn::Store(hn::Mul(h, hn::Load(d, r + at)), d, hr + at);
+    s_max = softmax_slices<G>(d, lanes, n, a, s_next);
+    for (int g = 0; g < G; ++g)
+      update_and_product<VChange::kUpdate>(d, lanes, rows, n, theta + g * W, hr + g * W, s + g * W,
+                                           s_next + g * W, beta + g * W);
+    std::swap(s, s_next);
+  }
+  for (int g = 0; g < G; ++g) hn::Store(last_s_max[g], d, book.loss + g * W);
+  book.finish(book.loss);
+}
+
+// Entries of a group's buffer for rk4: state, data, the stage's a, 4 x (s, da) (n each), 4 x r, c r, beta (d
+// each), u (n), regression residuals (m), and 6 per-lane scalars.
+inline size_t rk4_buffer_entries(const ModelShape& shape) {
+  return size_t(shape.state_size()) + shape.data_size() + 10 * shape.n + 6 * shape.d + shape.m + 6;
+}
+
+template <class Real>
+void AdvanceRk4(const SimdGroup<Real>& group) {
+  using D = hn::ScalableTag<Real>;
+  using V = hn::Vec<D>;
+  const D d;
+  const size_t lanes = hn::Lanes(d), W = lanes;  // one slice: the stride of an entry is one vector
+  const ModelShape& shape = *group.shape;
+  const int rows = shape.d, n = shape.n, p = shape.state_size(), q = shape.data_size();
+
+  Real* theta = simd_detail::thread_buffer<Real>(lanes * rk4_buffer_entries(shape));
+  Real* a = theta + size_t(shape.matrix_size()) * lanes;
+  Real* data = theta + size_t(p) * lanes;
+  Real* a_stage = data + size_t(q) * lanes;
+  Real* s[4];
+  Real* da[4];
+  Real* r[4];
+  for (int m = 0; m < 4; ++m) {
+    s[m] = a_stage + (1 + 2 * m) * n * lanes;
+    da[m] = s[m] + n * lanes;
+  }
+  for (int m = 0; m < 4; ++m) r[m] = a_stage + (9 * n + m * rows) * lanes;
+  Real* cr = r[3] + rows * lanes;
+  Real* beta = cr + rows * lanes;
+  Real* u = beta + rows * lanes;
+  Real* work = u + n * lanes;
+  LaneBook<Real> book(group, lanes, theta, data, work + shape.m * lanes);
+  if (book.running == 0) return;
+
+  // Stage m's derivative at (V + cr s[m - 1]^T, a_stage) (m = 0: at (V, a)): s[m], r[m], da[m]; returns the loss,
+  // and s_max and ||grad L||^2 through the pointers.
+  auto evaluate = [&](int m, const Real* a_at, V* s_max, V* grad_sq) {
+    const V max_s = softmax_slices<1>(d, lanes, n, a_at, s[m])[0];
+    if (m == 0)
+      update_and_product<VChange::kKeep>(d, lanes, rows, n, theta, cr, s[0], s[0], beta);
+    else
+      update_and_product<VChange::kPerturb>(d, lanes, rows, n, theta, cr, s[m - 1], s[m], beta);
+    const V loss = loss_and_residual_slices<1>(d, lanes, shape, beta, data, r[m], work)[0];
+    if (m == 0)
+      transpose_product<false>(d, lanes, rows, n, theta, r[0], cr, s[0], u);
+    else
+      transpose_product<true>(d, lanes, rows, n, theta, r[m], cr, s[m - 1], u);
+    const V mean_u = dot_slices<1>(d, lanes, n, s[m], u)[0];
+    const V grad_a_sq = sum_slices<1>(d, n, [&](int j, int, V partial) {
+      const size_t at = j * lanes;
+      const auto daj = hn::Mul(hn::Load(d, s[m] + at), hn::Sub(hn::Load(d, u + at), mean_u));
+      hn::Store(daj, d, da[m] + at);
+      return hn::MulAdd(daj, daj, partial);
+    })[0];
+    if (s_max) *s_max = max_s;
+    if (grad_sq)
+      *grad_sq = hn::MulAdd(dot_slices<1>(d, lanes, rows, r[m], r[m])[0], dot_slices<1>(d, lanes, n, s[m], s[m])[0],
+                            grad_a_sq);
+    return loss;
+  };
+  // The state of stage m + 1: a_stage = a + c da[m], cr = c r[m] (V + cr s[m]^T).
+  auto stage_state = [&](int m, Real c) {
+    const auto cv = hn::Set(d, c);
+    for (size_t at = 0; at < size_t(n) * lanes; at += W)
+      hn::Store(hn::MulAdd(cv, hn::Load(d, da[m] + at), hn::Load(d, a + at)), d, a_stage + at);
+    for (size_t at = 0; at < size_t(rows) * lanes; at += W)
+      hn::Store(hn::Mul(cv, hn::Load(d, r[m] + at)), d, cr + at);
+  };
+
+  const Real h = Real(group.step), half = h / Real(2), sixth = h / Real(6), third = h / Real(3);
+  V last_s_max = hn::Zero(d);
+  for (long long k = group.k_from; k < group.k_to; ++k) {
+    Slices<D, 1> loss, s_max, grad_sq;
+    loss[0] = evaluate(0, a, &s_max[0], &grad_sq[0]);
+    if (!check_lanes<1>(d, book, k, loss, s_max, grad_sq)) break;
+    last_s_max = s_max[0];
+    stage_state(0, half);
+    evaluate(1, a_stage, nullptr, nullptr);
+    stage_state(1, half);
+    evaluate(2, a_stage, nullptr, nullptr);
+    stage_state(2, h);
+    evaluate(3, a_stage, nullptr, nullptr);
+    // V += h/6 (r1 s1^T + 2 r2 s2^T + 2 r3 s3^T + r4 s4^T); a += h/6 (da1 + 2 (da2 + da3) + da4), as the scalar
+    // kernel writes it. The weighted r's reuse r[] in place.
+    const Real weights[4] = {sixth, third, third, sixth};
+    for (int m = 0; m < 4; ++m)
+      for (size_t at = 0; at < size_t(rows) * lanes; at += W)
+        hn::Store(hn::Mul(hn::Set(d, weights[m]), hn::Load(d, r[m] + at)), d, r[m] + at);
+    int i0 = 0;
+    for (; i0 + 2 <= rows; i0 += 2) rank_four_update_block<2>(d, lanes, n, i0, theta, r, s);
+    for (; i0 < rows; ++i0) rank_four_update_block<1>(d, lanes, n, i0, theta, r, s);
+    const auto two = hn::Set(d, Real(2)), sixth_v = hn::Set(d, sixth);
+    for (size_t at = 0; at < size_t(n) * lanes; at += W) {
+      const auto inner = hn::Add(hn::MulAdd(two, hn::Add(hn::Load(d, da[1] + at), hn::Load(d, da[2] + at)),
+                                            hn::Load(d, da[0] + at)),
+                                 hn::Load(d, da[3] + at));
+      hn::Store(hn::MulAdd(sixth_v, inner, hn::Load(d, a + at)), d, a + at);
+    }
+  }
+  hn::Store(last_s_max, d, book.loss);
+  book.finish(book.loss);
+}
+
+void AdvanceGdFloat1(const SimdGroup<float>& group) { AdvanceGd<1>(group); }
+void AdvanceGdFloat2(const SimdGroup<float>& group) { AdvanceGd<2>(group); }
+void AdvanceGdDouble1(const SimdGroup<double>& group) { AdvanceGd<1>(group); }
+void AdvanceGdDouble2(const SimdGroup<double>& group) { AdvanceGd<2>(group); }
+void AdvanceRk4Float(const SimdGroup<float>& group) { AdvanceRk4(group); }
+void AdvanceRk4Double(const SimdGroup<double>& group) { AdvanceRk4(group); }
+int LanesFloat() { return int(hn::Lanes(hn::ScalableTag<float>())); }
+int LanesDouble() { return int(hn::Lanes(hn::ScalableTag<double>())); }
+size_t GdBufferEntries(const ModelShape& shape) { return gd_buffer_entries(shape); }
+size_t Rk4BufferEntries(const ModelShape& shape) { return rk4_buffer_entries(shape); }
+const char* TargetName() { return hwy::TargetName(HWY_TARGET); }
+
+}  // namespace HWY_NAMESPACE
+}  // namespace softflow
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace softflow {
+
+HWY_EXPORT(AdvanceGdFloat1);
+HWY_EXPORT(AdvanceGdFloat2);
+HWY_EXPORT(AdvanceGdDouble1);
+HWY_EXPORT(AdvanceGdDouble2);
+HWY_EXPORT(AdvanceRk4Float);
+HWY_EXPORT(AdvanceRk4Double);
+HWY_EXPORT(LanesFloat);
+HWY_EXPORT(LanesDouble);
+HWY_EXPORT(GdBufferEntries);
+HWY_EXPORT(Rk4BufferEntries);
+HWY_EXPORT(TargetName);
+
+std::string simd_target() { return HWY_DYNAMIC_DISPATCH(TargetName)(); }
+
+int simd_lanes(bool float64) {
+  return float64 ? HWY_DYNAMIC_DISPATCH(LanesDouble)() : HWY_DYNAMIC_DISPATCH(LanesFloat)();
+}
+
+int simd_slices(const ModelShape& shape, Method method, bool float64) {
+  const double two_slices_bytes = 2.0 * simd_lanes(float64) * shape.state_size() * (float64 ? 8.0 : 4.0);
+  return method == Method::gd && two_slices_bytes <= kSimdTwoSliceBytes ? 2 : 1;
+}
+
+bool simd_handles(const ModelShape& shape, Method method, bool float64) {
+  const double group_bytes =
+      double(shape.state_size()) * simd_lanes(float64) * simd_slices(shape, method, float64) * (float64 ? 8.0 : 4.0);
+  return shape.model == ModelKind::value_softmax && (method == Method::gd || method == Method::rk4) &&
+         group_bytes <= kSimdGroupBytes;
+}
+
+double simd_thread_bytes(const ModelShape& shape, Method method, bool float64) {
+  if (!simd_handles(shape, method, float64)) return 0;
+  const size_t entries = method == Method::gd ? HWY_DYNAMIC_DISPATCH(GdBufferEntries)(shape)
+                                              : HWY_DYNAMIC_DISPATCH(Rk4BufferEntries)(shape);
+  return double(entries) * simd_lanes(float64) * simd_slices(shape, method, float64) * (float64 ? 8.0 : 4.0);
+}
+
+void simd_advance(const SimdGroup<float>& group) {
+  if (group.method == Method::rk4)
+    HWY_DYNAMIC_DISPATCH(AdvanceRk4Float)(group);
+  else if (simd_slices(*group.shape, group.method, false) == 2)
+    HWY_DYNAMIC_DISPATCH(AdvanceGdFloat2)(group);
+  else
+    HWY_DYNAMIC_DISPATCH(AdvanceGdFloat1)(group);
+}
+
+void simd_advance(const SimdGroup<double>& group) {
+  if (group.method == Method::rk4)
+    HWY_DYNAMIC_DISPATCH(AdvanceRk4Double)(group);
+  else if (simd_slices(*group.shape, group.method, true) == 2)
+    HWY_DYNAMIC_DISPATCH(AdvanceGdDouble2)(group);
+  else
+    HWY_DYNAMIC_DISPATCH(AdvanceGdDouble1)(group);
+}
+
+}  // namespace softflow
+#endif  // HWY_ONCE
