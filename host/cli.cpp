@@ -59,7 +59,7 @@ int cli_main(int argc, char** argv) {
   run->add_option("--threads", threads, "CPU threads (default: all)")->check(CLI::Range(1, 4096));
   std::string cpu_kernel = "simd";
   const auto cpu_kernel_help = "CPU backend kernel: simd (one run per vector lane, where it handles the cell: "
-                               "value-softmax gd) or scalar (the reference, one run at a time)";
+                               "value-softmax gd and rk4) or scalar (the reference, one run at a time)";
   run->add_option("--cpu-kernel", cpu_kernel, cpu_kernel_help)->check(CLI::IsMember({"simd", "scalar"}));
   run->add_flag("--quiet,-q", quiet, "no progress on stderr");
 
