@@ -52,15 +52,6 @@ KernelRun<Real> run_kernel(const Study& study, CpuKernel kernel) {
   return out;
 }
 
-// max over entries of |x - y| / max(1, |y|).
-template <class Real, class Reference>
-double max_relative_difference(const std::vector<Real>& x, const std::vector<Reference>& y) {
-  double worst = 0;
-  for (size_t i = 0; i < x.size(); ++i)
-    worst = std::max(worst, std::abs(double(x[i]) - double(y[i])) / std::max(1.0, std::abs(double(y[i]))));
-  return worst;
-}
-
 // 1000 gd or rk4 steps in two segments; 37 runs leave a partly filled last group.
 nlohmann::json fixed_step_study(const char* method, const char* loss, int d, int n, const char* target) {
   return {{"runs", 37}, {"loss", loss}, {"integrator", method}, {"step", 0.05}, {"sigma_a", 0.3}, {"d", d},
@@ -129,7 +120,7 @@ TEST_F(SimdGdTest, OneGroupKeepsTheRecordsAdvanceFixedStepKeeps) {
   group.data_per_run = true;
   group.records = records.data();
   simd_advance(group);
-  EXPECT_LT(max_relative_difference(states, reference_states), 1e-10);
+  EXPECT_LT(testing::max_relative_difference(states, reference_states), 1e-10);
   for (int run = 0; run < runs; ++run) {
     const RunRecord &a = records[run], &b = reference[run];
     EXPECT_EQ(a.t, b.t);
@@ -160,7 +151,7 @@ TEST_F(SimdGdTest, Float64StatesAfter1000StepsMatchTheScalarKernel) {
         const Study study = testing::study_with(fixed_step_study(method, loss, d, n, target));
         const auto simd = run_kernel<double>(study, CpuKernel::simd);
         const auto scalar = run_kernel<double>(study, CpuKernel::scalar);
-        EXPECT_LT(max_relative_difference(simd.states, scalar.states), 1e-10)
+        EXPECT_LT(testing::max_relative_difference(simd.states, scalar.states), 1e-10)
             << method << " " << d << "x" << n << " " << loss;
         for (size_t r = 0; r < simd.records.size(); ++r) {
           EXPECT_EQ(simd.records[r].steps, 1000) << d << "x" << n << " " << loss << " " << r;
@@ -178,9 +169,9 @@ TEST_F(SimdGdTest, Float32ErrorIsASmallMultipleOfTheScalarFloat32Error) {
     const auto reference = run_kernel<double>(testing::study_with(changes), CpuKernel::scalar);
     changes["precision"] = "float32";
     const Study study = testing::study_with(changes);
-    const double simd_error = max_relative_difference(run_kernel<float>(study, CpuKernel::simd).states,
+    const double simd_error = testing::max_relative_difference(run_kernel<float>(study, CpuKernel::simd).states,
                                                       reference.states);
-    const double scalar_error = max_relative_difference(run_kernel<float>(study, CpuKernel::scalar).states,
+    const double scalar_error = testing::max_relative_difference(run_kernel<float>(study, CpuKernel::scalar).states,
                                                         reference.states);
     EXPECT_LT(simd_error, 4 * scalar_error + 1e-6) << method << " " << loss << ": scalar float32 error "
                                                    << scalar_error;
@@ -197,7 +188,7 @@ double rounding_sensitivity(const Study& study, std::uint32_t run) {
   const double t_end = study.checkpoint_times.back();
   testing::integrate(cell.shape, cell.method, cell.step, t_end, exact.theta, exact.data);
   testing::integrate(cell.shape, cell.method, cell.step, t_end, perturbed.theta, perturbed.data);
-  return max_relative_difference(perturbed.theta, exact.theta);
+  return testing::max_relative_difference(perturbed.theta, exact.theta);
 }
 
 // Every run's record and, unless it diverged, its state agree between the kernels (float64); returns how many
@@ -225,7 +216,7 @@ int expect_same_stops(const Study& study) {
     EXPECT_EQ(a.stop_time, b.stop_time) << r;
     EXPECT_EQ(a.t, b.t) << r;
     for (int k = 0; k < kPassageCount; ++k) EXPECT_EQ(a.first_time[k], b.first_time[k]) << r << " " << k;
-    const double difference = max_relative_difference(simd.state(r), scalar.state(r));
+    const double difference = testing::max_relative_difference(simd.state(r), scalar.state(r));
     if (difference >= 1e-10 && b.status == RunStatus::running) {
       const double sensitivity = rounding_sensitivity(study, std::uint32_t(r));
       EXPECT_LT(difference, 100 * sensitivity) << r << ": rounding sensitivity " << sensitivity;

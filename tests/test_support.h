@@ -2,6 +2,8 @@
 // model configuration, and plain integration of one run to a time.
 #pragma once
 
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -61,6 +63,15 @@ inline AdaptiveRule tight_rule(double rtol = 1e-10) {
   rule.rtol = rtol;
   rule.atol = rtol * 1e-2;
   return rule;
+}
+
+// max over entries of |x - y| / max(1, |y|).
+template <class Real, class Reference>
+double max_relative_difference(const std::vector<Real>& x, const std::vector<Reference>& y) {
+  double worst = 0;
+  for (size_t i = 0; i < x.size(); ++i)
+    worst = std::max(worst, std::abs(double(x[i]) - double(y[i])) / std::max(1.0, std::abs(double(y[i]))));
+  return worst;
 }
 
 // Max-norm of a - b.
