@@ -19,6 +19,8 @@
 namespace softflow {
 namespace {
 
+using testing::max_relative_difference;
+
 class CudaBackendTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -83,14 +85,14 @@ TEST_F(CudaBackendTest, Float64StatesAfter1000StepsMatchTheCpu) {
   for (const char* method : {"gd", "rk4"})
     for (const char* loss : {"logistic", "square", "cross_entropy", "regression"}) {
       const auto both = run_both<double>(testing::study_with(fixed_step_study(method, loss)));
-      EXPECT_LT(testing::max_relative_difference(both.cuda_states, both.cpu_states), 1e-10) << method << " " << loss;
+      EXPECT_LT(max_relative_difference(both.cuda_states, both.cpu_states), 1e-10) << method << " " << loss;
       EXPECT_EQ(both.cuda_records[0].steps, 1000);
     }
   nlohmann::json tied = fixed_step_study("rk4", "logistic");
   tied["model"] = "tied";
   tied["mu_a"] = 1.0;
   const auto both = run_both<double>(testing::study_with(tied));
-  EXPECT_LT(testing::max_relative_difference(both.cuda_states, both.cpu_states), 1e-10) << "tied";
+  EXPECT_LT(max_relative_difference(both.cuda_states, both.cpu_states), 1e-10) << "tied";
 }
 
 TEST_F(CudaBackendTest, Float32ErrorIsASmallMultipleOfTheCpuFloat32Error) {
@@ -99,8 +101,8 @@ TEST_F(CudaBackendTest, Float32ErrorIsASmallMultipleOfTheCpuFloat32Error) {
     const auto reference = run_both<double>(testing::study_with(changes));
     changes["precision"] = "float32";
     const auto both = run_both<float>(testing::study_with(changes));
-    const double cpu_error = testing::max_relative_difference(both.cpu_states, reference.cpu_states);
-    const double cuda_error = testing::max_relative_difference(both.cuda_states, reference.cpu_states);
+    const double cpu_error = max_relative_difference(both.cpu_states, reference.cpu_states);
+    const double cuda_error = max_relative_difference(both.cuda_states, reference.cpu_states);
     EXPECT_LT(cuda_error, 4 * cpu_error + 1e-6) << loss << ": cpu float32 error " << cpu_error;
   }
 }
@@ -115,12 +117,12 @@ TEST_F(CudaBackendTest, FusedGdKernelMatchesTheCpu) {
       changes["n"] = size;
       changes["runs"] = 150;
       const auto reference = run_both<double>(testing::study_with(changes));
-      EXPECT_LT(testing::max_relative_difference(reference.cuda_states, reference.cpu_states), 1e-10) << size << " " << loss;
+      EXPECT_LT(max_relative_difference(reference.cuda_states, reference.cpu_states), 1e-10) << size << " " << loss;
       EXPECT_EQ(reference.cuda_records[3].steps, 1000);
       changes["precision"] = "float32";
       const auto both = run_both<float>(testing::study_with(changes));
-      const double cpu_error = testing::max_relative_difference(both.cpu_states, reference.cpu_states);
-      const double cuda_error = testing::max_relative_difference(both.cuda_states, reference.cpu_states);
+      const double cpu_error = max_relative_difference(both.cpu_states, reference.cpu_states);
+      const double cuda_error = max_relative_difference(both.cuda_states, reference.cpu_states);
       EXPECT_LT(cuda_error, 4 * cpu_error + 1e-6) << size << " " << loss << ": cpu float32 error " << cpu_error;
     }
 }
@@ -138,13 +140,13 @@ TEST_F(CudaBackendTest, BlockGdKernelMatchesTheCpu) {
       changes["step"] = 0.1;
       changes["checkpoints"] = {{"schedule", "list"}, {"times", {0, 20, 30}}};  // 300 steps
       const auto reference = run_both<double>(testing::study_with(changes), false, 1);
-      EXPECT_LT(testing::max_relative_difference(reference.cuda_states, reference.cpu_states), 1e-10) << d << "x" << n << " "
+      EXPECT_LT(max_relative_difference(reference.cuda_states, reference.cpu_states), 1e-10) << d << "x" << n << " "
                                                                                                << loss;
       EXPECT_EQ(reference.cuda_records[3].steps, reference.cpu_records[3].steps);
       changes["precision"] = "float32";
       const auto both = run_both<float>(testing::study_with(changes), false, 1);
-      const double cpu_error = testing::max_relative_difference(both.cpu_states, reference.cpu_states);
-      const double cuda_error = testing::max_relative_difference(both.cuda_states, reference.cpu_states);
+      const double cpu_error = max_relative_difference(both.cpu_states, reference.cpu_states);
+      const double cuda_error = max_relative_difference(both.cuda_states, reference.cpu_states);
       EXPECT_LT(cuda_error, 4 * cpu_error + 1e-6) << d << "x" << n << " " << loss << ": cpu float32 error "
                                                   << cpu_error;
     }
@@ -174,7 +176,7 @@ TEST_F(CudaBackendTest, BlockGdKernelStopsLikeTheCpu) {
         const std::vector<double> cpu_state(both.cpu_states.begin() + r * p, both.cpu_states.begin() + (r + 1) * p);
         const std::vector<double> cuda_state(both.cuda_states.begin() + r * p,
                                              both.cuda_states.begin() + (r + 1) * p);
-        EXPECT_LT(testing::max_relative_difference(cuda_state, cpu_state), 1e-10) << loss << " " << r;
+        EXPECT_LT(max_relative_difference(cuda_state, cpu_state), 1e-10) << loss << " " << r;
       }
     }
     EXPECT_GT(stopped, 10) << loss;
@@ -196,7 +198,7 @@ TEST_F(CudaBackendTest, FusedGdKernelStopsAndRecordsPassagesLikeTheCpu) {
   }
   EXPECT_GT(stopped, 100);
   // A stopped run keeps the state it stopped at (the fused kernel stores it when the run stops).
-  EXPECT_LT(testing::max_relative_difference(both.cuda_states, both.cpu_states), 1e-10);
+  EXPECT_LT(max_relative_difference(both.cuda_states, both.cpu_states), 1e-10);
 }
 
 TEST_F(CudaBackendTest, FusedGdKernelStopsDivergedRunsLikeTheCpu) {
@@ -218,7 +220,7 @@ TEST_F(CudaBackendTest, FusedGdKernelStopsDivergedRunsLikeTheCpu) {
     if (cpu.status == RunStatus::running) {  // runs sharing a warp with stopped ones are untouched by them
       const std::vector<double> cpu_state(both.cpu_states.begin() + r * p, both.cpu_states.begin() + (r + 1) * p);
       const std::vector<double> cuda_state(both.cuda_states.begin() + r * p, both.cuda_states.begin() + (r + 1) * p);
-      EXPECT_LT(testing::max_relative_difference(cuda_state, cpu_state), 1e-10) << r;
+      EXPECT_LT(max_relative_difference(cuda_state, cpu_state), 1e-10) << r;
     }
   }
   EXPECT_GT(diverged, 20);  // 53 of 96 on the CPU
@@ -289,7 +291,7 @@ TEST_F(CudaBackendTest, Dopri5ReachesTheSameCheckpointsWithinTolerance) {
       {{"runs", 300}, {"sigma_a", 0.2}, {"rtol", 1e-9}, {"atol", 1e-12},
        {"checkpoints", {{"schedule", "list"}, {"times", {0, 1.5, 40, 700}}}}});
   const auto both = run_both<double>(study);
-  EXPECT_LT(testing::max_relative_difference(both.cuda_states, both.cpu_states), 1e-6);
+  EXPECT_LT(max_relative_difference(both.cuda_states, both.cpu_states), 1e-6);
   for (size_t r = 0; r < both.cuda_records.size(); ++r) EXPECT_EQ(both.cuda_records[r].t, 700.0);
 }
 

@@ -87,10 +87,9 @@ TEST_F(SimdGdTest, HandlesValueSoftmaxGdAndRk4Only) {
   EXPECT_EQ(cpu_kernel_name(CpuKernel::simd, study.cells[0]).rfind("simd (" + simd_target(), 0), 0u);
 }
 
-TEST_F(SimdGdTest, OneGroupKeepsTheRecordsAdvanceFixedStepKeeps) {
-  // The group call alone (no checkpoint observation after it): every field of each run's record, for a group with
-  // fewer runs than lanes, per-run data, from step 40 to step 340.
-  for (const Method method : {Method::gd, Method::rk4}) {
+// The group call alone (no checkpoint observation after it): every field of each run's record against
+// advance_fixed_step's, for a group with fewer runs than lanes, per-run data, from step 40 to step 340.
+void expect_group_keeps_the_records_advance_fixed_step_keeps(Method method) {
   const char* name = method == Method::gd ? "gd" : "rk4";
   const Study study = testing::study_with(fixed_step_study(name, "logistic", 6, 5, "per_run"));
   const CellParams& cell = study.cells[0];
@@ -120,18 +119,22 @@ TEST_F(SimdGdTest, OneGroupKeepsTheRecordsAdvanceFixedStepKeeps) {
   group.data_per_run = true;
   group.records = records.data();
   simd_advance(group);
-  EXPECT_LT(testing::max_relative_difference(states, reference_states), 1e-10);
+  EXPECT_LT(testing::max_relative_difference(states, reference_states), 1e-10) << name;
   for (int run = 0; run < runs; ++run) {
     const RunRecord &a = records[run], &b = reference[run];
-    EXPECT_EQ(a.t, b.t);
-    EXPECT_EQ(a.steps, b.steps);
-    EXPECT_EQ(a.status, b.status);
-    EXPECT_EQ(a.last_check_t, b.last_check_t);
-    EXPECT_NEAR(a.last_s_max, b.last_s_max, 1e-12);
-    EXPECT_GT(a.last_s_max, 0.2);
-    for (int k = 0; k < kPassageCount; ++k) EXPECT_EQ(a.first_time[k], b.first_time[k]);
+    EXPECT_EQ(a.t, b.t) << name;
+    EXPECT_EQ(a.steps, b.steps) << name;
+    EXPECT_EQ(a.status, b.status) << name;
+    EXPECT_EQ(a.last_check_t, b.last_check_t) << name;
+    EXPECT_NEAR(a.last_s_max, b.last_s_max, 1e-12) << name;
+    EXPECT_GT(a.last_s_max, 0.2) << name;
+    for (int k = 0; k < kPassageCount; ++k) EXPECT_EQ(a.first_time[k], b.first_time[k]) << name;
   }
-  }
+}
+
+TEST_F(SimdGdTest, OneGroupKeepsTheRecordsAdvanceFixedStepKeeps) {
+  expect_group_keeps_the_records_advance_fixed_step_keeps(Method::gd);
+  expect_group_keeps_the_records_advance_fixed_step_keeps(Method::rk4);
 }
 
 TEST_F(SimdGdTest, Float64StatesAfter1000StepsMatchTheScalarKernel) {
@@ -145,37 +148,37 @@ TEST_F(SimdGdTest, Float64StatesAfter1000StepsMatchTheScalarKernel) {
   }
   EXPECT_EQ(slice_counts.size(), 2u) << "both group layouts (one and two vectors of runs) are exercised";
   for (const char* method : kMethods)
-  for (const auto& [d, n] : sizes)
-    for (const char* loss : {"logistic", "square", "cross_entropy", "regression"})
-      for (const char* target : {"per_run", "shared"}) {
-        const Study study = testing::study_with(fixed_step_study(method, loss, d, n, target));
-        const auto simd = run_kernel<double>(study, CpuKernel::simd);
-        const auto scalar = run_kernel<double>(study, CpuKernel::scalar);
-        EXPECT_LT(testing::max_relative_difference(simd.states, scalar.states), 1e-10)
-            << method << " " << d << "x" << n << " " << loss;
-        for (size_t r = 0; r < simd.records.size(); ++r) {
-          EXPECT_EQ(simd.records[r].steps, 1000) << d << "x" << n << " " << loss << " " << r;
-          EXPECT_EQ(simd.records[r].t, scalar.records[r].t);
-          EXPECT_EQ(simd.records[r].last_check_t, scalar.records[r].last_check_t);
-          EXPECT_NEAR(simd.records[r].last_s_max, scalar.records[r].last_s_max, 1e-12);
+    for (const auto& [d, n] : sizes)
+      for (const char* loss : {"logistic", "square", "cross_entropy", "regression"})
+        for (const char* target : {"per_run", "shared"}) {
+          const Study study = testing::study_with(fixed_step_study(method, loss, d, n, target));
+          const auto simd = run_kernel<double>(study, CpuKernel::simd);
+          const auto scalar = run_kernel<double>(study, CpuKernel::scalar);
+          EXPECT_LT(testing::max_relative_difference(simd.states, scalar.states), 1e-10)
+              << method << " " << d << "x" << n << " " << loss;
+          for (size_t r = 0; r < simd.records.size(); ++r) {
+            EXPECT_EQ(simd.records[r].steps, 1000) << d << "x" << n << " " << loss << " " << r;
+            EXPECT_EQ(simd.records[r].t, scalar.records[r].t);
+            EXPECT_EQ(simd.records[r].last_check_t, scalar.records[r].last_check_t);
+            EXPECT_NEAR(simd.records[r].last_s_max, scalar.records[r].last_s_max, 1e-12);
+          }
         }
-      }
 }
 
 TEST_F(SimdGdTest, Float32ErrorIsASmallMultipleOfTheScalarFloat32Error) {
   for (const char* method : kMethods)
-  for (const char* loss : {"logistic", "square", "cross_entropy", "regression"}) {
-    nlohmann::json changes = fixed_step_study(method, loss, 16, 16, "per_run");
-    const auto reference = run_kernel<double>(testing::study_with(changes), CpuKernel::scalar);
-    changes["precision"] = "float32";
-    const Study study = testing::study_with(changes);
-    const double simd_error = testing::max_relative_difference(run_kernel<float>(study, CpuKernel::simd).states,
-                                                      reference.states);
-    const double scalar_error = testing::max_relative_difference(run_kernel<float>(study, CpuKernel::scalar).states,
-                                                        reference.states);
-    EXPECT_LT(simd_error, 4 * scalar_error + 1e-6) << method << " " << loss << ": scalar float32 error "
-                                                   << scalar_error;
-  }
+    for (const char* loss : {"logistic", "square", "cross_entropy", "regression"}) {
+      nlohmann::json changes = fixed_step_study(method, loss, 16, 16, "per_run");
+      const auto reference = run_kernel<double>(testing::study_with(changes), CpuKernel::scalar);
+      changes["precision"] = "float32";
+      const Study study = testing::study_with(changes);
+      const auto simd = run_kernel<float>(study, CpuKernel::simd);
+      const auto scalar = run_kernel<float>(study, CpuKernel::scalar);
+      const double simd_error = testing::max_relative_difference(simd.states, reference.states);
+      const double scalar_error = testing::max_relative_difference(scalar.states, reference.states);
+      EXPECT_LT(simd_error, 4 * scalar_error + 1e-6) << method << " " << loss << ": scalar float32 error "
+                                                     << scalar_error;
+    }
 }
 
 // How far the scalar kernel's final state of `run` (cell 0, integrated from t = 0 to the last checkpoint) moves
