@@ -269,7 +269,7 @@ HWY_INLINE void transpose_product_block(D d, size_t stride, int rows, int n, int
   for (int c = 0; c < kCols; ++c) hn::Store(acc[c], d, u + (j0 + c) * stride);
 }
 
-// u = V'^T r. Shapes as in transpose_product_block.
+// u = V'^T r. Shapes as in transpose_product_block; cr and s_prev are read only when kPerturbed.
 template <bool kPerturbed, class D, class Real = hn::TFromD<D>>
 HWY_INLINE void transpose_product(D d, size_t stride, int rows, int n, const Real* v, const Real* r,
                                   const Real* cr, const Real* s_prev, Real* u) {
@@ -505,12 +505,13 @@ void AdvanceGd(const SimdGroup<Real>& group) {
   const auto h = hn::Set(d, Real(group.step));
   Slices<D, G> s_max = softmax_slices<G>(d, lanes, n, a, s);
   for (int g = 0; g < G; ++g)
-    update_and_product<VChange::kKeep>(d, lanes, rows, n, theta + g * W, hr, s, s + g * W, beta + g * W);
+    update_and_product<VChange::kKeep>(d, lanes, rows, n, theta + g * W, hr + g * W, s + g * W, s + g * W,
+                                       beta + g * W);
   Slices<D, G> last_s_max = s_max;
   for (long long k = group.k_from; k < group.k_to; ++k) {
     const Slices<D, G> loss = loss_and_residual_slices<G>(d, lanes, shape, beta, data, r, work);
     for (int g = 0; g < G; ++g)
-      transpose_product<false>(d, lanes, rows, n, theta + g * W, r + g * W, r, s, u + g * W);
+      transpose_product<false>(d, lanes, rows, n, theta + g * W, r + g * W, r + g * W, s + g * W, u + g * W);
     const Slices<D, G> mean_u = dot_slices<G>(d, lanes, n, s, u);
     const Slices<D, G> grad_a_sq = sum_slices<G>(d, n, [&](int j, int g, V partial) {
       const size_t at = j * lanes + g * W;
