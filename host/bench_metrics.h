@@ -16,6 +16,7 @@ inline double useful_flops_per_step(Method method, int d, int n) {
     case Method::gd: return 6 * dn;
     case Method::rk4: return 34 * dn;
     case Method::dopri5: return 0;  // not counted: steps vary per run (the bench sweeps gd and rk4)
+    case Method::normalized_gd: return 0;  // not counted (the bench sweeps gd and rk4)
   }
   return 0;
 }

@@ -3,6 +3,8 @@
 
 #include <cmath>
 
+#include "attention_data.h"
+
 namespace softflow {
 
 InitParams init_params(const CellParams& cell) {
@@ -65,6 +67,12 @@ template <class Real>
 void draw_loss_data(const CellParams& cell, std::uint64_t seed, std::uint32_t cell_index, std::uint32_t run,
                     Real* data) {
   const ModelShape& shape = cell.shape;
+  if (shape.model == ModelKind::attention) {
+    std::vector<double> values(size_t(shape.data_size()));
+    draw_attention_data(cell, seed, cell_index, run, values.data());
+    for (size_t i = 0; i < values.size(); ++i) data[i] = Real(values[i]);
+    return;
+  }
   if (shape.loss != LossKind::regression) {
     draw_target_vector(shape, init_params(cell), seed, cell_index, run, data);
     return;
@@ -77,7 +85,7 @@ void draw_loss_data(const CellParams& cell, std::uint64_t seed, std::uint32_t ce
 
 template <class Real>
 CellData<Real>::CellData(const CellParams& cell, std::uint64_t seed, std::uint32_t cell_index, long long runs)
-    : shared_(cell.shared_target), stride_(cell.shape.data_size()) {
+    : shared_(cell.data_shared()), stride_(cell.shape.data_size()) {
   const long long copies = shared_ ? 1 : runs;
   values_.resize(size_t(copies * stride_));
   if (shared_) {

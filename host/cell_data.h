@@ -1,5 +1,5 @@
-// Purpose: a cell's loss data (targets, regression data sets), drawn from the counter-based streams: one array for
-// the whole cell (target "shared") or one per run. Layout per model.h.
+// Purpose: a cell's loss data (targets, regression data sets, attention data sets), drawn from the counter-based
+// streams: one array for the whole cell (CellParams::data_shared) or one per run. Layout per model.h / attention.h.
 #pragma once
 
 #include <cstdint>

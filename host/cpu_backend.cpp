@@ -134,7 +134,7 @@ double cpu_cell_bytes(const Study& study, const CellParams& cell, int threads) {
   const double runs = double(study.runs);
   const double per_run = real_bytes * cell.shape.state_size() + sizeof(RunRecord) * 2 +
                          (kStateObservableCount * 8.0 + 4.0) + 8.0 /* sorting copy */ +
-                         (cell.shared_target ? 0.0 : real_bytes * cell.shape.data_size());
+                         (cell.data_shared() ? 0.0 : real_bytes * cell.shape.data_size());
   const double per_thread = real_bytes * (integrator_workspace_size(cell.shape) + cell.shape.state_size()) +
                             simd_thread_bytes(cell.shape, cell.method, cell.precision == Precision::float64);
   return runs * per_run + threads * per_thread;

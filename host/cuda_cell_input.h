@@ -25,7 +25,7 @@ CudaCellInput<Real> make_cuda_cell_input(const Study& study, std::uint32_t index
   input.runs = study.runs;
   input.histogram_bins = study.histogram_bins;
   input.data = data.for_run(0);
-  input.shared_data = cell.shared_target;
+  input.shared_data = cell.data_shared();
   input.times = checkpoints.times;
   input.steps = checkpoints.steps;
   return input;

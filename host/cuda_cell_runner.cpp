@@ -14,7 +14,7 @@ template <class Real>
 CellOutcome run_cell(const Study& study, std::uint32_t index, Progress& progress) {
   const CellParams& cell = study.cells[index];
   // Per-run random unit targets are drawn on the device; other loss data on the host (cell_data.h).
-  const bool host_data = cell.shared_target || !device_draws_targets(cell.shape);
+  const bool host_data = cell.data_shared() || !device_draws_targets(cell.shape);
   const CellData<Real> data(cell, study.seed, index, host_data ? study.runs : 0);
   CudaCellInput<Real> input = make_cuda_cell_input(study, index, data);
   if (!host_data) input.data = nullptr;
@@ -44,7 +44,7 @@ void check_cuda_memory(const Study& study) {
   for (std::uint32_t index = 0; index < study.cells.size(); ++index) {
     const CellParams& cell = study.cells[index];
     const int real_bytes = cell.precision == Precision::float32 ? 4 : 8;
-    const double needed = cuda_cell_bytes(cell.shape, study.runs, cell.shared_target, real_bytes);
+    const double needed = cuda_cell_bytes(cell.shape, study.runs, cell.data_shared(), real_bytes);
     if (needed > 0.85 * device.free_bytes) {
       char message[256];
       std::snprintf(message, sizeof message,

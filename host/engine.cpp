@@ -73,7 +73,7 @@ void check_memory(const Study& study, bool cuda, int threads) {
     const CellParams& cell = study.cells[i];
     const double real_bytes = cell.precision == Precision::float32 ? 4.0 : 8.0;
     // The CUDA backend holds per-run loss data on the host at most (states stay on the device, or stream in waves).
-    const double cell_bytes = cuda ? (cell.shared_target ? 0.0 : double(study.runs) * real_bytes * cell.shape.data_size())
+    const double cell_bytes = cuda ? (cell.data_shared() ? 0.0 : double(study.runs) * real_bytes * cell.shape.data_size())
                                    : cpu_cell_bytes(study, cell, threads);
     const double needed = results + cell_bytes;
     if (needed > 0.8 * available) {

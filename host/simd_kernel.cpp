@@ -236,6 +236,8 @@ HWY_INLINE Slices<D, G> loss_and_residual_slices(D d, size_t stride, const Model
         }
       return loss;
     }
+    case LossKind::linear:
+    case LossKind::exponential: break;  // attention losses: simd_handles excludes that model
   }
   return splat<G>(zero);
 }

@@ -7,21 +7,25 @@
 #include <fstream>
 #include <functional>
 #include <limits>
+#include <map>
+#include <set>
 #include <sstream>
+
+#include "attention_data.h"
 
 namespace softflow {
 namespace {
 
 using nlohmann::json;
 
-enum class ParamType { choice, integer, real, boolean };
+enum class ParamType { choice, integer, real, boolean, path };
 
 // One scalar study parameter that may also be given as a list (a grid axis).
 struct GridParam {
   const char* name;
   ParamType type;
   json default_value;
-  std::vector<std::string> choices;  // ParamType::choice
+  std::vector<std::string> choices;  // ParamType::choice (path: a string, or null for none)
   double lo, hi;                     // allowed range (integer / real)
   bool lo_open, hi_open;             // exclusive bounds
 };
@@ -30,12 +34,13 @@ const double kInf = std::numeric_limits<double>::infinity();
 
 const std::vector<GridParam>& grid_params() {
   static const std::vector<GridParam> params = {
-      {"model", ParamType::choice, "value_softmax", {"value_softmax", "tied"}, 0, 0, false, false},
-      {"loss", ParamType::choice, "logistic", {"logistic", "square", "cross_entropy", "regression"}, 0, 0, false, false},
+      {"model", ParamType::choice, "value_softmax", {"value_softmax", "tied", "attention"}, 0, 0, false, false},
+      {"loss", ParamType::choice, "logistic", {"logistic", "square", "cross_entropy", "regression", "linear",
+                                               "exponential"}, 0, 0, false, false},
       {"d", ParamType::integer, 8, {}, 1, 4096, false, false},
       {"n", ParamType::integer, 8, {}, 2, 4096, false, false},
       {"precision", ParamType::choice, "float64", {"float32", "float64"}, 0, 0, false, false},
-      {"integrator", ParamType::choice, "dopri5", {"gd", "rk4", "dopri5"}, 0, 0, false, false},
+      {"integrator", ParamType::choice, "dopri5", {"gd", "rk4", "dopri5", "normalized_gd"}, 0, 0, false, false},
       {"step", ParamType::real, 0.1, {}, 0, kInf, true, true},
       {"rtol", ParamType::real, 1e-6, {}, 0, 1, true, true},
       {"atol", ParamType::real, 1e-9, {}, 0, kInf, true, true},
@@ -49,6 +54,13 @@ const std::vector<GridParam>& grid_params() {
       {"regression_samples", ParamType::integer, 20, {}, 1, 4096, false, false},
       {"ce_temperature", ParamType::real, 10.0, {}, 0, kInf, true, true},
       {"identity_init", ParamType::boolean, true, {}, 0, 0, false, false},
+      {"trainable", ParamType::choice, "p", {"p", "W", "vp"}, 0, 0, false, false},
+      {"inputs", ParamType::integer, 4, {}, 1, 1 << 20, false, false},
+      {"tokens", ParamType::integer, 4, {}, 2, 4096, false, false},
+      {"dataset", ParamType::choice, "gaussian", {"gaussian", "sphere", "single_global", "single_local", "multi_input",
+                                                  "joint_tight", "joint_relaxed", "loss_pair", "file"}, 0, 0, false, false},
+      {"dataset_file", ParamType::path, nullptr, {}, 0, 0, false, false},
+      {"loss_pair_score", ParamType::real, 1.0, {}, -kInf, kInf, true, true},
   };
   return params;
 }
@@ -130,6 +142,10 @@ json validate_scalar(const GridParam& param, const json& value, const std::strin
     case ParamType::boolean:
       if (!value.is_boolean()) fail(source, path, "must be true or false (got " + shown(value) + ")");
       return value;
+    case ParamType::path:
+      if (!value.is_null() && !(value.is_string() && !value.get<std::string>().empty()))
+        fail(source, path, "must be a file path or null (got " + shown(value) + ")");
+      return value;
   }
   return value;
 }
@@ -141,21 +157,93 @@ Enum parse_choice(const std::string& text, const std::vector<std::pair<const cha
   throw std::logic_error("unvalidated choice " + text);
 }
 
-CellParams make_cell(const json& p, const std::string& source, const std::string& cell_path) {
+// Everything a cell's parsing needs beyond its parameters: which grid parameters the study gave, the directory
+// relative data set paths start from, and the data set files read so far (each read once).
+struct CellContext {
+  std::set<std::string> given;
+  std::string base_directory;
+  std::map<std::string, std::shared_ptr<const AttentionFileData>> files;
+};
+
+std::string resolve_path(const std::string& path, const std::string& base_directory) {
+  if (path.empty() || path[0] == '/' || base_directory.empty()) return path;
+  return base_directory + "/" + path;
+}
+
+// The attention family's part of a cell: losses, trainable set, data set, and the sizes a toy set or file fixes
+// (a size the study gave must agree with them). n holds the tokens T.
+void make_attention_cell(const json& p, const std::string& source, const std::string& cell_path, CellContext& context,
+                         CellParams& cell) {
+  ModelShape& shape = cell.shape;
+  if (context.given.count("n"))
+    fail(source, "n", "does not apply to the attention model (its softmax has `tokens` entries)");
+  if (shape.loss != LossKind::logistic && shape.loss != LossKind::linear && shape.loss != LossKind::exponential)
+    fail(source, cell_path + ".loss",
+         "the attention model's losses are logistic, linear, exponential (got " + shown(p["loss"]) + ")");
+  shape.trainable = parse_choice<AttentionTrainable>(p["trainable"], {{"p", AttentionTrainable::p},
+                                                                      {"W", AttentionTrainable::w},
+                                                                      {"vp", AttentionTrainable::vp}});
+  cell.dataset = parse_choice<AttentionDataset>(
+      p["dataset"], {{"gaussian", AttentionDataset::gaussian}, {"sphere", AttentionDataset::sphere},
+                     {"single_global", AttentionDataset::single_global}, {"single_local", AttentionDataset::single_local},
+                     {"multi_input", AttentionDataset::multi_input}, {"joint_tight", AttentionDataset::joint_tight},
+                     {"joint_relaxed", AttentionDataset::joint_relaxed}, {"loss_pair", AttentionDataset::loss_pair},
+                     {"file", AttentionDataset::file}});
+  cell.loss_pair_score = p["loss_pair_score"];
+  const std::string rule = dataset_trainable_rule(cell.dataset, shape.trainable);
+  if (!rule.empty()) fail(source, cell_path + ".trainable", rule + " (got " + shown(p["trainable"]) + ")");
+  AttentionDims dims{p["inputs"].get<int>(), p["tokens"].get<int>(), p["d"].get<int>()};
+  bool fixed_dims = toy_dataset_dims(cell.dataset, dims);
+  if (cell.dataset == AttentionDataset::file) {
+    if (p["dataset_file"].is_null()) fail(source, cell_path + ".dataset_file", "dataset \"file\" needs a dataset_file");
+    const std::string path = resolve_path(p["dataset_file"].get<std::string>(), context.base_directory);
+    const std::string key = path + "#" + std::to_string(int(shape.trainable));
+    auto found = context.files.find(key);
+    if (found == context.files.end())
+      found = context.files.emplace(key, std::make_shared<const AttentionFileData>(
+                                             load_attention_dataset(path, shape.trainable))).first;
+    cell.file_data = found->second;
+    dims = {cell.file_data->inputs, cell.file_data->tokens, cell.file_data->d};
+    fixed_dims = true;
+  } else if (!p["dataset_file"].is_null()) {
+    fail(source, cell_path + ".dataset_file", "is read only with dataset \"file\" (got dataset " + shown(p["dataset"]) + ")");
+  }
+  const std::pair<const char*, int> sizes[3] = {{"inputs", dims.inputs}, {"tokens", dims.tokens}, {"d", dims.d}};
+  for (const auto& [key, value] : sizes) {
+    if (fixed_dims && context.given.count(key) && p[key].get<int>() != value)
+      fail(source, cell_path + "." + key, "the data set " + shown(p["dataset"]) + " has " + key + " = " +
+                                              std::to_string(value) + " (got " + shown(p[key]) + ")");
+    cell.parameters[key] = value;
+  }
+  if (dims.tokens < 2) fail(source, cell_path + ".tokens", "attention needs at least 2 tokens");
+  shape.inputs = dims.inputs;
+  shape.n = dims.tokens;
+  shape.d = dims.d;
+  shape.m = 0;
+  cell.parameters["n"] = dims.tokens;
+  if (double(shape.inputs) * shape.n * shape.d > double(1 << 26))
+    fail(source, cell_path + ".inputs", "inputs * tokens * d must be at most 2^26");
+}
+
+CellParams make_cell(const json& p, const std::string& source, const std::string& cell_path, CellContext& context) {
   CellParams cell;
   cell.parameters = p;
   cell.shape.model = parse_choice<ModelKind>(p["model"], {{"value_softmax", ModelKind::value_softmax},
-                                                          {"tied", ModelKind::tied}});
+                                                          {"tied", ModelKind::tied},
+                                                          {"attention", ModelKind::attention}});
   cell.shape.loss = parse_choice<LossKind>(p["loss"], {{"logistic", LossKind::logistic},
                                                        {"square", LossKind::square},
                                                        {"cross_entropy", LossKind::cross_entropy},
-                                                       {"regression", LossKind::regression}});
+                                                       {"regression", LossKind::regression},
+                                                       {"linear", LossKind::linear},
+                                                       {"exponential", LossKind::exponential}});
   cell.shape.d = p["d"].get<int>();
   cell.shape.n = p["n"].get<int>();
   cell.shape.m = cell.shape.loss == LossKind::regression ? p["regression_samples"].get<int>() : 0;
   cell.precision = p["precision"] == "float32" ? Precision::float32 : Precision::float64;
   cell.method = parse_choice<Method>(p["integrator"], {{"gd", Method::gd}, {"rk4", Method::rk4},
-                                                       {"dopri5", Method::dopri5}});
+                                                       {"dopri5", Method::dopri5},
+                                                       {"normalized_gd", Method::normalized_gd}});
   cell.step = p["step"];
   cell.adaptive.rtol = p["rtol"];
   cell.adaptive.atol = p["atol"];
@@ -168,6 +256,13 @@ CellParams make_cell(const json& p, const std::string& source, const std::string
   cell.kappa = p["kappa"];
   cell.ce_temperature = p["ce_temperature"];
   cell.identity_init = p["identity_init"];
+  if (cell.shape.model == ModelKind::attention) {
+    make_attention_cell(p, source, cell_path, context, cell);
+    return cell;
+  }
+  if (cell.shape.loss == LossKind::linear || cell.shape.loss == LossKind::exponential)
+    fail(source, cell_path + ".loss", "the linear and exponential losses belong to the attention model (got " +
+                                          shown(p["loss"]) + " with model " + shown(p["model"]) + ")");
   if (cell.shape.model == ModelKind::tied) {
     if (cell.shape.loss != LossKind::logistic)
       fail(source, cell_path + ".loss", "the tied model supports only the logistic loss (got " + shown(p["loss"]) + ")");
@@ -289,7 +384,8 @@ json default_study_json() {
           {"checkpoints", {{"schedule", "log"}, {"start", 1.0}, {"stop", 1e4}, {"count", 17}}}};
 }
 
-Study parse_study(const json& raw_in, const std::string& source, const StudyOverrides& overrides) {
+Study parse_study(const json& raw_in, const std::string& source, const StudyOverrides& overrides,
+                  const std::string& base_directory) {
   json raw = raw_in;
   if (!raw.is_object()) fail(source, "(top level)", "a study must be a JSON object (got " + shown(raw) + ")");
   if (overrides.runs >= 0) raw["runs"] = overrides.runs;
@@ -353,6 +449,10 @@ Study parse_study(const json& raw_in, const std::string& source, const StudyOver
     }
     axes.emplace_back(param.name, values);
   }
+  CellContext context;
+  context.base_directory = base_directory;
+  for (const auto& param : grid_params())
+    if (raw.contains(param.name)) context.given.insert(param.name);
   size_t cell_count = 1;
   for (const auto& axis : axes) {
     cell_count *= axis.second.size();
@@ -366,7 +466,7 @@ Study parse_study(const json& raw_in, const std::string& source, const StudyOver
       params[axes[a].first] = values[rest % values.size()];
       rest /= values.size();
     }
-    study.cells.push_back(make_cell(params, source, "cells[" + std::to_string(index) + "]"));
+    study.cells.push_back(make_cell(params, source, "cells[" + std::to_string(index) + "]", context));
   }
   // Fixed-step integrators count whole steps: keep the count well inside exact 64-bit and double range.
   for (size_t index = 0; index < study.cells.size(); ++index) {
@@ -407,7 +507,8 @@ Study load_study_file(const std::string& path, const StudyOverrides& overrides) 
   } catch (const json::exception& e) {  // syntax errors, numbers out of range, invalid UTF-8
     throw InputError(path + ": malformed JSON: " + e.what());
   }
-  return parse_study(raw, path, overrides);
+  const size_t slash = path.find_last_of('/');
+  return parse_study(raw, path, overrides, slash == std::string::npos ? std::string() : path.substr(0, slash));
 }
 
 CellCheckpoints cell_checkpoints(const Study& study, const CellParams& cell) {
@@ -428,7 +529,13 @@ CellCheckpoints cell_checkpoints(const Study& study, const CellParams& cell) {
 
 const char* to_string(Precision p) { return p == Precision::float32 ? "float32" : "float64"; }
 const char* to_string(Method m) {
-  return m == Method::gd ? "gd" : (m == Method::rk4 ? "rk4" : "dopri5");
+  switch (m) {
+    case Method::gd: return "gd";
+    case Method::rk4: return "rk4";
+    case Method::dopri5: return "dopri5";
+    case Method::normalized_gd: return "normalized_gd";
+  }
+  return "?";
 }
 const char* to_string(LossKind l) {
   switch (l) {
@@ -436,9 +543,18 @@ const char* to_string(LossKind l) {
     case LossKind::square: return "square";
     case LossKind::cross_entropy: return "cross_entropy";
     case LossKind::regression: return "regression";
+    case LossKind::linear: return "linear";
+    case LossKind::exponential: return "exponential";
   }
   return "?";
 }
-const char* to_string(ModelKind m) { return m == ModelKind::tied ? "tied" : "value_softmax"; }
+const char* to_string(ModelKind m) {
+  switch (m) {
+    case ModelKind::value_softmax: return "value_softmax";
+    case ModelKind::tied: return "tied";
+    case ModelKind::attention: return "attention";
+  }
+  return "?";
+}
 
 }  // namespace softflow

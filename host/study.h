@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -23,6 +24,26 @@ class InputError : public std::runtime_error {
 
 enum class Precision { float32, float64 };
 
+// The attention family's data sets (host/attention_data.h): random tokens with random labels, the papers' toy sets,
+// or a file.
+enum class AttentionDataset {
+  gaussian,       // x_it ~ N(0, I_d / d)
+  sphere,         // x_it uniform on the unit sphere
+  single_global,  // "Max-margin token selection": one input, T = 3, d = 3, the global-convergence example
+  single_local,   // ... the local-convergence example
+  multi_input,    // ... N = 3, T = 7, d = 3: 0.2 N(0, I) tokens plus shifts; optimal score 1, others 0.5
+  joint_tight,    // ... joint (v, p) training: N = 3, T = 2, d = 2, every selected token a support vector of v_mm
+  joint_relaxed,  // ... the same with input 2 off v_mm's margin
+  loss_pair,      // ... N = 2, T = 2, d = 3, the loss-comparison pair (loss_pair_score C)
+  file            // loaded from dataset_file
+};
+
+// A data set loaded from a file, in the layout of attention.h for the cell's trainable set.
+struct AttentionFileData {
+  int inputs = 0, tokens = 0, d = 0;
+  std::vector<double> values;  // data_size()
+};
+
 // Every parameter of one cell of the grid.
 struct CellParams {
   ModelShape shape;
@@ -37,7 +58,13 @@ struct CellParams {
   double kappa = 1;             // regression: condition number of X
   double ce_temperature = 10;   // cross_entropy: p* = softmax(temperature * U[0,1]^d)
   bool identity_init = true;    // tied: U(0) = I + sigma_v N(0, 1) instead of sigma_v N(0, 1)
+  AttentionDataset dataset = AttentionDataset::gaussian;  // attention
+  double loss_pair_score = 1;   // attention, loss_pair: the score C of input 0's second token
+  std::shared_ptr<const AttentionFileData> file_data;     // attention, dataset "file"
   nlohmann::json parameters;    // the cell's scalar parameters, as echoed in the results
+
+  // One loss-data array for every run: a shared target, or an attention data set with nothing random in it.
+  bool data_shared() const;
 };
 
 struct Study {
@@ -62,8 +89,10 @@ struct StudyOverrides {
 // The built-in default study: logistic, d = n = 8, 4096 runs, log-spaced checkpoints to t = 1e4.
 nlohmann::json default_study_json();
 
-// Parses and validates. `source` names the input in error messages (a file path or "built-in default study").
-Study parse_study(const nlohmann::json& raw, const std::string& source, const StudyOverrides& overrides = {});
+// Parses and validates. `source` names the input in error messages (a file path or "built-in default study");
+// relative data set paths start from `base_directory` (the study file's directory; empty: the working directory).
+Study parse_study(const nlohmann::json& raw, const std::string& source, const StudyOverrides& overrides = {},
+                  const std::string& base_directory = "");
 Study load_study_file(const std::string& path, const StudyOverrides& overrides = {});
 
 // The checkpoint times of one cell: fixed-step integrators land on whole steps (t = k * step, duplicates

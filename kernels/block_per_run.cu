@@ -252,6 +252,7 @@ __global__ void __launch_bounds__(B) block_observe_kernel(BlockObserveArgs<Real>
       const double time = rec.status == RunStatus::running ? args.t_checkpoint : rec.t;
       apply_checks(block.eval, time, args.stop, false, rec);
       double out[kStateObservableCount];
+      for (int o = 0; o < kStateObservableCount; ++o) out[o] = NAN;  // the attention family's observables
       const double h = double(entropy_total);
       out[kEntropy] = h;
       out[kEntropyRatio] = h / log(double(n));

@@ -386,7 +386,7 @@ void CudaCellSimulation<Real>::download(std::vector<Real>& states, std::vector<R
 }
 
 bool device_draws_targets(const ModelShape& shape) {
-  return shape.loss == LossKind::logistic || shape.loss == LossKind::square;
+  return shape.model != ModelKind::attention && (shape.loss == LossKind::logistic || shape.loss == LossKind::square);
 }
 
 double cuda_cell_bytes(const ModelShape& shape, long long runs, bool shared_data, int real_bytes) {

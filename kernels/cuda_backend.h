@@ -69,7 +69,8 @@ class CudaCellSimulation {
   std::unique_ptr<Impl> impl_;
 };
 
-// True for the losses whose per-run targets the device draws itself (random unit vectors: logistic, square, tied).
+// True for the losses whose per-run targets the device draws itself (random unit vectors: logistic, square, tied;
+// not the attention family, whose data sets the host draws).
 bool device_draws_targets(const ModelShape& shape);
 
 // Device bytes a cell needs at least: its observables and statistics scratch for every run, and one wave of the

@@ -5,7 +5,7 @@
 
 #include <vector>
 
-#include "softflow/model.h"
+#include "softflow/flow.h"
 
 namespace softflow {
 

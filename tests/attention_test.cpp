@@ -13,17 +13,18 @@ namespace softflow {
 namespace {
 
 struct Instance {
-  AttentionShape shape;
+  ModelShape shape;
   std::vector<double> theta, data;
 };
 
 // Gaussian tokens, fixed parameters and state (scale 0.7), labels +-1.
-Instance random_instance(AttentionTrainable trainable, MarginLoss loss, unsigned seed) {
+Instance random_instance(AttentionTrainable trainable, LossKind loss, unsigned seed) {
   Instance out;
+  out.shape.model = ModelKind::attention;
   out.shape.trainable = trainable;
   out.shape.loss = loss;
   out.shape.inputs = 3;
-  out.shape.tokens = 4;
+  out.shape.n = 4;  // tokens
   out.shape.d = 3;
   std::mt19937 engine(seed);
   std::normal_distribution<double> normal(0.0, 0.7);
@@ -31,7 +32,7 @@ Instance random_instance(AttentionTrainable trainable, MarginLoss loss, unsigned
   out.data.resize(size_t(out.shape.data_size()));
   for (double& x : out.theta) x = normal(engine);
   for (double& x : out.data) x = normal(engine);
-  double* labels = out.data.data() + out.shape.inputs * out.shape.tokens * out.shape.d;
+  double* labels = out.data.data() + out.shape.inputs * out.shape.n * out.shape.d;
   for (int i = 0; i < out.shape.inputs; ++i) labels[i] = i % 2 ? -1.0 : 1.0;
   return out;
 }
@@ -43,9 +44,10 @@ FlowEval<double> evaluate(const Instance& instance, std::vector<double>& dtheta)
 }
 
 TEST(AttentionFlow, IsMinusTheFiniteDifferenceGradientOfTheLoss) {
+  unsigned seed = 7;
   for (const AttentionTrainable trainable : {AttentionTrainable::p, AttentionTrainable::w, AttentionTrainable::vp})
-    for (const MarginLoss loss : {MarginLoss::logistic, MarginLoss::linear, MarginLoss::exponential}) {
-      Instance instance = random_instance(trainable, loss, 7u + unsigned(trainable) * 3u + unsigned(loss));
+    for (const LossKind loss : {LossKind::logistic, LossKind::linear, LossKind::exponential}) {
+      Instance instance = random_instance(trainable, loss, seed++);
       std::vector<double> dtheta, ignored;
       const FlowEval<double> eval = evaluate(instance, dtheta);
       double grad_sq = 0;
@@ -71,8 +73,9 @@ TEST(AttentionFlow, HandCheckedInstance) {
   // f = 1/2, q = s .* (Xv - f) = (1/4, -1/4), X^T q = 1/4, c = l'(1/2) = -1 / (1 + e^{1/2}) (logistic),
   // grad_p = c W^T X^T q = c / 4.
   Instance instance;
+  instance.shape.model = ModelKind::attention;
   instance.shape.inputs = 1;
-  instance.shape.tokens = 2;
+  instance.shape.n = 2;
   instance.shape.d = 1;
   instance.theta = {0.0};
   instance.data = {1.0, 0.0, /*Y*/ 1.0, /*W*/ 1.0, /*v*/ 1.0};

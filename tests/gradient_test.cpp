@@ -4,7 +4,7 @@
 
 #include <cmath>
 
-#include "softflow/model.h"
+#include "softflow/flow.h"
 #include "test_support.h"
 
 namespace softflow {

@@ -39,7 +39,7 @@ RunSetup<Real> run_setup(const Study& study, std::uint32_t run, std::uint32_t ce
   setup.theta.resize(size_t(params.shape.state_size()));
   setup.data.resize(size_t(params.shape.data_size()));
   draw_initial_state(params.shape, init_params(params), study.seed, cell, run, setup.theta.data());
-  draw_loss_data(params, study.seed, cell, params.shared_target ? kSharedRunId : run, setup.data.data());
+  draw_loss_data(params, study.seed, cell, params.data_shared() ? kSharedRunId : run, setup.data.data());
   return setup;
 }
 

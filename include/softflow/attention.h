@@ -1,7 +1,7 @@
 // Purpose: the attention token-selection family's shapes, margin losses and gradient-flow vector field (science.md
 // section 2), written once for both backends. f(X_i) = v^T X_i^T s_i with s_i = softmax(X_i W p) (trainable p or
 // (v, p)) or s_i = softmax(X_i W z_i) (trainable W, merged key-query, query token z_i); L = (1/N) sum_i
-// l(Y_i f(X_i)). Not yet wired into studies: docs/attention-plan.md says how it will be.
+// l(Y_i f(X_i)). The shape is ModelShape with model attention: n = T tokens, inputs = N, d = token dimension.
 //
 // A run's state theta:  p: [p (d)]   W: [W (d x d), row-major]   vp: [v (d), p (d)]
 // A run's data:         X (N x T x d, input-major, token rows), Y (N), then the fixed parameters:
@@ -14,53 +14,24 @@
 
 namespace softflow {
 
-enum class AttentionTrainable : int { p = 0, w = 1, vp = 2 };
-enum class MarginLoss : int { logistic = 0, linear = 1, exponential = 2 };
-
-struct AttentionShape {
-  AttentionTrainable trainable = AttentionTrainable::p;
-  MarginLoss loss = MarginLoss::logistic;
-  int inputs = 1;  // N
-  int tokens = 2;  // T
-  int d = 2;       // token dimension
-
-  SOFTFLOW_HD int state_size() const {
-    return trainable == AttentionTrainable::w ? d * d : (trainable == AttentionTrainable::vp ? 2 * d : d);
-  }
-  SOFTFLOW_HD int fixed_size() const {
-    switch (trainable) {
-      case AttentionTrainable::p: return d * d + d;
-      case AttentionTrainable::w: return inputs * d + d;
-      case AttentionTrainable::vp: return d * d;
-    }
-    return 0;
-  }
-  SOFTFLOW_HD int data_size() const { return inputs * tokens * d + inputs + fixed_size(); }
-  // Scratch needed by attention_flow: the key direction, c_i X_i^T q_i and its sum over inputs (d each), and
-  // logits / s, X_i v, q (T each).
-  SOFTFLOW_HD int scratch_size() const { return 3 * d + 3 * tokens; }
-};
-
-// l(x) for a margin x.
+// l(x) for a margin x: logistic log(1 + e^{-x}), linear -x, exponential e^{-x}.
 template <class Real>
-SOFTFLOW_HD inline Real margin_loss(MarginLoss loss, Real x) {
+SOFTFLOW_HD inline Real margin_loss(LossKind loss, Real x) {
   switch (loss) {
-    case MarginLoss::logistic: return logistic_loss(x);
-    case MarginLoss::linear: return -x;
-    case MarginLoss::exponential: return exp(-x);
+    case LossKind::linear: return -x;
+    case LossKind::exponential: return exp(-x);
+    default: return logistic_loss(x);
   }
-  return Real(0);
 }
 
 // l'(x) for a margin x.
 template <class Real>
-SOFTFLOW_HD inline Real margin_loss_slope(MarginLoss loss, Real x) {
+SOFTFLOW_HD inline Real margin_loss_slope(LossKind loss, Real x) {
   switch (loss) {
-    case MarginLoss::logistic: return -logistic_weight(x);
-    case MarginLoss::linear: return Real(-1);
-    case MarginLoss::exponential: return -exp(-x);
+    case LossKind::linear: return Real(-1);
+    case LossKind::exponential: return -exp(-x);
+    default: return -logistic_weight(x);
   }
-  return Real(0);
 }
 
 // y = M x for a d x d row-major M (transpose: y = M^T x). m: d*d, x, y: d.
@@ -73,6 +44,46 @@ SOFTFLOW_HD inline void square_matrix_apply(const Real* m, const Real* x, int d,
   }
 }
 
+// Where a run's arrays live (layouts above). w: d x d; z: N x d (trainable W only, else null); v, p: d (p null for
+// trainable W).
+template <class Real>
+struct AttentionView {
+  const Real* x;
+  const Real* y;
+  const Real* w;
+  const Real* z;
+  const Real* v;
+  const Real* p;
+  SOFTFLOW_HD AttentionView(const ModelShape& shape, const Real* theta, const Real* data) {
+    const bool train_w = shape.trainable == AttentionTrainable::w, train_v = shape.trainable == AttentionTrainable::vp;
+    x = data;
+    y = x + shape.inputs * shape.n * shape.d;
+    const Real* fixed = y + shape.inputs;
+    w = train_w ? theta : fixed;
+    z = train_w ? fixed : nullptr;
+    v = train_w ? fixed + shape.inputs * shape.d : (train_v ? theta : fixed + shape.d * shape.d);
+    p = train_w ? nullptr : (train_v ? theta + shape.d : theta);
+  }
+  // The key direction of input i: W p, or W z_i for trainable W. key: d.
+  SOFTFLOW_HD void key_direction(const ModelShape& shape, int i, Real* key) const {
+    square_matrix_apply(w, p ? p : z + i * shape.d, shape.d, false, key);
+  }
+  // Token scores gamma_it = Y_i <x_it, v>' argmax (first on ties): the optimal token of input i.
+  SOFTFLOW_HD int optimal_token(const ModelShape& shape, int i) const {
+    const int T = shape.n, d = shape.d;
+    int best = 0;
+    Real best_score = Real(0);
+    for (int t = 0; t < T; ++t) {
+      const Real score = y[i] * dot(x + (i * T + t) * d, v, d);
+      if (t == 0 || score > best_score) {
+        best = t;
+        best_score = score;
+      }
+    }
+    return best;
+  }
+};
+
 // Attention vector field: dtheta = -grad L(theta). For input i (X_i: T x d):
 //   key direction k = W p (p, vp) or W z_i (W);  logits = X_i k;  s = softmax(logits);  xv = X_i v;  f = <s, xv>;
 //   c = l'(Y_i f) Y_i / N;  q = C(s) xv = s .* (xv - f);  a = X_i^T q;
@@ -80,17 +91,16 @@ SOFTFLOW_HD inline void square_matrix_apply(const Real* m, const Real* x, int d,
 // FlowEval: loss L, s_max = mean over inputs of max_t s_it, ||grad L||^2, winner = argmax_t s_0t.
 // theta, dtheta: state_size(); data: data_size(); scratch: scratch_size().
 template <class Real>
-SOFTFLOW_HD inline FlowEval<Real> attention_flow(const AttentionShape& shape, const Real* theta, const Real* data,
+SOFTFLOW_HD inline FlowEval<Real> attention_flow(const ModelShape& shape, const Real* theta, const Real* data,
                                                  Real* dtheta, Real* scratch) {
-  const int n_inputs = shape.inputs, T = shape.tokens, d = shape.d;
+  const int n_inputs = shape.inputs, T = shape.n, d = shape.d;
   const bool train_w = shape.trainable == AttentionTrainable::w, train_v = shape.trainable == AttentionTrainable::vp;
-  const Real* x = data;
-  const Real* y = x + n_inputs * T * d;
-  const Real* fixed = y + n_inputs;
-  const Real* w = train_w ? theta : fixed;                                  // d x d
-  const Real* z = train_w ? fixed : nullptr;                                // N x d
-  const Real* v = train_w ? fixed + n_inputs * d : (train_v ? theta : fixed + d * d);
-  const Real* p = train_v ? theta + d : theta;                              // unused for W
+  const AttentionView<Real> view(shape, theta, data);
+  const Real* x = view.x;
+  const Real* y = view.y;
+  const Real* w = view.w;
+  const Real* z = view.z;
+  const Real* v = view.v;
   Real* key = scratch;      // d
   Real* a = key + d;        // d
   Real* a_sum = a + d;      // d
@@ -104,10 +114,10 @@ SOFTFLOW_HD inline FlowEval<Real> attention_flow(const AttentionShape& shape, co
   Real* grad_p = train_v ? dtheta + d : (train_w ? nullptr : dtheta);
   FlowEval<Real> eval{Real(0), Real(0), Real(0), 0};
   for (int j = 0; j < d; ++j) a_sum[j] = 0;
-  if (!train_w) square_matrix_apply(w, p, d, false, key);
+  if (!train_w) view.key_direction(shape, 0, key);
   for (int i = 0; i < n_inputs; ++i) {
     const Real* xi = x + i * T * d;
-    if (train_w) square_matrix_apply(w, z + i * d, d, false, key);
+    if (train_w) view.key_direction(shape, i, key);
     for (int t = 0; t < T; ++t) {
       s[t] = dot(xi + t * d, key, d);
       xv[t] = dot(xi + t * d, v, d);
@@ -146,6 +156,53 @@ SOFTFLOW_HD inline FlowEval<Real> attention_flow(const AttentionShape& shape, co
   }
   eval.grad_norm_sq = grad_sq;
   return eval;
+}
+
+// What a run's attention selects, for the observables (science.md section 2). Per input i: s_i = softmax(logits_i),
+// alpha_i = argmax_t s_it, opt_i = the optimal token.
+struct AttentionSelection {
+  double entropy = 0;       // mean over inputs of H(s_i)
+  double optimal_prob = 0;  // mean over inputs of s_{i opt_i}
+  double param_norm = 0;    // ||p|| (p, vp) or ||W||_F (w)
+  double v_norm = 0;        // ||v||
+  double token_margin = 0;  // min_i (logit_{i alpha_i} - max_{t != alpha_i} logit_it) / param_norm; NaN if the norm is 0
+  int winner0 = 0;          // alpha_0
+  int optimal0 = 0;         // opt_0
+};
+
+// theta: state_size(); data: data_size(); scratch: scratch_size().
+template <class Real>
+SOFTFLOW_HD inline AttentionSelection attention_selection(const ModelShape& shape, const Real* theta,
+                                                          const Real* data, Real* scratch) {
+  const int n_inputs = shape.inputs, T = shape.n, d = shape.d;
+  const AttentionView<Real> view(shape, theta, data);
+  Real* key = scratch;  // d
+  Real* s = key + d;    // T
+  AttentionSelection out;
+  double norm_sq = 0;
+  const Real* trained = view.p ? view.p : view.w;
+  const int trained_size = view.p ? d : d * d;
+  for (int k = 0; k < trained_size; ++k) norm_sq += double(trained[k]) * double(trained[k]);
+  out.param_norm = sqrt(norm_sq);
+  out.v_norm = sqrt(double(dot(view.v, view.v, d)));
+  double min_gap = INFINITY;
+  for (int i = 0; i < n_inputs; ++i) {
+    view.key_direction(shape, i, key);
+    for (int t = 0; t < T; ++t) s[t] = dot(view.x + (i * T + t) * d, key, d);
+    const int alpha = argmax(s, T);
+    for (int t = 0; t < T; ++t)
+      if (t != alpha) min_gap = min_of(min_gap, double(s[alpha]) - double(s[t]));
+    softmax(s, T, s);
+    const int opt = view.optimal_token(shape, i);
+    out.entropy += double(entropy(s, T)) / n_inputs;
+    out.optimal_prob += double(s[opt]) / n_inputs;
+    if (i == 0) {
+      out.winner0 = alpha;
+      out.optimal0 = opt;
+    }
+  }
+  out.token_margin = out.param_norm > 0 ? min_gap / out.param_norm : NAN;
+  return out;
 }
 
 }  // namespace softflow

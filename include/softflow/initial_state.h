@@ -6,14 +6,14 @@
 #include <cstdint>
 
 #include "softflow/hostdevice.h"
-#include "softflow/model.h"
+#include "softflow/flow.h"
 #include "softflow/random.h"
 #include "softflow/run_record.h"
 
 namespace softflow {
 
 struct InitParams {
-  double sigma_v = 0.1;        // V ~ sigma_v N(0,1); tied: U ~ [I] + sigma_v N(0,1)
+  double sigma_v = 0.1;        // V ~ sigma_v N(0,1); tied: U ~ [I] + sigma_v N(0,1); attention: every trained entry
   double mu_a = 0;             // a ~ mu_a + sigma_a N(0,1)
   double sigma_a = 0;
   bool identity_init = true;   // tied only: add I to U(0)
@@ -34,12 +34,18 @@ SOFTFLOW_HD inline double initial_logit(const InitParams& init, double z) {
   return add_rn(init.mu_a, init.sigma_a == 0 ? 0.0 : mul_rn(init.sigma_a, z));
 }
 
-// theta (state_size()) for run `run` of cell `cell`.
+// theta (state_size()) for run `run` of cell `cell`. Attention: every entry (p, W, or v then p) is
+// sigma_v N(0, 1) from the value_matrix stream.
 template <class Real>
 SOFTFLOW_HD inline void draw_initial_state(const ModelShape& shape, const InitParams& init, std::uint64_t seed,
                                            std::uint32_t cell, std::uint32_t run, Real* theta) {
   const RandomStream matrix{seed, cell, run, RandomVariable::value_matrix};
   const RandomStream logits{seed, cell, run, RandomVariable::logits};
+  if (shape.model == ModelKind::attention) {
+    matrix.for_each_normal(shape.state_size(),
+                           [&](int index, double z) { theta[index] = Real(initial_matrix_entry(shape, init, index, z)); });
+    return;
+  }
   matrix.for_each_normal(shape.matrix_size(),
                          [&](int index, double z) { theta[index] = Real(initial_matrix_entry(shape, init, index, z)); });
   Real* a = theta + shape.matrix_size();
@@ -88,10 +94,17 @@ SOFTFLOW_HD inline int fitness_argmax(const ModelShape& shape, const Real* theta
 
 // A run's record at t = 0: sum and unique argmax of a(0), argmax of the fitness u(0) (the facts its checkpoints
 // are compared with). theta: state_size(); data: data_size(); scratch: scratch_size().
+// Attention: sum_a0 = 0, argmax_a0 = -1 (no logits in the state), argmax_u0 = the optimal token of input 0 (so
+// winner_is_argmax_u0 reads "input 0 selects its optimal token").
 template <class Real>
 SOFTFLOW_HD inline RunRecord initial_record(const ModelShape& shape, const Real* theta, const Real* data,
                                             Real* scratch) {
   RunRecord rec;
+  if (shape.model == ModelKind::attention) {
+    rec.argmax_a0 = -1;
+    rec.argmax_u0 = AttentionView<Real>(shape, theta, data).optimal_token(shape, 0);
+    return rec;
+  }
   const Real* a = theta + shape.matrix_size();
   double sum_a = 0;
   for (int j = 0; j < shape.n; ++j) sum_a = add_rn(sum_a, double(a[j]));  // rounded alike on host and device

@@ -1,16 +1,44 @@
-// Purpose: the integrators of the gradient flow (gd = explicit Euler, classical rk4, Dormand-Prince 5(4) with a
-// per-run adaptive step), written once for both backends. Each advances one run's flat state from one checkpoint
+// Purpose: the integrators of the gradient flow (gd = explicit Euler, normalized gd, classical rk4, Dormand-Prince
+// 5(4) with a per-run adaptive step), written once for both backends. Each advances one run's flat state from one checkpoint
 // to the next, checking every evaluated state for divergence, first passages and stopping (apply_checks).
 // Workspace: integrator_workspace_size(shape) Reals per run.
 #pragma once
 
+#include "softflow/flow.h"
 #include "softflow/hostdevice.h"
-#include "softflow/model.h"
 #include "softflow/run_record.h"
 
 namespace softflow {
 
-enum class Method : int { gd = 0, rk4 = 1, dopri5 = 2 };
+// normalized_gd: each parameter block steps by h g / (||g|| + kNormalizedGdEps), g = -grad L on that block.
+enum class Method : int { gd = 0, rk4 = 1, dopri5 = 2, normalized_gd = 3 };
+
+constexpr double kNormalizedGdEps = 1e-12;
+
+// The parameter blocks normalized gd normalizes separately, as [0, ends[0]), [ends[0], ends[1]), ...: value_softmax
+// and tied: the matrix, then a; attention: p, or W, or v then p. Returns the number of blocks (1 or 2).
+SOFTFLOW_HD inline int parameter_blocks(const ModelShape& shape, int ends[2]) {
+  if (shape.model == ModelKind::attention && shape.trainable != AttentionTrainable::vp) {
+    ends[0] = shape.state_size();
+    return 1;
+  }
+  ends[0] = shape.model == ModelKind::attention ? shape.d : shape.matrix_size();
+  ends[1] = shape.state_size();
+  return 2;
+}
+
+// theta += h g / (||g|| + kNormalizedGdEps) block by block. theta, g: state_size().
+template <class Real>
+SOFTFLOW_HD inline void normalized_step(const ModelShape& shape, Real h, const Real* g, Real* theta) {
+  int ends[2];
+  const int blocks = parameter_blocks(shape, ends);
+  for (int b = 0, begin = 0; b < blocks; begin = ends[b], ++b) {
+    double norm_sq = 0;
+    for (int i = begin; i < ends[b]; ++i) norm_sq += double(g[i]) * double(g[i]);
+    const Real scale = h / Real(sqrt(norm_sq) + kNormalizedGdEps);
+    for (int i = begin; i < ends[b]; ++i) theta[i] += scale * g[i];
+  }
+}
 
 struct AdaptiveRule {
   double rtol = 1e-6;
@@ -35,7 +63,7 @@ SOFTFLOW_HD inline void axpy_stages(int p, const Real* x, Real h, const double* 
   }
 }
 
-// Fixed-step integration from step k_from to step k_to (t = k h). Stops early if the run stops.
+// Fixed-step integration (gd, normalized_gd, rk4) from step k_from to step k_to (t = k h). Stops early if the run stops.
 // theta: state_size() in/out; data: data_size(); work: integrator_workspace_size().
 template <class Real>
 SOFTFLOW_HD inline void advance_fixed_step(const ModelShape& shape, Method method, double step, long long k_from,
@@ -56,6 +84,8 @@ SOFTFLOW_HD inline void advance_fixed_step(const ModelShape& shape, Method metho
     if (!apply_checks(eval, t, stop, false, rec)) return;
     if (method == Method::gd) {
       for (int i = 0; i < p; ++i) theta[i] += h * k1[i];
+    } else if (method == Method::normalized_gd) {
+      normalized_step(shape, h, k1, theta);
     } else {
       const Real half = h / Real(2);
       for (int i = 0; i < p; ++i) trial[i] = theta[i] + half * k1[i];

@@ -5,6 +5,8 @@
 // A run's loss data is one flat array (shared by all runs of a cell, or one per run):
 //   logistic: beta* (d)   square: y (d)   cross_entropy: p* (d)   regression: X (m x d, row-major) then y (m)
 //   tied: beta* (D)
+// The attention family (science.md section 2) shares ModelShape (n = tokens T, inputs = N, d = token dimension);
+// its layouts and vector field are in attention.h, and flow.h dispatches between the families.
 #pragma once
 
 #include "softflow/hostdevice.h"
@@ -12,21 +14,44 @@
 
 namespace softflow {
 
-enum class ModelKind : int { value_softmax = 0, tied = 1 };
-enum class LossKind : int { logistic = 0, square = 1, cross_entropy = 2, regression = 3 };
+enum class ModelKind : int { value_softmax = 0, tied = 1, attention = 2 };
+// logistic, square, cross_entropy, regression: value-softmax losses (tied: logistic). logistic, linear,
+// exponential: the attention family's margin losses l(x) of x = Y f(X).
+enum class LossKind : int { logistic = 0, square = 1, cross_entropy = 2, regression = 3, linear = 4, exponential = 5 };
+// Attention: which parameters train. p (W, v fixed); w (merged key-query W, v fixed); vp (v and p jointly).
+enum class AttentionTrainable : int { p = 0, w = 1, vp = 2 };
 
 struct ModelShape {
   ModelKind model = ModelKind::value_softmax;
   LossKind loss = LossKind::logistic;
-  int d = 8;  // output dimension (tied: D)
-  int n = 8;  // number of softmax entries (tied: D)
-  int m = 0;  // regression samples (rows of X); 0 for other losses
+  int d = 8;   // output dimension (tied: D; attention: token dimension)
+  int n = 8;   // number of softmax entries (tied: D; attention: tokens per input T)
+  int m = 0;   // regression samples (rows of X); 0 for other losses
+  int inputs = 0;  // attention: inputs N; 0 for the value-softmax family
+  AttentionTrainable trainable = AttentionTrainable::p;  // attention only
 
-  SOFTFLOW_HD int matrix_size() const { return model == ModelKind::tied ? n * n : d * n; }
-  SOFTFLOW_HD int state_size() const { return matrix_size() + n; }
-  SOFTFLOW_HD int data_size() const { return loss == LossKind::regression ? m * d + m : d; }
-  // Scratch needed by evaluate_flow: softmax, fitness and loss-side vectors.
-  SOFTFLOW_HD int scratch_size() const { return 3 * n + 3 * d + m; }
+  // Entries of the matrix block that precedes the logits a (value_softmax: V, tied: U); attention: 0.
+  SOFTFLOW_HD int matrix_size() const {
+    return model == ModelKind::tied ? n * n : (model == ModelKind::attention ? 0 : d * n);
+  }
+  SOFTFLOW_HD int state_size() const {
+    if (model != ModelKind::attention) return matrix_size() + n;
+    return trainable == AttentionTrainable::w ? d * d : (trainable == AttentionTrainable::vp ? 2 * d : d);
+  }
+  // Attention: the fixed parameters after X and Y (p: W, v; w: z (N x d), v; vp: W).
+  SOFTFLOW_HD int attention_fixed_size() const {
+    return trainable == AttentionTrainable::w ? inputs * d + d
+                                              : (trainable == AttentionTrainable::vp ? d * d : d * d + d);
+  }
+  SOFTFLOW_HD int data_size() const {
+    if (model == ModelKind::attention) return inputs * n * d + inputs + attention_fixed_size();
+    return loss == LossKind::regression ? m * d + m : d;
+  }
+  // Scratch needed by evaluate_flow and observe_run: softmax, fitness and loss-side vectors (attention: key
+  // direction and two d-vectors; softmax, X v and q over the tokens).
+  SOFTFLOW_HD int scratch_size() const {
+    return model == ModelKind::attention ? 3 * d + 3 * n : 3 * n + 3 * d + m;
+  }
 };
 
 // What one evaluation of the vector field learns about the state it was evaluated at.
@@ -105,6 +130,8 @@ SOFTFLOW_HD inline Real loss_and_residual(const ModelShape& shape, const Real* b
         for (int i = 0; i < d; ++i) r[i] += Real(2) * residual[k] * x[k * d + i];
       return loss;
     }
+    case LossKind::linear:
+    case LossKind::exponential: break;  // the attention family's margin losses (attention.h)
   }
   return Real(0);
 }
@@ -188,27 +215,6 @@ SOFTFLOW_HD inline FlowEval<Real> tied_flow(const ModelShape& shape, const Real*
   eval.winner = argmax(alpha, n);
   eval.s_max = alpha[eval.winner];
   return eval;
-}
-
-// The vector field of whichever model the shape names. Shapes as in value_softmax_flow / tied_flow.
-template <class Real>
-SOFTFLOW_HD inline FlowEval<Real> evaluate_flow(const ModelShape& shape, const Real* theta, const Real* data,
-                                                Real* dtheta, Real* scratch) {
-  return shape.model == ModelKind::tied ? tied_flow(shape, theta, data, dtheta, scratch)
-                                        : value_softmax_flow(shape, theta, data, dtheta, scratch);
-}
-
-// The softmax of a state (s for value_softmax, alpha for tied) without the gradient. theta: state_size(); s: n.
-template <class Real>
-SOFTFLOW_HD inline void state_softmax(const ModelShape& shape, const Real* theta, Real* s) {
-  const int n = shape.n;
-  const Real* a = theta + shape.matrix_size();
-  if (shape.model == ModelKind::tied) {
-    for (int i = 0; i < n; ++i) s[i] = dot(theta + i * n, a, n);
-    softmax(s, n, s);
-  } else {
-    softmax(a, n, s);
-  }
 }
 
 }  // namespace softflow

@@ -1,27 +1,33 @@
-// Purpose: the per-run observables of science.md section 1 at a checkpoint, written once for both backends.
+// Purpose: the per-run observables of science.md sections 1 and 2 at a checkpoint, written once for both backends.
 // observe_run evaluates the state once, applies the run's checks at that time, and fills one value per observable.
 #pragma once
 
+#include "softflow/attention.h"
+#include "softflow/flow.h"
 #include "softflow/hostdevice.h"
-#include "softflow/model.h"
 #include "softflow/run_record.h"
 
 namespace softflow {
 
 // Per-run scalar observables, in this order. A value that does not apply (invariant_drift outside the logistic
-// value-softmax model, rejected_steps for fixed-step integrators) is NaN and reported by no statistic.
+// value-softmax model, rejected_steps for fixed-step integrators, the attention ones for the value-softmax family
+// and V's for attention) is NaN and reported by no statistic. Attention: s is each input's softmax, and the
+// entropies and s_max are means over inputs (attention.h attention_selection).
 enum ObservableIndex : int {
   kEntropy = 0,         // H(s) in nats
   kEntropyRatio,        // H(s) / log n
   kSMax,                // max_i s_i
-  kLoss,                // l(beta)
+  kLoss,                // l(beta) (attention: L)
   kGradNorm,            // ||grad L|| over the whole state
-  kVNorm,               // ||V||_F (tied: ||U||_F)
+  kVNorm,               // ||V||_F (tied: ||U||_F; attention: ||v||)
   kWinnerColNorm,       // ||V e_winner|| (tied: ||U e_winner||)
   kSumADrift,           // sum_i a_i(t) - sum_i a_i(0) (an invariant of the value-softmax flow)
   kInvariantDrift,      // logistic: ||(I - beta* beta*^T)(V(t) - V(0))||_F (an invariant of the flow)
   kSteps,               // accepted steps so far
   kRejectedSteps,       // rejected steps so far (dopri5)
+  kOptimalTokenProb,    // attention: mean over inputs of s_{i opt_i}, opt_i = argmax_t Y_i <x_it, v>
+  kParamNorm,           // attention: ||p|| (trainable p, vp) or ||W||_F (trainable W)
+  kTokenMargin,         // attention: min_i (logit of the selected token - the next largest logit) / kParamNorm
   kStateObservableCount
 };
 
@@ -38,28 +44,25 @@ SOFTFLOW_HD inline const char* observable_name(int index) {
     case kInvariantDrift: return "invariant_drift";
     case kSteps: return "steps";
     case kRejectedSteps: return "rejected_steps";
+    case kOptimalTokenProb: return "optimal_token_prob";
+    case kParamNorm: return "param_norm";
+    case kTokenMargin: return "token_margin";
   }
   return "?";
 }
 
-// Evaluates the run at its checkpoint time t, applies its checks, and writes kStateObservableCount values to out.
-// theta0: the run's initial state (used for invariant_drift; may be null otherwise). Returns argmax s (winner).
-// theta, theta0: state_size(); data: data_size(); dtheta: state_size() scratch; scratch: scratch_size().
+// The value-softmax and tied part of observe_run: the softmax left in scratch by evaluate_flow, V (or U), a and
+// the logistic invariant. theta, theta0 (may be null): state_size(); data: data_size(); scratch: as evaluated.
 template <class Real>
-SOFTFLOW_HD inline int observe_run(const ModelShape& shape, bool adaptive, double t, const StopRule& stop,
-                                   const Real* theta, const Real* theta0, const Real* data, RunRecord& rec,
-                                   Real* dtheta, Real* scratch, double* out) {
-  const FlowEval<Real> eval = evaluate_flow(shape, theta, data, dtheta, scratch);
-  apply_checks(eval, t, stop, adaptive, rec);
+SOFTFLOW_HD inline void observe_softmax_state(const ModelShape& shape, const FlowEval<Real>& eval, const Real* theta,
+                                              const Real* theta0, const Real* data, const RunRecord& rec,
+                                              const Real* scratch, double* out) {
   const int n = shape.n;
   const int rows = shape.model == ModelKind::tied ? n : shape.d;
   const Real* s = scratch;  // evaluate_flow leaves the softmax (tied: alpha) at the start of scratch
   const double h = double(entropy(s, n));
   out[kEntropy] = h;
   out[kEntropyRatio] = h / log(double(n));
-  out[kSMax] = double(eval.s_max);
-  out[kLoss] = double(eval.loss);
-  out[kGradNorm] = sqrt(double(eval.grad_norm_sq));
   double v_sq = 0, col_sq = 0;
   for (int i = 0; i < rows; ++i)
     for (int j = 0; j < n; ++j) {
@@ -72,7 +75,6 @@ SOFTFLOW_HD inline int observe_run(const ModelShape& shape, bool adaptive, doubl
   double sum_a = 0;
   for (int j = 0; j < n; ++j) sum_a += double(theta[shape.matrix_size() + j]);
   out[kSumADrift] = sum_a - rec.sum_a0;
-  out[kInvariantDrift] = NAN;
   if (shape.model == ModelKind::value_softmax && shape.loss == LossKind::logistic && theta0 != nullptr) {
     // (I - b b^T) D with D = V - V0, b = beta*: column j is D e_j - b <b, D e_j>.
     double drift_sq = 0;
@@ -86,8 +88,39 @@ SOFTFLOW_HD inline int observe_run(const ModelShape& shape, bool adaptive, doubl
     }
     out[kInvariantDrift] = sqrt(drift_sq);
   }
+}
+
+// The attention family's part of observe_run: the selection facts (attention_selection) into out.
+template <class Real>
+SOFTFLOW_HD inline void observe_attention(const ModelShape& shape, const Real* theta, const Real* data, Real* scratch,
+                                          double* out) {
+  const AttentionSelection selection = attention_selection(shape, theta, data, scratch);
+  out[kEntropy] = selection.entropy;
+  out[kEntropyRatio] = selection.entropy / log(double(shape.n));
+  out[kVNorm] = selection.v_norm;
+  out[kOptimalTokenProb] = selection.optimal_prob;
+  out[kParamNorm] = selection.param_norm;
+  out[kTokenMargin] = selection.token_margin;
+}
+
+// Evaluates the run at its checkpoint time t, applies its checks, and writes kStateObservableCount values to out.
+// theta0: the run's initial state (used for invariant_drift; may be null otherwise). Returns argmax s (winner;
+// attention: the token input 0 selects).
+// theta, theta0: state_size(); data: data_size(); dtheta: state_size() scratch; scratch: scratch_size().
+template <class Real>
+SOFTFLOW_HD inline int observe_run(const ModelShape& shape, bool adaptive, double t, const StopRule& stop,
+                                   const Real* theta, const Real* theta0, const Real* data, RunRecord& rec,
+                                   Real* dtheta, Real* scratch, double* out) {
+  const FlowEval<Real> eval = evaluate_flow(shape, theta, data, dtheta, scratch);
+  apply_checks(eval, t, stop, adaptive, rec);
+  for (int o = 0; o < kStateObservableCount; ++o) out[o] = NAN;
+  out[kSMax] = double(eval.s_max);
+  out[kLoss] = double(eval.loss);
+  out[kGradNorm] = sqrt(double(eval.grad_norm_sq));
   out[kSteps] = double(rec.steps);
   out[kRejectedSteps] = adaptive ? double(rec.rejected) : NAN;
+  if (shape.model == ModelKind::attention) observe_attention(shape, theta, data, scratch, out);
+  else observe_softmax_state(shape, eval, theta, theta0, data, rec, scratch, out);
   if (rec.status == RunStatus::diverged)  // a diverged run is counted, never averaged
     for (int o = 0; o < kStateObservableCount; ++o) out[o] = NAN;
   return eval.winner;

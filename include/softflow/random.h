@@ -21,6 +21,9 @@ enum class RandomVariable : std::uint32_t {
   regression_left = 4,   // Gaussian matrix whose QR gives X's left singular vectors
   regression_right = 5,  // ... right singular vectors
   regression_y = 6,      // regression targets y
+  attention_tokens = 7,  // attention: the tokens X
+  attention_labels = 8,  // attention: the labels Y (as uniforms)
+  attention_fixed = 9,   // attention: the fixed v and query tokens z of random data sets
 };
 
 // Run id used for draws shared by every run of a cell (a shared target or data set).
