@@ -98,6 +98,7 @@ void CpuCellSimulation<Real>::advance_and_observe(size_t c, CheckpointObservatio
   {
     std::vector<Real> work(static_cast<size_t>(integrator_workspace_size(shape)));
     std::vector<Real> initial(static_cast<size_t>(state_size_));
+    std::vector<double> svm_work(shape.model == ModelKind::attention ? size_t(svm_workspace_size(shape)) : 0);
     double values[kStateObservableCount];
 #pragma omp for schedule(dynamic, 1)
     for (long long tile = 0; tile < tiles; ++tile) {
@@ -114,6 +115,8 @@ void CpuCellSimulation<Real>::advance_and_observe(size_t c, CheckpointObservatio
             observe_run(shape, cell_.method == Method::dopri5, t, study_.stop, state(run),
                         needs_initial_state ? initial.data() : nullptr, data_.for_run(run), rec, work.data(),
                         work.data() + state_size_, values);
+        if (shape.model == ModelKind::attention)
+          observe_attention_direction(shape, rec, state(run), data_.for_run(run), svm_work.data(), values);
         for (int o = 0; o < kStateObservableCount; ++o) out.values[o][size_t(run)] = values[o];
         out.records[size_t(run)] = rec;
       }
@@ -135,7 +138,9 @@ double cpu_cell_bytes(const Study& study, const CellParams& cell, int threads) {
   const double per_run = real_bytes * cell.shape.state_size() + sizeof(RunRecord) * 2 +
                          (kStateObservableCount * 8.0 + 4.0) + 8.0 /* sorting copy */ +
                          (cell.data_shared() ? 0.0 : real_bytes * cell.shape.data_size());
+  const double svm_doubles = cell.shape.model == ModelKind::attention ? double(svm_workspace_size(cell.shape)) : 0.0;
   const double per_thread = real_bytes * (integrator_workspace_size(cell.shape) + cell.shape.state_size()) +
+                            8.0 * svm_doubles +
                             simd_thread_bytes(cell.shape, cell.method, cell.precision == Precision::float64);
   return runs * per_run + threads * per_thread;
 }

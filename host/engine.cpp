@@ -103,7 +103,15 @@ Backend resolve_backend(BackendChoice choice, bool announce) {
 }
 
 nlohmann::json run_study(const Study& study, const EngineOptions& options) {
-  const Backend backend = resolve_backend(options.backend, options.progress);
+  Backend backend = resolve_backend(options.backend, options.progress);
+  bool attention = false;
+  for (const auto& cell : study.cells) attention = attention || cell.shape.model == ModelKind::attention;
+  if (backend.cuda && attention) {  // its GPU path has not been validated on a device yet
+    if (options.backend == BackendChoice::cuda)
+      throw InputError("--backend cuda: the attention model runs on the CPU backend only in this version");
+    if (options.progress) std::fprintf(stderr, "notice: the attention model runs on the CPU backend only; using it\n");
+    backend = {false, cpu_model_name()};
+  }
   if (options.threads > 0) {
 #ifdef _OPENMP
     omp_set_num_threads(options.threads);

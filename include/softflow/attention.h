@@ -86,7 +86,7 @@ struct AttentionView {
 
 // Attention vector field: dtheta = -grad L(theta). For input i (X_i: T x d):
 //   key direction k = W p (p, vp) or W z_i (W);  logits = X_i k;  s = softmax(logits);  xv = X_i v;  f = <s, xv>;
-//   c = l'(Y_i f) Y_i / N;  q = C(s) xv = s .* (xv - f);  a = X_i^T q;
+//   c = l'(Y_i f) Y_i / N;  q = C(s) xv = s .* (xv - f) (computed relative to the selected token);  a = X_i^T q;
 //   grad_p += c W^T a,  grad_W += c a z_i^T,  grad_v += c X_i^T s.
 // FlowEval: loss L, s_max = mean over inputs of max_t s_it, ||grad L||^2, winner = argmax_t s_0t.
 // theta, dtheta: state_size(); data: data_size(); scratch: scratch_size().
@@ -126,11 +126,16 @@ SOFTFLOW_HD inline FlowEval<Real> attention_flow(const ModelShape& shape, const 
     const int winner = argmax(s, T);
     if (i == 0) eval.winner = winner;
     eval.s_max += s[winner] / Real(n_inputs);
-    const Real f = dot(s, xv, T);
-    const Real margin = y[i] * f;
+    // f = <s, xv> and q = s .* (xv - f) relative to the selected token: with delta = f - xv_sel =
+    // sum_t s_t (xv_t - xv_sel), q_t = s_t ((xv_t - xv_sel) - delta) keeps its relative precision once the softmax
+    // saturates (f - xv_sel is then tiny, and xv_sel - f would be lost to cancellation).
+    const Real selected = xv[winner];
+    Real delta = 0;
+    for (int t = 0; t < T; ++t) delta += s[t] * (xv[t] - selected);
+    const Real margin = y[i] * (selected + delta);
     eval.loss += margin_loss(shape.loss, margin) / Real(n_inputs);
     const Real c = margin_loss_slope(shape.loss, margin) * y[i] / Real(n_inputs);
-    for (int t = 0; t < T; ++t) q[t] = s[t] * (xv[t] - f);
+    for (int t = 0; t < T; ++t) q[t] = s[t] * ((xv[t] - selected) - delta);
     for (int j = 0; j < d; ++j) {
       Real total = 0, through_s = 0;
       for (int t = 0; t < T; ++t) {

@@ -2,6 +2,7 @@
 // observe_run evaluates the state once, applies the run's checks at that time, and fills one value per observable.
 #pragma once
 
+#include "softflow/att_svm.h"
 #include "softflow/attention.h"
 #include "softflow/flow.h"
 #include "softflow/hostdevice.h"
@@ -28,6 +29,12 @@ enum ObservableIndex : int {
   kOptimalTokenProb,    // attention: mean over inputs of s_{i opt_i}, opt_i = argmax_t Y_i <x_it, v>
   kParamNorm,           // attention: ||p|| (trainable p, vp) or ||W||_F (trainable W)
   kTokenMargin,         // attention: min_i (logit of the selected token - the next largest logit) / kParamNorm
+  kCosOptimal,          // attention: cos(theta, theta_mm(opt)), theta = p or W (att_svm.h)
+  kCosFinal,            // attention: cos(theta, theta_mm(alpha)), alpha = the selection now
+  kDirectionGlobal,     // attention: 1 if the direction class is global, else 0 (the mean is the class's share)
+  kDirectionLocal,      // ... local
+  kDirectionNeither,    // ... neither
+  kDirectionNotConverged,  // ... not converged
   kStateObservableCount
 };
 
@@ -47,6 +54,12 @@ SOFTFLOW_HD inline const char* observable_name(int index) {
     case kOptimalTokenProb: return "optimal_token_prob";
     case kParamNorm: return "param_norm";
     case kTokenMargin: return "token_margin";
+    case kCosOptimal: return "cos_optimal";
+    case kCosFinal: return "cos_final";
+    case kDirectionGlobal: return "direction_global";
+    case kDirectionLocal: return "direction_local";
+    case kDirectionNeither: return "direction_neither";
+    case kDirectionNotConverged: return "direction_not_converged";
   }
   return "?";
 }
@@ -101,6 +114,21 @@ SOFTFLOW_HD inline void observe_attention(const ModelShape& shape, const Real* t
   out[kOptimalTokenProb] = selection.optimal_prob;
   out[kParamNorm] = selection.param_norm;
   out[kTokenMargin] = selection.token_margin;
+}
+
+// The attention family's direction observables (att_svm.h): the two cosines and the class indicators, for a run
+// that has not diverged (observe_run leaves them NaN otherwise). work: svm_workspace_size() doubles.
+template <class Real>
+SOFTFLOW_HD inline void observe_attention_direction(const ModelShape& shape, const RunRecord& rec, const Real* theta,
+                                                    const Real* data, double* work, double* out) {
+  if (rec.status == RunStatus::diverged) return;
+  const DirectionReport report = attention_direction(shape, theta, data, work);
+  out[kCosOptimal] = report.cos_optimal;
+  out[kCosFinal] = report.cos_final;
+  out[kDirectionGlobal] = report.direction == DirectionClass::global ? 1.0 : 0.0;
+  out[kDirectionLocal] = report.direction == DirectionClass::local ? 1.0 : 0.0;
+  out[kDirectionNeither] = report.direction == DirectionClass::neither ? 1.0 : 0.0;
+  out[kDirectionNotConverged] = report.direction == DirectionClass::not_converged ? 1.0 : 0.0;
 }
 
 // Evaluates the run at its checkpoint time t, applies its checks, and writes kStateObservableCount values to out.
