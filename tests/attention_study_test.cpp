@@ -26,35 +26,26 @@ json attention_study(const json& changes) {
   return raw;
 }
 
-std::string parse_error(const json& raw) {
-  try {
-    parse_study(raw, "s.json");
-  } catch (const InputError& e) {
-    return e.what();
-  }
-  return "";
-}
-
 TEST(AttentionStudy, RejectsWhatDoesNotApplyWithOneLineNamingTheField) {
-  EXPECT_EQ(parse_error(attention_study({{"loss", "square"}})),
+  EXPECT_EQ(testing::error_of(attention_study({{"loss", "square"}})),
             "s.json: cells[0].loss: the attention model's losses are logistic, linear, exponential (got \"square\")");
-  EXPECT_EQ(parse_error({{"loss", "linear"}}).rfind("s.json: cells[0].loss: the linear and exponential losses", 0), 0u);
-  EXPECT_EQ(parse_error(attention_study({{"n", 5}})),
+  EXPECT_EQ(testing::error_of({{"loss", "linear"}}).rfind("s.json: cells[0].loss: the linear and exponential losses", 0), 0u);
+  EXPECT_EQ(testing::error_of(attention_study({{"n", 5}})),
             "s.json: n: does not apply to the attention model (its softmax has `tokens` entries)");
-  EXPECT_EQ(parse_error(attention_study({{"dataset", "single_global"}, {"tokens", 5}})),
+  EXPECT_EQ(testing::error_of(attention_study({{"dataset", "single_global"}, {"tokens", 5}})),
             "s.json: cells[0].tokens: the data set \"single_global\" has tokens = 3 (got 5)");
-  EXPECT_EQ(parse_error(attention_study({{"dataset", "multi_input"}, {"trainable", "W"}})).rfind(
+  EXPECT_EQ(testing::error_of(attention_study({{"dataset", "multi_input"}, {"trainable", "W"}})).rfind(
                 "s.json: cells[0].trainable: the toy data sets fix W", 0),
             0u);
-  EXPECT_EQ(parse_error(attention_study({{"dataset", "joint_tight"}})).rfind("s.json: cells[0].trainable: the joint", 0),
+  EXPECT_EQ(testing::error_of(attention_study({{"dataset", "joint_tight"}})).rfind("s.json: cells[0].trainable: the joint", 0),
             0u);
-  EXPECT_EQ(parse_error(attention_study({{"dataset", "file"}})),
+  EXPECT_EQ(testing::error_of(attention_study({{"dataset", "file"}})),
             "s.json: cells[0].dataset_file: dataset \"file\" needs a dataset_file");
-  EXPECT_EQ(parse_error(attention_study({{"dataset_file", "x.json"}})).rfind("s.json: cells[0].dataset_file: is read", 0),
+  EXPECT_EQ(testing::error_of(attention_study({{"dataset_file", "x.json"}})).rfind("s.json: cells[0].dataset_file: is read", 0),
             0u);
-  EXPECT_EQ(parse_error(attention_study({{"dataset", "file"}, {"dataset_file", "/nonexistent/x.json"}})),
+  EXPECT_EQ(testing::error_of(attention_study({{"dataset", "file"}, {"dataset_file", "/nonexistent/x.json"}})),
             "/nonexistent/x.json: cannot open data set file (missing or unreadable)");
-  EXPECT_EQ(parse_error(attention_study({{"tokens", 1}})), "s.json: tokens: must be in [2, 4096] (got 1)");
+  EXPECT_EQ(testing::error_of(attention_study({{"tokens", 1}})), "s.json: tokens: must be in [2, 4096] (got 1)");
 }
 
 // A data set file in a fresh temporary directory; removed with it.
@@ -93,7 +84,7 @@ TEST(AttentionStudy, LoadsADataSetFileAndRejectsMalformedOnes) {
   };
   for (const auto& [content, message] : broken) {
     const DatasetFile bad(content);
-    EXPECT_EQ(parse_error(attention_study({{"dataset", "file"}, {"dataset_file", bad.path}})), bad.path + ": " + message);
+    EXPECT_EQ(testing::error_of(attention_study({{"dataset", "file"}, {"dataset_file", bad.path}})), bad.path + ": " + message);
   }
 }
 

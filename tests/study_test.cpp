@@ -11,15 +11,7 @@ namespace {
 
 using nlohmann::json;
 
-// The InputError message of parsing `raw`, or "" if it parsed.
-std::string error_of(const json& raw) {
-  try {
-    parse_study(raw, "s.json");
-  } catch (const InputError& e) {
-    return e.what();
-  }
-  return "";
-}
+using testing::error_of;
 
 TEST(Study, DefaultsAreMadeExplicit) {
   const Study study = parse_study(json::object(), "s.json");

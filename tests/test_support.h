@@ -25,6 +25,16 @@ inline Study study_with(const nlohmann::json& changes) {
   return parse_study(raw, "test study");
 }
 
+// The InputError message of parsing `raw` as the study file "s.json", or "" if it parsed.
+inline std::string error_of(const nlohmann::json& raw) {
+  try {
+    parse_study(raw, "s.json");
+  } catch (const InputError& e) {
+    return e.what();
+  }
+  return "";
+}
+
 // One run's initial state and loss data for cell 0 of `study`.
 template <class Real>
 struct RunSetup {

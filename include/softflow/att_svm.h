@@ -16,8 +16,9 @@
 
 namespace softflow {
 
-// solved: the KKT conditions hold to kSvmTolerance. infeasible: certified (a constraint 0 >= b_j > 0, or a dual
-// objective beyond 1e12). not_converged: kSvmMaxSweeps sweeps without either.
+// solved: the KKT conditions hold to kSvmTolerance. infeasible: a constraint 0 >= b_j > 0, or sum_j lambda_j b_j
+// beyond 1e12 (the dual growing without bound). not_converged: kSvmMaxSweeps sweeps without either (which is also
+// how other infeasible problems end: the ascent's dual grows too slowly to reach that bound).
 enum class SvmStatus : int { solved = 0, infeasible = 1, not_converged = 2 };
 
 struct MarginSvmResult {
