@@ -188,12 +188,7 @@ SOFTFLOW_HD inline DirectionReport attention_direction(const ModelShape& shape, 
   double* key = w_mm + D + 2 * N;                       // d: W p, or W z_i
   for (int i = 0; i < N; ++i) {
     optimal[i] = view.optimal_token(shape, i);
-    const Real* query = view.p ? view.p : view.z + i * d;
-    for (int r = 0; r < d; ++r) {
-      double total = 0;
-      for (int c = 0; c < d; ++c) total += double(view.w[r * d + c]) * double(query[c]);
-      key[r] = total;
-    }
+    if (i == 0 || !view.shared_key()) view.key_direction(shape, i, key);
     double largest = -INFINITY;
     alpha[i] = 0;
     for (int t = 0; t < T; ++t) {  // alpha_i = argmax_t of the logits (first on ties), as the softmax's argmax

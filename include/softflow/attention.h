@@ -64,10 +64,19 @@ struct AttentionView {
     v = train_w ? fixed + shape.inputs * shape.d : (train_v ? theta : fixed + shape.d * shape.d);
     p = train_w ? nullptr : (train_v ? theta + shape.d : theta);
   }
-  // The key direction of input i: W p, or W z_i for trainable W. key: d.
-  SOFTFLOW_HD void key_direction(const ModelShape& shape, int i, Real* key) const {
-    square_matrix_apply(w, p ? p : z + i * shape.d, shape.d, false, key);
+  // The key direction of input i: W p, or W z_i for trainable W, summed in Out's precision. key: d.
+  template <class Out>
+  SOFTFLOW_HD void key_direction(const ModelShape& shape, int i, Out* key) const {
+    const int d = shape.d;
+    const Real* query = p ? p : z + i * d;
+    for (int r = 0; r < d; ++r) {
+      Out total = 0;
+      for (int c = 0; c < d; ++c) total += Out(w[r * d + c]) * Out(query[c]);
+      key[r] = total;
+    }
   }
+  // True when every input shares one key direction (W p): trainable p and vp.
+  SOFTFLOW_HD bool shared_key() const { return p != nullptr; }
   // Token scores gamma_it = Y_i <x_it, v>' argmax (first on ties): the optimal token of input i.
   SOFTFLOW_HD int optimal_token(const ModelShape& shape, int i) const {
     const int T = shape.n, d = shape.d;
@@ -114,10 +123,9 @@ SOFTFLOW_HD inline FlowEval<Real> attention_flow(const ModelShape& shape, const 
   Real* grad_p = train_v ? dtheta + d : (train_w ? nullptr : dtheta);
   FlowEval<Real> eval{Real(0), Real(0), Real(0), 0};
   for (int j = 0; j < d; ++j) a_sum[j] = 0;
-  if (!train_w) view.key_direction(shape, 0, key);
   for (int i = 0; i < n_inputs; ++i) {
     const Real* xi = x + i * T * d;
-    if (train_w) view.key_direction(shape, i, key);
+    if (i == 0 || !view.shared_key()) view.key_direction(shape, i, key);
     for (int t = 0; t < T; ++t) {
       s[t] = dot(xi + t * d, key, d);
       xv[t] = dot(xi + t * d, v, d);
@@ -192,7 +200,7 @@ SOFTFLOW_HD inline AttentionSelection attention_selection(const ModelShape& shap
   out.v_norm = sqrt(double(dot(view.v, view.v, d)));
   double min_gap = INFINITY;
   for (int i = 0; i < n_inputs; ++i) {
-    view.key_direction(shape, i, key);
+    if (i == 0 || !view.shared_key()) view.key_direction(shape, i, key);
     for (int t = 0; t < T; ++t) s[t] = dot(view.x + (i * T + t) * d, key, d);
     const int alpha = argmax(s, T);
     for (int t = 0; t < T; ++t)

@@ -41,13 +41,10 @@ SOFTFLOW_HD inline void draw_initial_state(const ModelShape& shape, const InitPa
                                            std::uint32_t cell, std::uint32_t run, Real* theta) {
   const RandomStream matrix{seed, cell, run, RandomVariable::value_matrix};
   const RandomStream logits{seed, cell, run, RandomVariable::logits};
-  if (shape.model == ModelKind::attention) {
-    matrix.for_each_normal(shape.state_size(),
-                           [&](int index, double z) { theta[index] = Real(initial_matrix_entry(shape, init, index, z)); });
-    return;
-  }
-  matrix.for_each_normal(shape.matrix_size(),
+  const bool attention = shape.model == ModelKind::attention;  // no logits a: the whole state is matrix-drawn
+  matrix.for_each_normal(attention ? shape.state_size() : shape.matrix_size(),
                          [&](int index, double z) { theta[index] = Real(initial_matrix_entry(shape, init, index, z)); });
+  if (attention) return;
   Real* a = theta + shape.matrix_size();
   logits.for_each_normal(shape.n, [&](int j, double z) { a[j] = Real(initial_logit(init, z)); });
 }
