@@ -9,6 +9,8 @@
 //   a += h da, s' = softmax(a)                 O(n) exponentials
 //   V += (h r) s^T, beta = V s'                pass 2 over V: one load, one store, two FMAs per entry
 // so each step reads V twice and writes it once, and the matrix work is the 6 d n FLOPs `softflow bench` counts.
+// The logistic loss needs one pass: its r = g y has a fixed direction y, so u = g w with w = V^T y, and w is summed
+// in the pass that updates V and forms beta (three FMAs per entry, one load and one store); ||r||^2 = g^2 ||y||^2.
 //
 // One rk4 step: every stage's V-part derivative is rank one (r_i s_i^T), so stage i's state V + c r s^T is never
 // formed; the passes of its evaluation apply it entry by entry (two FMAs a pass instead of one). Stage 1: two
@@ -160,6 +162,23 @@ HWY_INLINE Slices<D, G> softmax_slices(D d, size_t stride, int n, const Real* HW
   return inv;
 }
 
+// The logistic loss l = log(1 + exp(-x)) per lane at the margin x = <y, beta>, and (out) the weight g of its
+// residual r = -grad l = g y, g = 1 / (1 + exp(x)). Computed as log1p(e) + max(-x, 0) and (x > 0 ? e : 1) / (1 + e)
+// with e = exp(-|x|), so neither overflows. y, beta: dim entries.
+template <int G, class D, class Real = hn::TFromD<D>>
+HWY_INLINE Slices<D, G> logistic_slices(D d, size_t stride, int dim, const Real* HWY_RESTRICT y,
+                                        const Real* HWY_RESTRICT beta, Slices<D, G>& g_weight) {
+  const auto zero = hn::Zero(d), one = hn::Set(d, Real(1));
+  const Slices<D, G> margin = dot_slices<G>(d, stride, dim, y, beta);
+  Slices<D, G> loss;
+  for (int g = 0; g < G; ++g) {
+    const auto e = hn::Exp(d, hn::Neg(hn::Abs(margin[g])));
+    g_weight[g] = hn::Div(hn::IfThenElse(hn::Gt(margin[g], zero), e, one), hn::Add(one, e));
+    loss[g] = hn::Add(hn::Log1p(d, e), hn::Max(hn::Neg(margin[g]), zero));
+  }
+  return loss;
+}
+
 // Loss l(beta) and r = -grad l per lane, for every value-softmax loss (model.h's loss_and_residual).
 // beta: d entries; data: data_size; r: d (out); work: m (regression residuals).
 template <int G, class D, class Real = hn::TFromD<D>>
@@ -168,22 +187,16 @@ HWY_INLINE Slices<D, G> loss_and_residual_slices(D d, size_t stride, const Model
                                               Real* HWY_RESTRICT r, Real* HWY_RESTRICT work) {
   const size_t W = hn::Lanes(d);
   const int dim = shape.d;
-  const auto zero = hn::Zero(d), one = hn::Set(d, Real(1));
+  const auto zero = hn::Zero(d);
   switch (shape.loss) {
     case LossKind::logistic: {
-      // log(1 + exp(-x)) = log1p(e) + max(-x, 0) and 1 / (1 + exp(x)) = (x > 0 ? e : 1) / (1 + e), e = exp(-|x|).
-      const Slices<D, G> margin = dot_slices<G>(d, stride, dim, data, beta);
-      Slices<D, G> e, g_weight, loss;
-      for (int g = 0; g < G; ++g) {
-        e[g] = hn::Exp(d, hn::Neg(hn::Abs(margin[g])));
-        g_weight[g] = hn::Div(hn::IfThenElse(hn::Gt(margin[g], zero), e[g], one), hn::Add(one, e[g]));
-      }
+      Slices<D, G> g_weight;
+      const Slices<D, G> loss = logistic_slices<G>(d, stride, dim, data, beta, g_weight);
       for (int i = 0; i < dim; ++i)
         for (int g = 0; g < G; ++g) {
           const size_t at = i * stride + g * W;
           hn::Store(hn::Mul(g_weight[g], hn::Load(d, data + at)), d, r + at);
         }
-      for (int g = 0; g < G; ++g) loss[g] = hn::Add(hn::Log1p(d, e[g]), hn::Max(hn::Neg(margin[g]), zero));
       return loss;
     }
     case LossKind::square: {
@@ -330,6 +343,67 @@ HWY_INLINE void update_and_product(D d, size_t stride, int rows, int n, Real* v,
     for (; i0 + 2 <= rows; i0 += 2) update_and_product_block<kChange, 2>(d, stride, n, i0, v, hr, s, s_next, beta);
   }
   for (; i0 < rows; ++i0) update_and_product_block<kChange, 1>(d, stride, n, i0, v, hr, s, s_next, beta);
+}
+
+// The logistic loss's single pass over V (gd): its residual is r = g y with y fixed, so u = V^T r = g V^T y, and
+// w = V^T y can be summed in the same pass that updates V and forms beta: one pass over V per step instead of two.
+// Rows [i0, i0 + kRows) of: V += (hg y) s^T (kUpdate: stored; else V unchanged), then beta = V s_next and w += V^T y
+// over these rows (w starts at zero in the first block; rows and columns are summed in order).
+// v: d x n, y: d, s, s_next, w: n, beta: d; hg: h g per lane; n = kN when kN > 0, else n_runtime.
+template <bool kUpdate, int kRows, int kN = 0, class D, class Real = hn::TFromD<D>>
+HWY_INLINE void logistic_pass_block(D d, size_t stride, int n_runtime, int i0, bool first_block,
+                                    Real* HWY_RESTRICT v, const Real* HWY_RESTRICT y, hn::Vec<D> hg,
+                                    const Real* HWY_RESTRICT s, const Real* HWY_RESTRICT s_next,
+                                    Real* HWY_RESTRICT beta, Real* HWY_RESTRICT w) {
+  const int n = kN > 0 ? kN : n_runtime;
+  hn::Vec<D> acc[kRows], y_rows[kRows], hr_rows[kRows];
+  SOFTFLOW_SIMD_UNROLL
+  for (int c = 0; c < kRows; ++c) {
+    acc[c] = hn::Zero(d);
+    y_rows[c] = hn::Load(d, y + (i0 + c) * stride);
+    hr_rows[c] = hn::Mul(hg, y_rows[c]);
+  }
+  SOFTFLOW_SIMD_UNROLL
+  for (int j = 0; j < n; ++j) {
+    const auto sj = kUpdate ? hn::Load(d, s + j * stride) : hn::Zero(d);
+    const auto next_j = hn::Load(d, s_next + j * stride);
+    auto wj = first_block ? hn::Zero(d) : hn::Load(d, w + j * stride);
+    SOFTFLOW_SIMD_UNROLL
+    for (int c = 0; c < kRows; ++c) {
+      Real* entry = v + (size_t(i0 + c) * n + j) * stride;
+      auto vij = hn::Load(d, entry);
+      if (kUpdate) {
+        vij = hn::MulAdd(hr_rows[c], sj, vij);
+        hn::Store(vij, d, entry);
+      }
+      acc[c] = hn::MulAdd(vij, next_j, acc[c]);
+      wj = hn::MulAdd(vij, y_rows[c], wj);
+    }
+    hn::Store(wj, d, w + j * stride);
+  }
+  SOFTFLOW_SIMD_UNROLL
+  for (int c = 0; c < kRows; ++c) hn::Store(acc[c], d, beta + (i0 + c) * stride);
+}
+
+// The whole single pass: V per kUpdate, beta = V s_next, w = V^T y. Shapes as in logistic_pass_block. Blocks of
+// eight rows where the target has 32 vector registers (their beta, y and h g y stay in registers), else two.
+template <bool kUpdate, class D, class Real = hn::TFromD<D>>
+HWY_INLINE void logistic_pass(D d, size_t stride, int rows, int n, Real* v, const Real* y, hn::Vec<D> hg,
+                              const Real* s, const Real* s_next, Real* beta, Real* w) {
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
+  constexpr int kBlock = 8;
+#else
+  constexpr int kBlock = 2;
+#endif
+  int i0 = 0;
+  if (n == 16) {  // the sweep's headline size: a compile-time trip count unrolls the loop over columns
+    for (; i0 + kBlock <= rows; i0 += kBlock)
+      logistic_pass_block<kUpdate, kBlock, 16>(d, stride, n, i0, i0 == 0, v, y, hg, s, s_next, beta, w);
+  } else {
+    for (; i0 + kBlock <= rows; i0 += kBlock)
+      logistic_pass_block<kUpdate, kBlock>(d, stride, n, i0, i0 == 0, v, y, hg, s, s_next, beta, w);
+  }
+  for (; i0 < rows; ++i0) logistic_pass_block<kUpdate, 1>(d, stride, n, i0, i0 == 0, v, y, hg, s, s_next, beta, w);
 }
 
 // Rows [i0, i0 + kRows) of V += sum_m w_m r_m s_m^T over rk4's four stages. v: d x n; wr[m]: d (w_m r_m);
@@ -504,35 +578,66 @@ void AdvanceGd(const SimdGroup<Real>& group) {
   LaneBook<Real> book(group, lanes, theta, data, work + shape.m * lanes);
   if (book.running == 0) return;
 
+  // The logistic loss takes the single pass (logistic_pass: u = g w with w = V^T y formed as V is updated); every
+  // other loss the two passes. w and y_sq serve the single pass only.
+  const bool single_pass = shape.loss == LossKind::logistic;
+  Real* w = u;
+  Slices<D, G> y_sq{};
+  if (single_pass) y_sq = dot_slices<G>(d, lanes, rows, data, data);
+
   const auto h = hn::Set(d, Real(group.step));
   Slices<D, G> s_max = softmax_slices<G>(d, lanes, n, a, s);
-  for (int g = 0; g < G; ++g)
-    update_and_product<VChange::kKeep>(d, lanes, rows, n, theta + g * W, hr + g * W, s + g * W, s + g * W,
-                                       beta + g * W);
+  for (int g = 0; g < G; ++g) {
+    if (single_pass)
+      logistic_pass<false>(d, lanes, rows, n, theta + g * W, data + g * W, hn::Zero(d), s + g * W, s + g * W,
+                           beta + g * W, w + g * W);
+    else
+      update_and_product<VChange::kKeep>(d, lanes, rows, n, theta + g * W, hr + g * W, s + g * W, s + g * W,
+                                         beta + g * W);
+  }
   Slices<D, G> last_s_max = s_max;
   for (long long k = group.k_from; k < group.k_to; ++k) {
-    const Slices<D, G> loss = loss_and_residual_slices<G>(d, lanes, shape, beta, data, r, work);
-    for (int g = 0; g < G; ++g)
-      transpose_product<false>(d, lanes, rows, n, theta + g * W, r + g * W, r + g * W, s + g * W, u + g * W);
-    const Slices<D, G> mean_u = dot_slices<G>(d, lanes, n, s, u);
+    // loss, u = V^T r (as u, or as g and w), ||r||^2.
+    Slices<D, G> loss, g_weight = splat<G>(hn::Zero(d)), r_sq, mean_u;
+    if (single_pass) {
+      loss = logistic_slices<G>(d, lanes, rows, data, beta, g_weight);
+      const Slices<D, G> s_dot_w = dot_slices<G>(d, lanes, n, s, w);
+      for (int g = 0; g < G; ++g) {
+        mean_u[g] = hn::Mul(g_weight[g], s_dot_w[g]);
+        r_sq[g] = hn::Mul(hn::Mul(g_weight[g], g_weight[g]), y_sq[g]);
+      }
+    } else {
+      loss = loss_and_residual_slices<G>(d, lanes, shape, beta, data, r, work);
+      for (int g = 0; g < G; ++g)
+        transpose_product<false>(d, lanes, rows, n, theta + g * W, r + g * W, r + g * W, s + g * W, u + g * W);
+      mean_u = dot_slices<G>(d, lanes, n, s, u);
+      r_sq = dot_slices<G>(d, lanes, rows, r, r);
+    }
     const Slices<D, G> grad_a_sq = sum_slices<G>(d, n, [&](int j, int g, V partial) {
       const size_t at = j * lanes + g * W;
-      const auto daj = hn::Mul(hn::Load(d, s + at), hn::Sub(hn::Load(d, u + at), mean_u[g]));
+      const auto uj = single_pass ? hn::Mul(g_weight[g], hn::Load(d, w + at)) : hn::Load(d, u + at);
+      const auto daj = hn::Mul(hn::Load(d, s + at), hn::Sub(uj, mean_u[g]));
       hn::Store(daj, d, da + at);
       return hn::MulAdd(daj, daj, partial);
     });
-    const Slices<D, G> r_sq = dot_slices<G>(d, lanes, rows, r, r), s_sq = dot_slices<G>(d, lanes, n, s, s);
+    const Slices<D, G> s_sq = dot_slices<G>(d, lanes, n, s, s);
     Slices<D, G> grad_sq;
     for (int g = 0; g < G; ++g) grad_sq[g] = hn::MulAdd(r_sq[g], s_sq[g], grad_a_sq[g]);  // + ||r s^T||_F^2
     if (!check_lanes<G>(d, book, k, loss, s_max, grad_sq)) break;
     last_s_max = s_max;
     for (size_t at = 0; at < size_t(n) * lanes; at += W)
       hn::Store(hn::MulAdd(h, hn::Load(d, da + at), hn::Load(d, a + at)), d, a + at);
-    for (size_t at = 0; at < size_t(rows) * lanes; at += W) hn::Store(hn::Mul(h, hn::Load(d, r + at)), d, hr + at);
+    if (!single_pass)
+      for (size_t at = 0; at < size_t(rows) * lanes; at += W) hn::Store(hn::Mul(h, hn::Load(d, r + at)), d, hr + at);
     s_max = softmax_slices<G>(d, lanes, n, a, s_next);
-    for (int g = 0; g < G; ++g)
-      update_and_product<VChange::kUpdate>(d, lanes, rows, n, theta + g * W, hr + g * W, s + g * W,
-                                           s_next + g * W, beta + g * W);
+    for (int g = 0; g < G; ++g) {
+      if (single_pass)
+        logistic_pass<true>(d, lanes, rows, n, theta + g * W, data + g * W, hn::Mul(h, g_weight[g]), s + g * W,
+                            s_next + g * W, beta + g * W, w + g * W);
+      else
+        update_and_product<VChange::kUpdate>(d, lanes, rows, n, theta + g * W, hr + g * W, s + g * W,
+                                             s_next + g * W, beta + g * W);
+    }
     std::swap(s, s_next);
   }
   for (int g = 0; g < G; ++g) hn::Store(last_s_max[g], d, book.loss + g * W);
