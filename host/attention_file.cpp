@@ -1,14 +1,18 @@
-// Purpose: reading an attention data set from a JSON file (see attention_data.h and README "Attention data sets"):
-// {"X": N x T x d, "Y": N, "W": d x d, "v": d, "z": N x d}, each a nested list of numbers. Every problem is one
-// InputError naming the file, the key and what is wrong.
+// Purpose: reading an attention data set from a JSON file (see attention_data.h and README "Attention family"):
+// {"X": N x T x d, "Y": N, "W": d x d, "v": d, "z": N x d}, each a nested list of numbers or the name of a .npy
+// file holding the array. Every problem is one InputError naming the file, the key and what is wrong.
 #include <cmath>
+#include <filesystem>
 #include <fstream>
+#include <limits>
 #include <sstream>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "attention_data.h"
+#include "npy_array.h"
 
 namespace softflow {
 namespace {
@@ -45,17 +49,38 @@ struct ArrayReader {
     for (const json& item : value) flatten(key, item, shape, depth + 1, out);
   }
 
-  // The array under `key` with `rank` dimensions; its shape in dims.
+  // The array under `key` with `rank` dimensions, from a nested list or from the .npy file a string names
+  // (relative paths start at the data set file's directory); its shape in dims.
   std::vector<double> read(const json& root, const std::string& key, size_t rank, std::vector<int>& dims) const {
     const json& value = root[key];
-    if (!value.is_array()) fail(key, "must be a nested list of numbers");
-    dims = shape_of(value);
+    std::vector<double> out;
+    if (value.is_string()) {
+      std::filesystem::path file = value.get<std::string>();
+      if (file.is_relative()) file = std::filesystem::path(path).parent_path() / file;
+      NpyArray array;
+      try {
+        array = read_npy(file.string());
+      } catch (const InputError& e) {
+        fail(key, e.what());
+      }
+      dims.clear();
+      for (size_t extent : array.shape) {
+        if (extent > size_t(std::numeric_limits<int>::max())) fail(key, "has an extent beyond 2^31");
+        dims.push_back(int(extent));
+      }
+      out = std::move(array.values);
+      for (double x : out)
+        if (!std::isfinite(x)) fail(key, "must hold only finite numbers");
+    } else if (value.is_array()) {
+      dims = shape_of(value);
+    } else {
+      fail(key, "must be a nested list of numbers or the name of a .npy file");
+    }
     if (dims.size() != rank) fail(key, "must have " + std::to_string(rank) + " dimensions (got " +
                                            std::to_string(dims.size()) + ")");
     for (int extent : dims)
       if (extent == 0) fail(key, "must not be empty");
-    std::vector<double> out;
-    flatten(key, value, dims, 0, out);
+    if (value.is_array()) flatten(key, value, dims, 0, out);
     return out;
   }
 
