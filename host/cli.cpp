@@ -3,6 +3,7 @@
 
 #include <cstdio>
 #include <exception>
+#include <fstream>
 #include <iostream>
 #include <memory>
 #include <string>
@@ -10,6 +11,7 @@
 #include <CLI/CLI.hpp>
 
 #include "atomic_file.h"
+#include "basin_map.h"
 #include "bench.h"
 #include "cuda_check.h"
 #include "engine.h"
@@ -36,6 +38,16 @@ std::string joined(int argc, char** argv) {
   std::string text;
   for (int i = 0; i < argc; ++i) text += (i ? " " : "") + std::string(argv[i]);
   return text;
+}
+
+nlohmann::json load_results_file(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw InputError(path + ": cannot open results file (missing or unreadable)");
+  try {
+    return nlohmann::json::parse(in);
+  } catch (const nlohmann::json::exception& e) {
+    throw InputError(path + ": malformed JSON: " + e.what());
+  }
 }
 
 }  // namespace
@@ -93,6 +105,16 @@ int cli_main(int argc, char** argv) {
   bench->add_option("--markdown", bench_markdown_path, "also write the markdown table to this file");
   bench->add_flag("--quiet,-q", quiet, "no progress on stderr");
 
+  std::string basin_path, basin_markdown_path;
+  int basin_checkpoint = -1;
+  CLI::App* basin = app.add_subcommand(
+      "basin-map", "an attention study's basin map: per cell, the share of runs in each converged-direction class "
+                   "(global, local, neither, not converged) at one checkpoint, from its results JSON");
+  basin->add_option("RESULTS", basin_path, "results JSON of an attention study")->required();
+  basin->add_option("--checkpoint", basin_checkpoint, "checkpoint index in each cell, negative from the end "
+                                                      "(default -1: the last)");
+  basin->add_option("--markdown", basin_markdown_path, "also write the table to this file");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -111,6 +133,18 @@ int cli_main(int argc, char** argv) {
       const Study study = load_study_file(validate_path);
       std::printf("%s: valid: %zu cells x %lld runs, %zu checkpoint times\n%s\n", validate_path.c_str(),
                   study.cells.size(), study.runs, study.checkpoint_times.size(), study.normalized.dump(2).c_str());
+      return 0;
+    }
+    if (basin->parsed()) {
+      const nlohmann::json results = load_results_file(basin_path);
+      std::string table;
+      try {
+        table = basin_map_table(results, basin_checkpoint);
+      } catch (const InputError& e) {
+        throw InputError(basin_path + ": " + e.what());
+      }
+      if (!basin_markdown_path.empty()) AtomicFile(basin_markdown_path).commit(table);
+      std::printf("%s", table.c_str());
       return 0;
     }
     if (bench->parsed()) {
@@ -150,6 +184,8 @@ int cli_main(int argc, char** argv) {
     // Invalid UTF-8 (a file name in the command line, say) is replaced, not an error after the whole run.
     output.commit(results.dump(1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
     std::printf("%s", summary_table(results).c_str());
+    if (has_direction_classes(results))
+      std::printf("\nbasin map (last checkpoint):\n%s", basin_map_table(results, -1).c_str());
     std::printf("results: %s (%.2f s, %.3g trajectory-steps/s)\n", out_path.c_str(),
                 results["provenance"]["wall_seconds"].get<double>(),
                 results["provenance"]["trajectory_steps_per_second"].get<double>());

@@ -10,6 +10,7 @@
 #include <fstream>
 #include <string>
 
+#include "basin_map.h"
 #include "engine.h"
 #include "softflow/integrators.h"
 #include "test_support.h"
@@ -159,6 +160,38 @@ TEST(AttentionBehaviour, WTrainingOnRandomDataAlignsWithWmmInMostSeeds) {
                                             {"checkpoints", {{"schedule", "list"}, {"times", {200.0}}}}}));
   const json cos_final = observable(results, 0, "cos_final");
   EXPECT_GT(cos_final["quantiles"]["q25"].get<double>(), 0.98);  // at least 75 % of the runs above 0.98
+}
+
+// The basin map lists every cell with its grid axes and each class's share as the results' indicator means.
+TEST(BasinMap, ListsEachCellsClassSharesBesideItsGridAxes) {
+  const json results = run(attention_study({{"dataset", {"single_global", "single_local"}}, {"sigma_v", {0.1, 1.0}},
+                                            {"runs", 100}, {"checkpoints", {{"schedule", "list"}, {"times", {1.0, 20.0}}}}}));
+  ASSERT_TRUE(has_direction_classes(results));
+  const std::string table = basin_map_table(results, -1);
+  std::vector<std::string> lines;
+  for (size_t at = 0, end; (end = table.find('\n', at)) != std::string::npos; at = end + 1)
+    lines.push_back(table.substr(at, end - at));
+  ASSERT_EQ(lines.size(), 2u + 4u);  // header, rule, one row per cell
+  EXPECT_EQ(lines[0], "| cell | dataset | sigma_v | t | runs | global | local | neither | not converged |");
+  for (int cell = 0; cell < 4; ++cell) {
+    const json& parameters = results["cells"][cell]["parameters"];
+    const json& last = results["cells"][cell]["checkpoints"].back()["observables"];
+    char expected[160];
+    const double p = last["direction_global"]["mean"], q = last["direction_local"]["mean"];
+    std::snprintf(expected, sizeof expected, "| %d | %s | %s | 20 | %lld | %.4f ± %.4f | %.4f ± %.4f |", cell,
+                  parameters["dataset"].get<std::string>().c_str(), parameters["sigma_v"].dump().c_str(),
+                  last["direction_global"]["count"].get<long long>(), p, std::sqrt(p * (1 - p) / 100), q,
+                  std::sqrt(q * (1 - q) / 100));
+    EXPECT_EQ(lines[2 + cell].rfind(expected, 0), 0u) << lines[2 + cell] << "\nexpected " << expected;
+  }
+  EXPECT_NE(basin_map_table(results, 0).find("| 0 | single_global | 0.1 | 1 |"), std::string::npos);
+
+  EXPECT_EQ(testing::error_of_call([&] { basin_map_table(results, 2); }),
+            "cell 0 has 2 checkpoints: no checkpoint 2");
+  const json value_softmax = run({{"runs", 8}, {"checkpoints", {{"schedule", "list"}, {"times", {1.0}}}}});
+  EXPECT_FALSE(has_direction_classes(value_softmax));
+  EXPECT_EQ(testing::error_of_call([&] { basin_map_table(value_softmax, -1); }),
+            "the results have no direction classes: a basin map needs an attention study");
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <iterator>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -179,6 +180,38 @@ TEST_F(CliTest, BadOptions) {
   expect_rejected({"run", "--backend", "tpu", "--out", dir_ + "/r.json"}, "--backend", {});
   expect_rejected({"run", "--cpu-kernel", "vector", "--out", dir_ + "/r.json"}, "--cpu-kernel", {});
   expect_rejected({"frobnicate"}, "error", {});
+}
+
+// An attention study's run prints its basin map; `basin-map` prints it again from the results (any checkpoint)
+// and rejects what is not an attention study's results in one line.
+TEST_F(CliTest, BasinMapOfAnAttentionStudy) {
+  const std::string study = write("att.json", R"({"model": "attention", "dataset": "single_local", "runs": 50,
+      "sigma_v": [0.1, 1], "integrator": "normalized_gd", "step": 0.1,
+      "checkpoints": {"schedule": "list", "times": [1, 10]}})");
+  const std::string out = dir_ + "/att.results.json", table = dir_ + "/map.md";
+  const CliResult ran = run_cli({"run", study, "--backend", "cpu", "--out", out, "-q"});
+  ASSERT_EQ(ran.code, 0) << ran.err;
+  const std::string header = "| cell | sigma_v | t | runs | global | local | neither | not converged |\n";
+  EXPECT_NE(ran.out.find("basin map (last checkpoint):\n" + header), std::string::npos) << ran.out;
+  const CliResult first = run_cli({"basin-map", out, "--checkpoint", "0", "--markdown", table});
+  ASSERT_EQ(first.code, 0) << first.err;
+  EXPECT_EQ(first.out.rfind(header, 0), 0u) << first.out;
+  EXPECT_NE(first.out.find("| 1 | 1.0 | 1 | 50 | "), std::string::npos) << first.out;  // cell 1: sigma_v 1, t = 1
+  std::stringstream written;
+  written << std::ifstream(table).rdbuf();
+  EXPECT_EQ(written.str(), first.out);
+
+  const std::string plain = dir_ + "/plain.results.json";
+  ASSERT_EQ(run_cli({"run", "--runs", "8", "--out", plain, "-q"}).code, 0);
+  const CliResult rejected = run_cli({"basin-map", plain});
+  EXPECT_EQ(rejected.code, 2);
+  EXPECT_EQ(rejected.err, "error: " + plain + ": the results have no direction classes: a basin map needs an "
+                          "attention study\n");
+  EXPECT_EQ(run_cli({"basin-map", out, "--checkpoint", "7"}).err,
+            "error: " + out + ": cell 0 has 2 checkpoints: no checkpoint 7\n");
+  EXPECT_EQ(run_cli({"basin-map", dir_ + "/none.json"}).err,
+            "error: " + dir_ + "/none.json: cannot open results file (missing or unreadable)\n");
+  EXPECT_EQ(run_cli({"basin-map", study}).err.rfind("error: " + study + ": not a softflow results file", 0), 0u);
 }
 
 TEST_F(CliTest, CpuKernelChoiceIsRecordedPerCell) {

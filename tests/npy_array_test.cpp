@@ -37,12 +37,7 @@ struct TempDir {
 };
 
 std::string read_error(const std::string& path) {
-  try {
-    read_npy(path);
-  } catch (const InputError& e) {
-    return e.what();
-  }
-  return "(no error)";
+  return testing::error_of_call([&] { read_npy(path); });
 }
 
 TEST(NpyArray, ReadsEachDtypeInRowMajorOrderFromCAndFortranFiles) {
@@ -108,12 +103,7 @@ TEST(NpyArray, DataSetFileEntriesMayNameNpyFilesRelativeToIt) {
 
   auto error_of = [&](const json& content) {
     std::ofstream(dir.file("bad.json")) << content.dump();
-    try {
-      load_attention_dataset(dir.file("bad.json"), AttentionTrainable::p);
-    } catch (const InputError& e) {
-      return std::string(e.what());
-    }
-    return std::string("(no error)");
+    return testing::error_of_call([&] { load_attention_dataset(dir.file("bad.json"), AttentionTrainable::p); });
   };
   const std::string bad = dir.file("bad.json") + ": ";
   EXPECT_EQ(error_of({{"X", "Y.npy"}, {"Y", "Y.npy"}, {"v", {0.5, -1}}}), bad + "X: must have 3 dimensions (got 1)");

@@ -25,14 +25,20 @@ inline Study study_with(const nlohmann::json& changes) {
   return parse_study(raw, "test study");
 }
 
-// The InputError message of parsing `raw` as the study file "s.json", or "" if it parsed.
-inline std::string error_of(const nlohmann::json& raw) {
+// The InputError message `call` throws, or "" if it returns.
+template <class Call>
+std::string error_of_call(const Call& call) {
   try {
-    parse_study(raw, "s.json");
+    call();
   } catch (const InputError& e) {
     return e.what();
   }
   return "";
+}
+
+// The InputError message of parsing `raw` as the study file "s.json", or "" if it parsed.
+inline std::string error_of(const nlohmann::json& raw) {
+  return error_of_call([&] { parse_study(raw, "s.json"); });
 }
 
 // One run's initial state and loss data for cell 0 of `study`.
