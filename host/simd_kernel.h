@@ -7,8 +7,9 @@
 // The math is value_softmax_flow and the gd / rk4 steps of model.h / integrators.h, with differences a user can
 // see only in the last bits: products are fused multiply-adds where the target has them (AVX2, AVX-512; not SSE4),
 // exp / log / log1p are Highway's vector versions, the O(n) sums run in four interleaved partials,
-// ||r s^T||_F^2 is computed as ||r||^2 ||s||^2, and rk4's stage states are never formed (each stage's V is
-// V + c r s^T, applied inside the passes over V). The stopping and event rules are apply_checks itself, called
+// ||r s^T||_F^2 is computed as ||r||^2 ||s||^2, rk4's stage states are never formed (each stage's V is
+// V + c r s^T, applied inside the passes over V), and for the logistic loss's gd u = V^T r is formed as g (V^T y)
+// (r = g y), with V^T y summed in the pass that updates V. The stopping and event rules are apply_checks itself, called
 // for the lanes a vector pre-filter flags (a conservative superset); so statuses, event times and step counts
 // follow the scalar kernel's rules exactly.
 #pragma once
