@@ -2,7 +2,6 @@
 // {"X": N x T x d, "Y": N, "W": d x d, "v": d, "z": N x d}, each a nested list of numbers or the name of a .npy
 // file holding the array. Every problem is one InputError naming the file, the key and what is wrong.
 #include <cmath>
-#include <filesystem>
 #include <fstream>
 #include <limits>
 #include <sstream>
@@ -55,11 +54,9 @@ struct ArrayReader {
     const json& value = root[key];
     std::vector<double> out;
     if (value.is_string()) {
-      std::filesystem::path file = value.get<std::string>();
-      if (file.is_relative()) file = std::filesystem::path(path).parent_path() / file;
       NpyArray array;
       try {
-        array = read_npy(file.string());
+        array = read_npy(resolve_path(value.get<std::string>(), directory_of(path)));
       } catch (const InputError& e) {
         fail(key, e.what());
       }

@@ -165,11 +165,6 @@ struct CellContext {
   std::map<std::string, std::shared_ptr<const AttentionFileData>> files;
 };
 
-std::string resolve_path(const std::string& path, const std::string& base_directory) {
-  if (path.empty() || path[0] == '/' || base_directory.empty()) return path;
-  return base_directory + "/" + path;
-}
-
 // The attention family's part of a cell: losses, trainable set, data set, and the sizes a toy set or file fixes
 // (a size the study gave must agree with them). n holds the tokens T.
 void make_attention_cell(const json& p, const std::string& source, const std::string& cell_path, CellContext& context,
@@ -507,8 +502,7 @@ Study load_study_file(const std::string& path, const StudyOverrides& overrides) 
   } catch (const json::exception& e) {  // syntax errors, numbers out of range, invalid UTF-8
     throw InputError(path + ": malformed JSON: " + e.what());
   }
-  const size_t slash = path.find_last_of('/');
-  return parse_study(raw, path, overrides, slash == std::string::npos ? std::string() : path.substr(0, slash));
+  return parse_study(raw, path, overrides, directory_of(path));
 }
 
 CellCheckpoints cell_checkpoints(const Study& study, const CellParams& cell) {
@@ -525,6 +519,16 @@ CellCheckpoints cell_checkpoints(const Study& study, const CellParams& cell) {
     out.times.push_back(double(k) * cell.step);
   }
   return out;
+}
+
+std::string directory_of(const std::string& file) {
+  const size_t slash = file.find_last_of('/');
+  return slash == std::string::npos ? std::string() : file.substr(0, slash);
+}
+
+std::string resolve_path(const std::string& path, const std::string& directory) {
+  if (path.empty() || path[0] == '/' || directory.empty()) return path;
+  return directory + "/" + path;
 }
 
 const char* to_string(Precision p) { return p == Precision::float32 ? "float32" : "float64"; }

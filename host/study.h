@@ -95,6 +95,11 @@ Study parse_study(const nlohmann::json& raw, const std::string& source, const St
                   const std::string& base_directory = "");
 Study load_study_file(const std::string& path, const StudyOverrides& overrides = {});
 
+// The directory part of a file path ("" for a bare file name), and `path` as seen from `directory` (unchanged when
+// absolute or when directory is ""): how study and data set files name the files they read.
+std::string directory_of(const std::string& file);
+std::string resolve_path(const std::string& path, const std::string& directory);
+
 // The checkpoint times of one cell: fixed-step integrators land on whole steps (t = k * step, duplicates
 // dropped); dopri5 lands on the study's times exactly. steps[i] is -1 for dopri5.
 struct CellCheckpoints {
