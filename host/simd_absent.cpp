@@ -13,5 +13,9 @@ bool simd_handles(const ModelShape&, Method, bool) { return false; }
 double simd_thread_bytes(const ModelShape&, Method, bool) { return 0; }
 void simd_advance(const SimdGroup<float>&) { throw std::logic_error("simd_advance without Highway"); }
 void simd_advance(const SimdGroup<double>&) { throw std::logic_error("simd_advance without Highway"); }
+void simd_exp_nonpositive(const float*, float*, size_t) { throw std::logic_error("simd_exp_nonpositive without Highway"); }
+void simd_exp_nonpositive(const double*, double*, size_t) {
+  throw std::logic_error("simd_exp_nonpositive without Highway");
+}
 
 }  // namespace softflow

@@ -11,6 +11,9 @@
 // so each step reads V twice and writes it once, and the matrix work is the 6 d n FLOPs `softflow bench` counts.
 // The logistic loss needs one pass: its r = g y has a fixed direction y, so u = g w with w = V^T y, and w is summed
 // in the pass that updates V and forms beta (three FMAs per entry, one load and one store); ||r||^2 = g^2 ||y||^2.
+// It also keeps the softmax unnormalised (s = c e, e_j = exp(a_j - max a), c = 1 / sum e): the pass forms V e
+// as soon as the exponentials are out, and c scales the O(n) sums (AdvanceGdLogistic).
+// Every exponential's argument is <= 0: simd_exp-inl.h's exp_nonpositive, half the instructions of hn::Exp.
 //
 // One rk4 step: every stage's V-part derivative is rank one (r_i s_i^T), so stage i's state V + c r s^T is never
 // formed; the passes of its evaluation apply it entry by entry (two FMAs a pass instead of one). Stage 1: two
@@ -23,6 +26,8 @@
 #include <hwy/aligned_allocator.h>
 #include <hwy/contrib/math/math-inl.h>
 #include <hwy/highway.h>
+
+#include "simd_exp-inl.h"  // once per target, as this file
 
 #include <algorithm>
 #include <array>
@@ -141,19 +146,29 @@ HWY_INLINE Slices<D, G> dot_slices(D d, size_t stride, int count, const Real* HW
   });
 }
 
-// s = softmax(a) per lane, stably (shift by the lane's max); returns 1 / sum = max_j s_j. a, s: n entries.
+// The softmax's weights e = exp(a - max_j a_j) per lane, unnormalised (the largest is exactly 1); returns
+// 1 / sum_j e_j, which is both the normaliser (softmax(a) = e / sum e) and max_j softmax(a)_j. a, e: n entries.
 template <int G, class D, class Real = hn::TFromD<D>>
-HWY_INLINE Slices<D, G> softmax_slices(D d, size_t stride, int n, const Real* HWY_RESTRICT a, Real* HWY_RESTRICT s) {
+HWY_INLINE Slices<D, G> softmax_weights_slices(D d, size_t stride, int n, const Real* HWY_RESTRICT a,
+                                               Real* HWY_RESTRICT e) {
   const size_t W = hn::Lanes(d);
   const Slices<D, G> a_max = max_slices<G>(d, stride, n, a);
   const Slices<D, G> total = sum_slices<G>(d, n, [&](int j, int g, hn::Vec<D> partial) {
     const size_t at = j * stride + g * W;
-    const auto e = hn::Exp(d, hn::Sub(hn::Load(d, a + at), a_max[g]));
-    hn::Store(e, d, s + at);
-    return hn::Add(partial, e);
+    const auto ej = exp_nonpositive(d, hn::Sub(hn::Load(d, a + at), a_max[g]));
+    hn::Store(ej, d, e + at);
+    return hn::Add(partial, ej);
   });
   Slices<D, G> inv;
   for (int g = 0; g < G; ++g) inv[g] = hn::Div(hn::Set(d, Real(1)), total[g]);
+  return inv;
+}
+
+// s = softmax(a) per lane, stably (shift by the lane's max); returns 1 / sum = max_j s_j. a, s: n entries.
+template <int G, class D, class Real = hn::TFromD<D>>
+HWY_INLINE Slices<D, G> softmax_slices(D d, size_t stride, int n, const Real* HWY_RESTRICT a, Real* HWY_RESTRICT s) {
+  const size_t W = hn::Lanes(d);
+  const Slices<D, G> inv = softmax_weights_slices<G>(d, stride, n, a, s);
   for (int j = 0; j < n; ++j)
     for (int g = 0; g < G; ++g) {
       const size_t at = j * stride + g * W;
@@ -162,17 +177,15 @@ HWY_INLINE Slices<D, G> softmax_slices(D d, size_t stride, int n, const Real* HW
   return inv;
 }
 
-// The logistic loss l = log(1 + exp(-x)) per lane at the margin x = <y, beta>, and (out) the weight g of its
+// The logistic loss l = log1p(exp(-x)) per lane at the margin x = <y, beta>, and (out) the weight g of its
 // residual r = -grad l = g y, g = 1 / (1 + exp(x)). Computed as log1p(e) + max(-x, 0) and (x > 0 ? e : 1) / (1 + e)
-// with e = exp(-|x|), so neither overflows. y, beta: dim entries.
+// with e = exp(-|x|), so neither overflows.
 template <int G, class D, class Real = hn::TFromD<D>>
-HWY_INLINE Slices<D, G> logistic_slices(D d, size_t stride, int dim, const Real* HWY_RESTRICT y,
-                                        const Real* HWY_RESTRICT beta, Slices<D, G>& g_weight) {
+HWY_INLINE Slices<D, G> logistic_at_margin(D d, const Slices<D, G>& margin, Slices<D, G>& g_weight) {
   const auto zero = hn::Zero(d), one = hn::Set(d, Real(1));
-  const Slices<D, G> margin = dot_slices<G>(d, stride, dim, y, beta);
   Slices<D, G> loss;
   for (int g = 0; g < G; ++g) {
-    const auto e = hn::Exp(d, hn::Neg(hn::Abs(margin[g])));
+    const auto e = exp_nonpositive(d, hn::Neg(hn::Abs(margin[g])));
     g_weight[g] = hn::Div(hn::IfThenElse(hn::Gt(margin[g], zero), e, one), hn::Add(one, e));
     loss[g] = hn::Add(hn::Log1p(d, e), hn::Max(hn::Neg(margin[g]), zero));
   }
@@ -191,7 +204,7 @@ HWY_INLINE Slices<D, G> loss_and_residual_slices(D d, size_t stride, const Model
   switch (shape.loss) {
     case LossKind::logistic: {
       Slices<D, G> g_weight;
-      const Slices<D, G> loss = logistic_slices<G>(d, stride, dim, data, beta, g_weight);
+      const Slices<D, G> loss = logistic_at_margin<G>(d, dot_slices<G>(d, stride, dim, data, beta), g_weight);
       for (int i = 0; i < dim; ++i)
         for (int g = 0; g < G; ++g) {
           const size_t at = i * stride + g * W;
@@ -212,14 +225,14 @@ HWY_INLINE Slices<D, G> loss_and_residual_slices(D d, size_t stride, const Model
     case LossKind::cross_entropy: {
       const Slices<D, G> b_max = max_slices<G>(d, stride, dim, beta);
       const Slices<D, G> total = sum_slices<G>(d, dim, [&](int i, int g, hn::Vec<D> partial) {
-        return hn::Add(partial, hn::Exp(d, hn::Sub(hn::Load(d, beta + i * stride + g * W), b_max[g])));
+        return hn::Add(partial, exp_nonpositive(d, hn::Sub(hn::Load(d, beta + i * stride + g * W), b_max[g])));
       });
       Slices<D, G> lse;
       for (int g = 0; g < G; ++g) lse[g] = hn::Add(b_max[g], hn::Log(d, total[g]));
       return sum_slices<G>(d, dim, [&](int i, int g, hn::Vec<D> loss) {
         const size_t at = i * stride + g * W;
         const auto p = hn::Load(d, data + at), shifted = hn::Sub(hn::Load(d, beta + at), lse[g]);
-        hn::Store(hn::Sub(p, hn::Exp(d, shifted)), d, r + at);
+        hn::Store(hn::Sub(p, exp_nonpositive(d, shifted)), d, r + at);
         return hn::NegMulAdd(p, shifted, loss);
       });
     }
@@ -347,25 +360,25 @@ HWY_INLINE void update_and_product(D d, size_t stride, int rows, int n, Real* v,
 
 // The logistic loss's single pass over V (gd): its residual is r = g y with y fixed, so u = V^T r = g V^T y, and
 // w = V^T y can be summed in the same pass that updates V and forms beta: one pass over V per step instead of two.
-// Rows [i0, i0 + kRows) of: V += (hg y) s^T (kUpdate: stored; else V unchanged), then beta = V s_next and w += V^T y
-// over these rows (w starts at zero in the first block; rows and columns are summed in order).
-// v: d x n, y: d, s, s_next, w: n, beta: d; hg: h g per lane; n = kN when kN > 0, else n_runtime.
+// Rows [i0, i0 + kRows) of: V += hg y s^T (kUpdate: stored; else V unchanged), then beta = V s_next and w += V^T y
+// over these rows (w starts at zero in the first block; rows and columns are summed in order). s and s_next may
+// be unnormalised softmax weights (hg then carries the normaliser, and beta is V e).
+// v: d x n, y: d, s, s_next, w: n, beta: d; hg: per lane; n = kN when kN > 0, else n_runtime.
 template <bool kUpdate, int kRows, int kN = 0, class D, class Real = hn::TFromD<D>>
 HWY_INLINE void logistic_pass_block(D d, size_t stride, int n_runtime, int i0, bool first_block,
                                     Real* HWY_RESTRICT v, const Real* HWY_RESTRICT y, hn::Vec<D> hg,
                                     const Real* HWY_RESTRICT s, const Real* HWY_RESTRICT s_next,
                                     Real* HWY_RESTRICT beta, Real* HWY_RESTRICT w) {
   const int n = kN > 0 ? kN : n_runtime;
-  hn::Vec<D> acc[kRows], y_rows[kRows], hr_rows[kRows];
+  hn::Vec<D> acc[kRows], y_rows[kRows];
   SOFTFLOW_SIMD_UNROLL
   for (int c = 0; c < kRows; ++c) {
     acc[c] = hn::Zero(d);
     y_rows[c] = hn::Load(d, y + (i0 + c) * stride);
-    hr_rows[c] = hn::Mul(hg, y_rows[c]);
   }
   SOFTFLOW_SIMD_UNROLL
   for (int j = 0; j < n; ++j) {
-    const auto sj = kUpdate ? hn::Load(d, s + j * stride) : hn::Zero(d);
+    const auto hg_sj = kUpdate ? hn::Mul(hg, hn::Load(d, s + j * stride)) : hn::Zero(d);
     const auto next_j = hn::Load(d, s_next + j * stride);
     auto wj = first_block ? hn::Zero(d) : hn::Load(d, w + j * stride);
     SOFTFLOW_SIMD_UNROLL
@@ -373,7 +386,7 @@ HWY_INLINE void logistic_pass_block(D d, size_t stride, int n_runtime, int i0, b
       Real* entry = v + (size_t(i0 + c) * n + j) * stride;
       auto vij = hn::Load(d, entry);
       if (kUpdate) {
-        vij = hn::MulAdd(hr_rows[c], sj, vij);
+        vij = hn::MulAdd(y_rows[c], hg_sj, vij);
         hn::Store(vij, d, entry);
       }
       acc[c] = hn::MulAdd(vij, next_j, acc[c]);
@@ -553,70 +566,59 @@ inline size_t gd_buffer_entries(const ModelShape& shape) {
   return size_t(shape.state_size()) + shape.data_size() + 4 * shape.n + 3 * shape.d + shape.m + 6;
 }
 
+// A gd group's buffers (entries x lanes, lanes = the stride of one entry): state p, data q, s and s_next (n
+// each: softmax(a) and the next step's, or for the logistic loss their unnormalised weights), u and da (n each;
+// the logistic loss keeps w = V^T y in u), beta, r, hr (d each), regression residuals m; then the book's scalars.
+template <class Real>
+struct GdBuffers {
+  Real *theta, *a, *data, *s, *s_next, *u, *da, *beta, *r, *hr, *work, *scalars;
+
+  GdBuffers(const ModelShape& shape, size_t lanes) {
+    theta = simd_detail::thread_buffer<Real>(lanes * gd_buffer_entries(shape));
+    a = theta + size_t(shape.matrix_size()) * lanes;
+    data = theta + size_t(shape.state_size()) * lanes;
+    s = data + size_t(shape.data_size()) * lanes;
+    s_next = s + shape.n * lanes;
+    u = s_next + shape.n * lanes;
+    da = u + shape.n * lanes;
+    beta = da + shape.n * lanes;
+    r = beta + shape.d * lanes;
+    hr = r + shape.d * lanes;
+    work = hr + shape.d * lanes;
+    scalars = work + shape.m * lanes;
+  }
+};
+
+// gd for every loss: two passes over V per step (see the file's header).
 template <int G, class Real>
-void AdvanceGd(const SimdGroup<Real>& group) {
+void AdvanceGdTwoPasses(const SimdGroup<Real>& group) {
   using D = hn::ScalableTag<Real>;
   using V = hn::Vec<D>;
   const D d;
-  const size_t W = hn::Lanes(d), lanes = G * W;  // lanes = the stride of one entry
+  const size_t W = hn::Lanes(d), lanes = G * W;
   const ModelShape& shape = *group.shape;
-  const int rows = shape.d, n = shape.n, p = shape.state_size(), q = shape.data_size();
-
-  // Buffers (entries x lanes): state p, data q, s n, s_next n, u n, da n, beta d, r d, hr d, work m; the book's
-  // per-lane scalars.
-  Real* theta = simd_detail::thread_buffer<Real>(lanes * gd_buffer_entries(shape));
-  Real* a = theta + size_t(shape.matrix_size()) * lanes;
-  Real* data = theta + size_t(p) * lanes;
-  Real* s = data + size_t(q) * lanes;
-  Real* s_next = s + n * lanes;
-  Real* u = s_next + n * lanes;
-  Real* da = u + n * lanes;
-  Real* beta = da + n * lanes;
-  Real* r = beta + rows * lanes;
-  Real* hr = r + rows * lanes;
-  Real* work = hr + rows * lanes;
-  LaneBook<Real> book(group, lanes, theta, data, work + shape.m * lanes);
+  const int rows = shape.d, n = shape.n;
+  GdBuffers<Real> buf(shape, lanes);
+  Real *theta = buf.theta, *a = buf.a, *data = buf.data, *s = buf.s, *s_next = buf.s_next, *u = buf.u;
+  Real *da = buf.da, *beta = buf.beta, *r = buf.r, *hr = buf.hr;
+  LaneBook<Real> book(group, lanes, theta, data, buf.scalars);
   if (book.running == 0) return;
-
-  // The logistic loss takes the single pass (logistic_pass: u = g w with w = V^T y formed as V is updated); every
-  // other loss the two passes. w and y_sq serve the single pass only.
-  const bool single_pass = shape.loss == LossKind::logistic;
-  Real* w = u;
-  Slices<D, G> y_sq{};
-  if (single_pass) y_sq = dot_slices<G>(d, lanes, rows, data, data);
 
   const auto h = hn::Set(d, Real(group.step));
   Slices<D, G> s_max = softmax_slices<G>(d, lanes, n, a, s);
-  for (int g = 0; g < G; ++g) {
-    if (single_pass)
-      logistic_pass<false>(d, lanes, rows, n, theta + g * W, data + g * W, hn::Zero(d), s + g * W, s + g * W,
-                           beta + g * W, w + g * W);
-    else
-      update_and_product<VChange::kKeep>(d, lanes, rows, n, theta + g * W, hr + g * W, s + g * W, s + g * W,
-                                         beta + g * W);
-  }
+  for (int g = 0; g < G; ++g)
+    update_and_product<VChange::kKeep>(d, lanes, rows, n, theta + g * W, hr + g * W, s + g * W, s + g * W,
+                                       beta + g * W);
   Slices<D, G> last_s_max = s_max;
   for (long long k = group.k_from; k < group.k_to; ++k) {
-    // loss, u = V^T r (as u, or as g and w), ||r||^2.
-    Slices<D, G> loss, g_weight = splat<G>(hn::Zero(d)), r_sq, mean_u;
-    if (single_pass) {
-      loss = logistic_slices<G>(d, lanes, rows, data, beta, g_weight);
-      const Slices<D, G> s_dot_w = dot_slices<G>(d, lanes, n, s, w);
-      for (int g = 0; g < G; ++g) {
-        mean_u[g] = hn::Mul(g_weight[g], s_dot_w[g]);
-        r_sq[g] = hn::Mul(hn::Mul(g_weight[g], g_weight[g]), y_sq[g]);
-      }
-    } else {
-      loss = loss_and_residual_slices<G>(d, lanes, shape, beta, data, r, work);
-      for (int g = 0; g < G; ++g)
-        transpose_product<false>(d, lanes, rows, n, theta + g * W, r + g * W, r + g * W, s + g * W, u + g * W);
-      mean_u = dot_slices<G>(d, lanes, n, s, u);
-      r_sq = dot_slices<G>(d, lanes, rows, r, r);
-    }
+    const Slices<D, G> loss = loss_and_residual_slices<G>(d, lanes, shape, beta, data, r, buf.work);
+    for (int g = 0; g < G; ++g)
+      transpose_product<false>(d, lanes, rows, n, theta + g * W, r + g * W, r + g * W, s + g * W, u + g * W);
+    const Slices<D, G> mean_u = dot_slices<G>(d, lanes, n, s, u);
+    const Slices<D, G> r_sq = dot_slices<G>(d, lanes, rows, r, r);
     const Slices<D, G> grad_a_sq = sum_slices<G>(d, n, [&](int j, int g, V partial) {
       const size_t at = j * lanes + g * W;
-      const auto uj = single_pass ? hn::Mul(g_weight[g], hn::Load(d, w + at)) : hn::Load(d, u + at);
-      const auto daj = hn::Mul(hn::Load(d, s + at), hn::Sub(uj, mean_u[g]));
+      const auto daj = hn::Mul(hn::Load(d, s + at), hn::Sub(hn::Load(d, u + at), mean_u[g]));
       hn::Store(daj, d, da + at);
       return hn::MulAdd(daj, daj, partial);
     });
@@ -627,21 +629,85 @@ void AdvanceGd(const SimdGroup<Real>& group) {
     last_s_max = s_max;
     for (size_t at = 0; at < size_t(n) * lanes; at += W)
       hn::Store(hn::MulAdd(h, hn::Load(d, da + at), hn::Load(d, a + at)), d, a + at);
-    if (!single_pass)
-      for (size_t at = 0; at < size_t(rows) * lanes; at += W) hn::Store(hn::Mul(h, hn::Load(d, r + at)), d, hr + at);
+    for (size_t at = 0; at < size_t(rows) * lanes; at += W) hn::Store(hn::Mul(h, hn::Load(d, r + at)), d, hr + at);
     s_max = softmax_slices<G>(d, lanes, n, a, s_next);
-    for (int g = 0; g < G; ++g) {
-      if (single_pass)
-        logistic_pass<true>(d, lanes, rows, n, theta + g * W, data + g * W, hn::Mul(h, g_weight[g]), s + g * W,
-                            s_next + g * W, beta + g * W, w + g * W);
-      else
-        update_and_product<VChange::kUpdate>(d, lanes, rows, n, theta + g * W, hr + g * W, s + g * W,
-                                             s_next + g * W, beta + g * W);
-    }
+    for (int g = 0; g < G; ++g)
+      update_and_product<VChange::kUpdate>(d, lanes, rows, n, theta + g * W, hr + g * W, s + g * W,
+                                           s_next + g * W, beta + g * W);
     std::swap(s, s_next);
   }
   for (int g = 0; g < G; ++g) hn::Store(last_s_max[g], d, book.loss + g * W);
   book.finish(book.loss);
+}
+
+// gd for the logistic loss: one pass over V per step (logistic_pass). Its residual r = g y has a fixed direction,
+// so u = V^T r = g w with w = V^T y summed in the pass that updates V, and ||r||^2 = g^2 ||y||^2. The softmax is
+// kept as its unnormalised weights e and normaliser c = 1 / sum e (s = c e): the pass forms V e, not V s, and c
+// scales the O(n) sums instead of every entry, so the pass waits only for the exponentials, not for their sum.
+template <int G, class Real>
+void AdvanceGdLogistic(const SimdGroup<Real>& group) {
+  using D = hn::ScalableTag<Real>;
+  using V = hn::Vec<D>;
+  const D d;
+  const size_t W = hn::Lanes(d), lanes = G * W;
+  const ModelShape& shape = *group.shape;
+  const int rows = shape.d, n = shape.n;
+  GdBuffers<Real> buf(shape, lanes);
+  Real *theta = buf.theta, *a = buf.a, *y = buf.data, *e = buf.s, *e_next = buf.s_next, *w = buf.u;
+  Real *da = buf.da, *v_e = buf.beta;  // v_e: V e (beta = c V e)
+  LaneBook<Real> book(group, lanes, theta, y, buf.scalars);
+  if (book.running == 0) return;
+
+  const auto h = hn::Set(d, Real(group.step));
+  const Slices<D, G> y_sq = dot_slices<G>(d, lanes, rows, y, y);
+  Slices<D, G> c = softmax_weights_slices<G>(d, lanes, n, a, e);  // c = 1 / sum e = max_j s_j
+  for (int g = 0; g < G; ++g)
+    logistic_pass<false>(d, lanes, rows, n, theta + g * W, y + g * W, hn::Zero(d), e + g * W, e + g * W,
+                         v_e + g * W, w + g * W);
+  Slices<D, G> last_s_max = c;
+  for (long long k = group.k_from; k < group.k_to; ++k) {
+    // margin <y, beta> = c <y, V e>; <s, u> = g c <e, w>; da_j = c e_j (g w_j - <s, u>).
+    const Slices<D, G> y_dot_ve = dot_slices<G>(d, lanes, rows, y, v_e);
+    const Slices<D, G> e_dot_w = dot_slices<G>(d, lanes, n, e, w);
+    Slices<D, G> margin, g_weight, mean_u, r_sq;
+    for (int g = 0; g < G; ++g) margin[g] = hn::Mul(c[g], y_dot_ve[g]);
+    const Slices<D, G> loss = logistic_at_margin<G>(d, margin, g_weight);
+    for (int g = 0; g < G; ++g) {
+      mean_u[g] = hn::Mul(g_weight[g], hn::Mul(c[g], e_dot_w[g]));
+      r_sq[g] = hn::Mul(hn::Mul(g_weight[g], g_weight[g]), y_sq[g]);
+    }
+    const Slices<D, G> grad_a_sq = sum_slices<G>(d, n, [&](int j, int g, V partial) {
+      const size_t at = j * lanes + g * W;
+      const auto sj = hn::Mul(c[g], hn::Load(d, e + at));
+      const auto daj = hn::Mul(sj, hn::MulSub(g_weight[g], hn::Load(d, w + at), mean_u[g]));
+      hn::Store(daj, d, da + at);
+      return hn::MulAdd(daj, daj, partial);
+    });
+    const Slices<D, G> e_sq = dot_slices<G>(d, lanes, n, e, e);
+    Slices<D, G> grad_sq;
+    for (int g = 0; g < G; ++g)  // ||da||^2 + ||r s^T||_F^2
+      grad_sq[g] = hn::MulAdd(hn::Mul(r_sq[g], hn::Mul(c[g], c[g])), e_sq[g], grad_a_sq[g]);
+    if (!check_lanes<G>(d, book, k, loss, c, grad_sq)) break;
+    last_s_max = c;
+    for (size_t at = 0; at < size_t(n) * lanes; at += W)
+      hn::Store(hn::MulAdd(h, hn::Load(d, da + at), hn::Load(d, a + at)), d, a + at);
+    const Slices<D, G> c_next = softmax_weights_slices<G>(d, lanes, n, a, e_next);
+    for (int g = 0; g < G; ++g)  // V += (h g c) y e^T = h r s^T
+      logistic_pass<true>(d, lanes, rows, n, theta + g * W, y + g * W, hn::Mul(h, hn::Mul(g_weight[g], c[g])),
+                          e + g * W, e_next + g * W, v_e + g * W, w + g * W);
+    std::swap(e, e_next);
+    c = c_next;
+  }
+  for (int g = 0; g < G; ++g) hn::Store(last_s_max[g], d, book.loss + g * W);
+  book.finish(book.loss);
+}
+
+template <int G, class Real>
+void AdvanceGd(const SimdGroup<Real>& group) {
+  if (group.shape->loss == LossKind::logistic)
+    AdvanceGdLogistic<G>(group);
+  else
+    AdvanceGdTwoPasses<G>(group);
 }
 
 // Entries of a group's buffer for rk4: state, data, the stage's a, 4 x (s, da) (n each), 4 x r, c r, beta (d
@@ -753,6 +819,21 @@ void AdvanceGdDouble1(const SimdGroup<double>& group) { AdvanceGd<1>(group); }
 void AdvanceGdDouble2(const SimdGroup<double>& group) { AdvanceGd<2>(group); }
 void AdvanceRk4Float(const SimdGroup<float>& group) { AdvanceRk4(group); }
 void AdvanceRk4Double(const SimdGroup<double>& group) { AdvanceRk4(group); }
+// out[i] = exp_nonpositive(x[i]), i < count (a tail shorter than a vector goes through a padded copy).
+template <class Real>
+void ExpNonpositive(const Real* x, Real* out, size_t count) {
+  const hn::ScalableTag<Real> d;
+  const size_t W = hn::Lanes(d);
+  size_t i = 0;
+  for (; i + W <= count; i += W) hn::StoreU(exp_nonpositive(d, hn::LoadU(d, x + i)), d, out + i);
+  if (i == count) return;
+  std::vector<Real> tail(W, Real(0));
+  std::copy(x + i, x + count, tail.begin());
+  hn::StoreU(exp_nonpositive(d, hn::LoadU(d, tail.data())), d, tail.data());
+  std::copy(tail.begin(), tail.begin() + (count - i), out + i);
+}
+void ExpNonpositiveFloat(const float* x, float* out, size_t count) { ExpNonpositive(x, out, count); }
+void ExpNonpositiveDouble(const double* x, double* out, size_t count) { ExpNonpositive(x, out, count); }
 int LanesFloat() { return int(hn::Lanes(hn::ScalableTag<float>())); }
 int LanesDouble() { return int(hn::Lanes(hn::ScalableTag<double>())); }
 size_t GdBufferEntries(const ModelShape& shape) { return gd_buffer_entries(shape); }
@@ -772,6 +853,8 @@ HWY_EXPORT(AdvanceGdDouble1);
 HWY_EXPORT(AdvanceGdDouble2);
 HWY_EXPORT(AdvanceRk4Float);
 HWY_EXPORT(AdvanceRk4Double);
+HWY_EXPORT(ExpNonpositiveFloat);
+HWY_EXPORT(ExpNonpositiveDouble);
 HWY_EXPORT(LanesFloat);
 HWY_EXPORT(LanesDouble);
 HWY_EXPORT(GdBufferEntries);
@@ -779,6 +862,13 @@ HWY_EXPORT(Rk4BufferEntries);
 HWY_EXPORT(TargetName);
 
 std::string simd_target() { return HWY_DYNAMIC_DISPATCH(TargetName)(); }
+
+void simd_exp_nonpositive(const float* x, float* out, size_t count) {
+  HWY_DYNAMIC_DISPATCH(ExpNonpositiveFloat)(x, out, count);
+}
+void simd_exp_nonpositive(const double* x, double* out, size_t count) {
+  HWY_DYNAMIC_DISPATCH(ExpNonpositiveDouble)(x, out, count);
+}
 
 int simd_lanes(bool float64) {
   return float64 ? HWY_DYNAMIC_DISPATCH(LanesDouble)() : HWY_DYNAMIC_DISPATCH(LanesFloat)();

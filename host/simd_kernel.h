@@ -5,15 +5,17 @@
 // everything.
 //
 // The math is value_softmax_flow and the gd / rk4 steps of model.h / integrators.h, with differences a user can
-// see only in the last bits: products are fused multiply-adds where the target has them (AVX2, AVX-512; not SSE4),
-// exp / log / log1p are Highway's vector versions, the O(n) sums run in four interleaved partials,
-// ||r s^T||_F^2 is computed as ||r||^2 ||s||^2, rk4's stage states are never formed (each stage's V is
-// V + c r s^T, applied inside the passes over V), and for the logistic loss's gd u = V^T r is formed as g (V^T y)
-// (r = g y), with V^T y summed in the pass that updates V. The stopping and event rules are apply_checks itself, called
-// for the lanes a vector pre-filter flags (a conservative superset); so statuses, event times and step counts
-// follow the scalar kernel's rules exactly.
+// see only in the last bits: products are fused multiply-adds where the target has them (AVX2, AVX-512; not SSE4);
+// exp is simd_exp-inl.h's (arguments <= 0, Highway's polynomial), log / log1p are Highway's; the O(n) sums run in
+// four interleaved partials; ||r s^T||_F^2 is computed as ||r||^2 ||s||^2; rk4's stage states are never formed
+// (each stage's V is V + c r s^T, applied inside the passes over V); for the logistic loss's gd, u = V^T r is
+// formed as g (V^T y) (r = g y) with V^T y summed in the pass that updates V, and the softmax is kept as
+// unnormalised weights and their normaliser. The stopping and event rules are apply_checks itself, called for the
+// lanes a vector pre-filter flags (a conservative superset); so statuses, event times and step counts follow the
+// scalar kernel's rules exactly.
 #pragma once
 
+#include <cstddef>
 #include <string>
 
 #include "softflow/integrators.h"
@@ -62,5 +64,10 @@ struct SimdGroup {
 };
 void simd_advance(const SimdGroup<float>& group);
 void simd_advance(const SimdGroup<double>& group);
+
+// The kernel's exponential for arguments <= 0 (simd_exp-inl.h), exposed for its accuracy test: out[i] =
+// exp(x[i]) for i < count. Without Highway: a logic error.
+void simd_exp_nonpositive(const float* x, float* out, size_t count);
+void simd_exp_nonpositive(const double* x, double* out, size_t count);
 
 }  // namespace softflow

@@ -7,6 +7,10 @@
 #include <gtest/gtest.h>
 #include <omp.h>
 
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <limits>
 #include <set>
 #include <string>
 #include <vector>
@@ -282,6 +286,59 @@ TEST_F(SimdGdTest, ResultsDoNotDependOnTheThreadCount) {
   EXPECT_EQ(reproducible_part(results), one);
   for (int cell = 0; cell < 2; ++cell)
     EXPECT_EQ(results["provenance"]["cpu_kernels"][cell].get<std::string>().rfind("simd", 0), 0u);
+}
+
+// Largest error of simd_exp_nonpositive against std::exp in a wider type, in units in the last place of the
+// reference, over x uniform in [lo, 0] and x = -10^k (k from -30 to 1.9) where the result is normal; the
+// flushed and subnormal range below, and the exact points, are checked by the caller.
+template <class Real, class Wide>
+double exp_ulp_error(double lo) {
+  std::vector<Real> x;
+  for (int i = 0; i <= (1 << 20); ++i) x.push_back(Real(lo * i / double(1 << 20)));
+  for (double k = -30; k < 1.9; k += 1e-3) x.push_back(Real(-std::pow(10.0, k)));
+  std::vector<Real> out(x.size());
+  simd_exp_nonpositive(x.data(), out.data(), x.size());
+  double worst = 0;
+  for (size_t i = 0; i < x.size(); ++i) {
+    const Wide reference = std::exp(Wide(x[i]));
+    if (reference < Wide(std::numeric_limits<Real>::min())) continue;
+    const Real rounded = Real(reference);
+    const Wide ulp = Wide(std::nextafter(rounded, Real(2))) - Wide(rounded);
+    worst = std::max(worst, double(std::abs(Wide(out[i]) - reference) / ulp));
+  }
+  return worst;
+}
+
+// The exact points and the flush: exp(0) = exp(-0) = 1, exp(-inf) = 0, NaN stays NaN, 0 below the flush bound
+// (where std::exp is subnormal or 0), and a count that is not a multiple of the vector length.
+template <class Real>
+void expect_exp_edges(Real flush_below) {
+  const Real inf = std::numeric_limits<Real>::infinity(), nan = std::numeric_limits<Real>::quiet_NaN();
+  const std::vector<Real> x = {Real(0), Real(-0.0), -inf, nan, Real(flush_below * 1.01), Real(-1e6),
+                               std::numeric_limits<Real>::lowest(), Real(-1)};
+  std::vector<Real> out(x.size(), Real(-7));
+  simd_exp_nonpositive(x.data(), out.data(), x.size());
+  EXPECT_EQ(out[0], Real(1));
+  EXPECT_EQ(out[1], Real(1));
+  EXPECT_EQ(out[2], Real(0));
+  EXPECT_TRUE(std::isnan(out[3]));
+  EXPECT_EQ(out[4], Real(0));
+  EXPECT_LT(std::exp(double(x[4])), double(std::numeric_limits<Real>::min()));
+  EXPECT_EQ(out[5], Real(0));
+  EXPECT_EQ(out[6], Real(0));
+  EXPECT_NEAR(out[7], std::exp(Real(-1)), 2 * std::numeric_limits<Real>::epsilon());
+}
+
+// The kernel's exponential (every exp it takes has an argument <= 0) is as accurate as Highway's hn::Exp
+// (documented: 1 ulp): at most 1.5 ulps from std::exp over the normal range (measured here: 1.005 / 0.985).
+TEST_F(SimdGdTest, ExponentialOfNonpositiveArgumentsIsWithinOneAndAHalfUlps) {
+  const double float_error = exp_ulp_error<float, double>(-87.3);
+  const double double_error = exp_ulp_error<double, long double>(-708.0);
+  EXPECT_LE(float_error, 1.5);
+  EXPECT_LE(double_error, 1.5);
+  std::printf("exp_nonpositive: worst error %.3f ulp (float32), %.3f ulp (float64)\n", float_error, double_error);
+  expect_exp_edges<float>(-87.5f);
+  expect_exp_edges<double>(-708.0);
 }
 
 }  // namespace
