@@ -177,19 +177,28 @@ HWY_INLINE Slices<D, G> softmax_slices(D d, size_t stride, int n, const Real* HW
   return inv;
 }
 
-// The logistic loss l = log1p(exp(-x)) per lane at the margin x = <y, beta>, and (out) the weight g of its
-// residual r = -grad l = g y, g = 1 / (1 + exp(x)). Computed as log1p(e) + max(-x, 0) and (x > 0 ? e : 1) / (1 + e)
-// with e = exp(-|x|), so neither overflows.
+// The logistic loss l = log1p(exp(-x)) per lane at the margin x = <y, beta>, as log1p(e) + max(-x, 0) with
+// e = exp(-|x|) (no overflow).
 template <int G, class D, class Real = hn::TFromD<D>>
-HWY_INLINE Slices<D, G> logistic_at_margin(D d, const Slices<D, G>& margin, Slices<D, G>& g_weight) {
-  const auto zero = hn::Zero(d), one = hn::Set(d, Real(1));
+HWY_INLINE Slices<D, G> logistic_loss_at(D d, const Slices<D, G>& margin) {
   Slices<D, G> loss;
+  for (int g = 0; g < G; ++g)
+    loss[g] = hn::Add(hn::Log1p(d, exp_nonpositive(d, hn::Neg(hn::Abs(margin[g])))),
+                      hn::Max(hn::Neg(margin[g]), hn::Zero(d)));
+  return loss;
+}
+
+// The weight g of the logistic loss's residual r = -grad l = g y per lane at the margin x: g = 1 / (1 + exp(x)),
+// as (x > 0 ? e : 1) / (1 + e) with e = exp(-|x|) (no overflow).
+template <int G, class D, class Real = hn::TFromD<D>>
+HWY_INLINE Slices<D, G> logistic_weight_at(D d, const Slices<D, G>& margin) {
+  const auto one = hn::Set(d, Real(1));
+  Slices<D, G> g_weight;
   for (int g = 0; g < G; ++g) {
     const auto e = exp_nonpositive(d, hn::Neg(hn::Abs(margin[g])));
-    g_weight[g] = hn::Div(hn::IfThenElse(hn::Gt(margin[g], zero), e, one), hn::Add(one, e));
-    loss[g] = hn::Add(hn::Log1p(d, e), hn::Max(hn::Neg(margin[g]), zero));
+    g_weight[g] = hn::Div(hn::IfThenElse(hn::Gt(margin[g], hn::Zero(d)), e, one), hn::Add(one, e));
   }
-  return loss;
+  return g_weight;
 }
 
 // Loss l(beta) and r = -grad l per lane, for every value-softmax loss (model.h's loss_and_residual).
@@ -203,14 +212,14 @@ HWY_INLINE Slices<D, G> loss_and_residual_slices(D d, size_t stride, const Model
   const auto zero = hn::Zero(d);
   switch (shape.loss) {
     case LossKind::logistic: {
-      Slices<D, G> g_weight;
-      const Slices<D, G> loss = logistic_at_margin<G>(d, dot_slices<G>(d, stride, dim, data, beta), g_weight);
+      const Slices<D, G> margin = dot_slices<G>(d, stride, dim, data, beta);
+      const Slices<D, G> g_weight = logistic_weight_at<G>(d, margin);
       for (int i = 0; i < dim; ++i)
         for (int g = 0; g < G; ++g) {
           const size_t at = i * stride + g * W;
           hn::Store(hn::Mul(g_weight[g], hn::Load(d, data + at)), d, r + at);
         }
-      return loss;
+      return logistic_loss_at<G>(d, margin);
     }
     case LossKind::square: {
       Slices<D, G> loss = sum_slices<G>(d, dim, [&](int i, int g, hn::Vec<D> partial) {
@@ -534,10 +543,12 @@ struct LaneBook {
 };
 
 // The pre-filter at step k for G slices of lanes (values per slice); runs apply_checks on the flagged lanes.
-// Returns false when no run of the group is running any more.
-template <int G, class D, class Real = hn::TFromD<D>>
+// loss: the loss, or a stand-in that flags a superset (non-finite wherever the loss is; below book.loss_below
+// wherever the loss is), with loss_of() giving the loss itself for the flagged lanes. Returns false when no run of
+// the group is running any more.
+template <int G, class D, class LossOf, class Real = hn::TFromD<D>>
 HWY_INLINE bool check_lanes(D d, LaneBook<Real>& book, long long k, const Slices<D, G>& loss,
-                            const Slices<D, G>& s_max, const Slices<D, G>& grad_sq) {
+                            const Slices<D, G>& s_max, const Slices<D, G>& grad_sq, const LossOf& loss_of) {
   const size_t W = hn::Lanes(d);
   bool any_flagged = false;
   for (int g = 0; g < G; ++g) {
@@ -552,8 +563,9 @@ HWY_INLINE bool check_lanes(D d, LaneBook<Real>& book, long long k, const Slices
     any_flagged = any_flagged || !hn::AllFalse(d, flagged);
   }
   if (!any_flagged) return true;
+  const Slices<D, G> exact_loss = loss_of();
   for (int g = 0; g < G; ++g) {
-    hn::Store(loss[g], d, book.loss + g * W);
+    hn::Store(exact_loss[g], d, book.loss + g * W);
     hn::Store(s_max[g], d, book.s_max + g * W);
     hn::Store(grad_sq[g], d, book.grad_sq + g * W);
   }
@@ -625,7 +637,7 @@ void AdvanceGdTwoPasses(const SimdGroup<Real>& group) {
     const Slices<D, G> s_sq = dot_slices<G>(d, lanes, n, s, s);
     Slices<D, G> grad_sq;
     for (int g = 0; g < G; ++g) grad_sq[g] = hn::MulAdd(r_sq[g], s_sq[g], grad_a_sq[g]);  // + ||r s^T||_F^2
-    if (!check_lanes<G>(d, book, k, loss, s_max, grad_sq)) break;
+    if (!check_lanes<G>(d, book, k, loss, s_max, grad_sq, [&] { return loss; })) break;
     last_s_max = s_max;
     for (size_t at = 0; at < size_t(n) * lanes; at += W)
       hn::Store(hn::MulAdd(h, hn::Load(d, da + at), hn::Load(d, a + at)), d, a + at);
@@ -659,6 +671,7 @@ void AdvanceGdLogistic(const SimdGroup<Real>& group) {
   if (book.running == 0) return;
 
   const auto h = hn::Set(d, Real(group.step));
+  const bool loss_each_step = group.stop->loss_below > 0;
   const Slices<D, G> y_sq = dot_slices<G>(d, lanes, rows, y, y);
   Slices<D, G> c = softmax_weights_slices<G>(d, lanes, n, a, e);  // c = 1 / sum e = max_j s_j
   for (int g = 0; g < G; ++g)
@@ -669,9 +682,9 @@ void AdvanceGdLogistic(const SimdGroup<Real>& group) {
     // margin <y, beta> = c <y, V e>; <s, u> = g c <e, w>; da_j = c e_j (g w_j - <s, u>).
     const Slices<D, G> y_dot_ve = dot_slices<G>(d, lanes, rows, y, v_e);
     const Slices<D, G> e_dot_w = dot_slices<G>(d, lanes, n, e, w);
-    Slices<D, G> margin, g_weight, mean_u, r_sq;
+    Slices<D, G> margin, mean_u, r_sq;
     for (int g = 0; g < G; ++g) margin[g] = hn::Mul(c[g], y_dot_ve[g]);
-    const Slices<D, G> loss = logistic_at_margin<G>(d, margin, g_weight);
+    const Slices<D, G> g_weight = logistic_weight_at<G>(d, margin);
     for (int g = 0; g < G; ++g) {
       mean_u[g] = hn::Mul(g_weight[g], hn::Mul(c[g], e_dot_w[g]));
       r_sq[g] = hn::Mul(hn::Mul(g_weight[g], g_weight[g]), y_sq[g]);
@@ -687,7 +700,10 @@ void AdvanceGdLogistic(const SimdGroup<Real>& group) {
     Slices<D, G> grad_sq;
     for (int g = 0; g < G; ++g)  // ||da||^2 + ||r s^T||_F^2
       grad_sq[g] = hn::MulAdd(hn::Mul(r_sq[g], hn::Mul(c[g], c[g])), e_sq[g], grad_a_sq[g]);
-    if (!check_lanes<G>(d, book, k, loss, c, grad_sq)) break;
+    // Without a loss_below rule the margin stands in for the loss in the pre-filter (non-finite wherever the loss
+    // is), and the loss's log1p is computed only when a lane is flagged.
+    auto loss_of = [&] { return logistic_loss_at<G>(d, margin); };
+    if (!check_lanes<G>(d, book, k, loss_each_step ? loss_of() : margin, c, grad_sq, loss_of)) break;
     last_s_max = c;
     for (size_t at = 0; at < size_t(n) * lanes; at += W)
       hn::Store(hn::MulAdd(h, hn::Load(d, da + at), hn::Load(d, a + at)), d, a + at);
@@ -784,7 +800,7 @@ void AdvanceRk4(const SimdGroup<Real>& group) {
   for (long long k = group.k_from; k < group.k_to; ++k) {
     Slices<D, 1> loss, s_max, grad_sq;
     loss[0] = evaluate(0, a, &s_max[0], &grad_sq[0]);
-    if (!check_lanes<1>(d, book, k, loss, s_max, grad_sq)) break;
+    if (!check_lanes<1>(d, book, k, loss, s_max, grad_sq, [&] { return loss; })) break;
     last_s_max = s_max[0];
     stage_state(0, half);
     evaluate(1, a_stage, nullptr, nullptr);

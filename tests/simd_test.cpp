@@ -3,7 +3,7 @@
 // against the float64 reference), for every loss, shared and per-run data, sizes with and without remainders of
 // the blocks; the same statuses, stop times, first passages and step counts when runs polarize, converge or
 // diverge inside a segment; groups that are partly stopped or padded; results independent of the thread count.
-// Skips in builds without Highway.
+// The kernel's exponential against std::exp. Skips in builds without Highway.
 #include <gtest/gtest.h>
 #include <omp.h>
 
@@ -254,6 +254,19 @@ TEST_F(SimdGdTest, ConvergedRunsStopLikeTheScalarKernel) {
                                                {"checkpoints", {{"schedule", "list"}, {"times", {0, 20, 200}}}}});
       EXPECT_GT(expect_same_stops(study), 50) << method << " " << rule;
     }
+}
+
+// The logistic loss's gd has its own stepper, whose pre-filter computes the loss only where a loss_below rule or
+// a flagged lane needs it: runs stop at the loss threshold (and at the gradient one) like the scalar kernel's.
+TEST_F(SimdGdTest, LogisticRunsStopAtLossAndGradientThresholdsLikeTheScalarKernel) {
+  for (const auto& [rule, threshold] : {std::pair{"loss_below", 0.007}, std::pair{"grad_norm_below", 0.008}}) {
+    const Study study = testing::study_with({{"runs", 100}, {"integrator", "gd"}, {"loss", "logistic"}, {"d", 5},
+                                             {"n", 7}, {"step", 0.5}, {"sigma_v", 0.5}, {"stop", {{rule, threshold}}},
+                                             {"checkpoints", {{"schedule", "list"}, {"times", {0, 20, 200}}}}});
+    const int stopped = expect_same_stops(study);
+    EXPECT_GT(stopped, 20) << rule;
+    EXPECT_LT(stopped, 100) << rule;
+  }
 }
 
 TEST_F(SimdGdTest, DivergedRunsStopLikeTheScalarKernel) {
