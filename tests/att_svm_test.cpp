@@ -1,6 +1,7 @@
 // Purpose: the att-SVM solver (include/softflow/att_svm.h) against hand-solved 2-D instances, the KKT conditions on
-// random feasible instances, the objectives the papers' own solver prints for the single-input toy set, and the
-// classification of a run's direction on states built by hand.
+// random feasible instances, infeasibility certificates, Wolfe's least-norm point (min_norm_point.h) as the solver's
+// exact start, the objectives the papers' own solver prints for the single-input toy set, and the classification of
+// a run's direction on states built by hand.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -22,7 +23,8 @@ Solved solve(int D, const std::vector<double>& a, const std::vector<double>& b) 
   const int M = int(b.size());
   out.lambda.resize(size_t(M));
   out.w.resize(size_t(D));
-  out.result = solve_margin_svm(M, D, a.data(), b.data(), out.lambda.data(), out.w.data());
+  std::vector<double> scratch(size_t(margin_svm_scratch_size(M, D)));
+  out.result = solve_margin_svm(M, D, a.data(), b.data(), out.lambda.data(), out.w.data(), scratch.data());
   return out;
 }
 
@@ -52,10 +54,103 @@ TEST(MarginSvm, SymmetricPairAndRelaxedMargin) {
   EXPECT_NEAR(relaxed.w[1], 0.0, 1e-9);
 }
 
-TEST(MarginSvm, InfeasibleInstancesAreNotReportedSolved) {
+// The certificate an infeasible unit-margin problem reports: convex weights (lambda >= 0, sum 1) whose combination
+// of the a_j is (numerically) 0, so that no w has <a_j, w> >= 1 for every j.
+void expect_infeasibility_certificate(const Solved& s, int D, const std::vector<double>& a) {
+  ASSERT_EQ(s.result.status, SvmStatus::infeasible);
+  double total = 0;
+  std::vector<double> combination(size_t(D), 0.0);
+  for (size_t j = 0; j < s.lambda.size(); ++j) {
+    EXPECT_GE(s.lambda[j], 0.0);
+    total += s.lambda[j];
+    for (int k = 0; k < D; ++k) combination[size_t(k)] += s.lambda[j] * a[j * size_t(D) + size_t(k)];
+  }
+  EXPECT_NEAR(total, 1.0, 1e-12);
+  double norm_sq = 0;
+  for (double c : combination) norm_sq += c * c;
+  EXPECT_LE(norm_sq, 1.0 / kSvmDualBound);
+}
+
+TEST(MarginSvm, InfeasibleInstancesAreCertified) {
   EXPECT_EQ(solve(2, {1, 0, 0, 0}, {1, 1}).result.status, SvmStatus::infeasible);  // 0 >= 1
-  const Solved opposed = solve(2, {1, 0, -1, 0}, {1, 1});                           // w1 >= 1 and -w1 >= 1
-  EXPECT_NE(opposed.result.status, SvmStatus::solved);
+  const std::vector<double> opposed = {1, 0, -1, 0};                                // w1 >= 1 and -w1 >= 1
+  const Solved s = solve(2, opposed, {1, 1});
+  expect_infeasibility_certificate(s, 2, opposed);
+  EXPECT_NEAR(s.lambda[0], 0.5, 1e-12);
+  const std::vector<double> around_origin = {1, 0, -1, 1, -1, -1, 3, 3};  // 0 inside the triangle of the first 3
+  expect_infeasibility_certificate(solve(2, around_origin, {1, 1, 1, 1}), 2, around_origin);
+  // Ten Gaussian points in R^3 surround the origin in most draws (P = 1 - 2^-9 sum_{k<3} C(9, k) = 0.91).
+  std::mt19937 engine(5);
+  std::normal_distribution<double> normal(0.0, 1.0);
+  int certified = 0;
+  for (int trial = 0; trial < 8; ++trial) {
+    std::vector<double> a(30);
+    for (double& x : a) x = normal(engine);
+    const Solved g = solve(3, a, std::vector<double>(10, 1.0));
+    if (g.result.status == SvmStatus::solved) {  // the origin fell outside this hull
+      EXPECT_LE(g.result.kkt_residual, kSvmTolerance);
+      continue;
+    }
+    expect_infeasibility_certificate(g, 3, a);
+    ++certified;
+  }
+  EXPECT_GE(certified, 4);
+  // A relaxed instance (a b_j = 0) takes the ascent alone, as before: not reported solved.
+  EXPECT_NE(solve(2, {1, 0, -1, 0, 0, 1}, {1, 1, 0}).result.status, SvmStatus::solved);
+}
+
+TEST(MarginSvm, NearlyInfeasibleInstanceIsSolvedWithItsLargeNorm) {
+  // w1 + 1e-3 w2 >= 1 and -w1 + 1e-3 w2 >= 1: w = (0, 1000), ||w||^2 = 1e6 below the bound 1e12.
+  const Solved s = solve(2, {1, 1e-3, -1, 1e-3}, {1, 1});
+  ASSERT_EQ(s.result.status, SvmStatus::solved);
+  EXPECT_NEAR(s.w[0], 0.0, 1e-6);
+  EXPECT_NEAR(s.w[1], 1000.0, 1e-6);
+  EXPECT_LE(s.result.kkt_residual, kSvmTolerance);
+}
+
+TEST(MinNormPoint, HandSolvedInstances) {
+  std::vector<double> weight(3), x(2), work(size_t(min_norm_point_workspace(3, 2)));
+  const std::vector<double> square = {1, 0, 0, 1};  // nearest (1/2, 1/2), on the edge
+  MinNormPointResult r = min_norm_point(2, 2, square.data(), weight.data(), x.data(), work.data());
+  ASSERT_TRUE(r.converged);
+  EXPECT_NEAR(x[0], 0.5, 1e-15);
+  EXPECT_NEAR(x[1], 0.5, 1e-15);
+  EXPECT_NEAR(weight[0], 0.5, 1e-15);
+  EXPECT_NEAR(r.norm_sq, 0.5, 1e-15);
+  const std::vector<double> segment = {2, 0, 0, 2, 1, 1};  // (1, 1) lies on the segment: any weights give it
+  r = min_norm_point(3, 2, segment.data(), weight.data(), x.data(), work.data());
+  ASSERT_TRUE(r.converged);
+  EXPECT_NEAR(x[0], 1.0, 1e-12);
+  EXPECT_NEAR(x[1], 1.0, 1e-12);
+  const std::vector<double> vertex = {3, 4, 5, 4, 3, 6};  // nearest is the vertex (3, 4) itself
+  r = min_norm_point(3, 2, vertex.data(), weight.data(), x.data(), work.data());
+  ASSERT_TRUE(r.converged);
+  EXPECT_EQ(weight[0], 1.0);
+  EXPECT_NEAR(r.norm_sq, 25.0, 1e-12);
+}
+
+// Unit-margin problems start the ascent at Wolfe's exact solution: it only confirms the KKT conditions.
+TEST(MarginSvm, UnitMarginProblemsAreSolvedByTheLeastNormPoint) {
+  std::mt19937 engine(17);
+  std::normal_distribution<double> normal(0.0, 1.0);
+  int solved = 0;
+  for (int trial = 0; trial < 30; ++trial) {
+    const int M = 2 + trial % 9, D = 2 + trial % 6;
+    std::vector<double> direction(static_cast<size_t>(D)), a(static_cast<size_t>(M * D));
+    for (double& x : direction) x = normal(engine);
+    for (int j = 0; j < M; ++j)  // around a common direction: feasible
+      for (int k = 0; k < D; ++k) a[size_t(j * D + k)] = direction[size_t(k)] + 0.7 * normal(engine);
+    const Solved s = solve(D, a, std::vector<double>(size_t(M), 1.0));
+    if (s.result.status == SvmStatus::infeasible) {
+      expect_infeasibility_certificate(s, D, a);
+      continue;
+    }
+    ASSERT_EQ(s.result.status, SvmStatus::solved) << "trial " << trial;
+    EXPECT_LE(s.result.sweeps, 2) << "trial " << trial;
+    EXPECT_LE(s.result.kkt_residual, kSvmTolerance) << "trial " << trial;
+    ++solved;
+  }
+  EXPECT_GE(solved, 25);
 }
 
 TEST(MarginSvm, MeetsTheKktConditionsOnRandomFeasibleInstances) {

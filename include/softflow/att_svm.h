@@ -8,17 +8,23 @@
 //   W-SVM (trainable W, Frobenius):  a_it = vec((x_{i alpha_i} - x_it) z_i^T), b = 1; D = d^2.
 //   v-SVM (joint):  a_i = Y_i x_{i alpha_i}, b = 1; D = d.
 //   relaxed p-SVM (joint):  the p-SVM with b = 1 on inputs whose v-SVM constraint is tight, b = 0 on the others.
+// Where every b_j = 1 (all but the relaxed p-SVM) the ascent starts from the exact solution that the least-norm
+// point u of conv{a_j} gives (min_norm_point.h: w = u / ||u||^2), and u = 0 certifies infeasibility; the ascent
+// then only confirms the KKT conditions (one sweep), or solves the problem where Wolfe's method gave up.
 #pragma once
 
 #include "softflow/attention.h"
 #include "softflow/hostdevice.h"
+#include "softflow/min_norm_point.h"
 #include "softflow/model.h"
 
 namespace softflow {
 
-// solved: the KKT conditions hold to kSvmTolerance. infeasible: a constraint 0 >= b_j > 0, or sum_j lambda_j b_j
-// beyond 1e12 (the dual growing without bound). not_converged: kSvmMaxSweeps sweeps without either (which is also
-// how other infeasible problems end: the ascent's dual grows too slowly to reach that bound).
+// solved: the KKT conditions hold to kSvmTolerance. infeasible: a constraint 0 >= b_j > 0; or, all b_j = 1, a
+// least-norm point of conv{a_j} with ||u||^2 <= 1 / kSvmDualBound (lambda then holds the convex weights of that
+// certificate: sum_j lambda_j = 1, ||sum_j lambda_j a_j||^2 = ||u||^2); or sum_j lambda_j b_j beyond kSvmDualBound
+// in the ascent (the dual growing without bound). not_converged: kSvmMaxSweeps sweeps without either (how an
+// infeasible relaxed p-SVM can end: the ascent's dual grows too slowly to reach the bound).
 enum class SvmStatus : int { solved = 0, infeasible = 1, not_converged = 2 };
 
 struct MarginSvmResult {
@@ -30,18 +36,43 @@ struct MarginSvmResult {
 
 constexpr double kSvmTolerance = 1e-9;
 constexpr int kSvmMaxSweeps = 20000;
+constexpr double kSvmDualBound = 1e12;  // ||w||^2 = sum_j lambda_j b_j beyond this: infeasible
 
-// Solves the problem above. a: M x D (row j = a_j), b: M; lambda: M (out: the dual solution), w: D (out).
+// Doubles of scratch solve_margin_svm needs for M constraints in R^D.
+SOFTFLOW_HD inline int margin_svm_scratch_size(int M, int D) { return min_norm_point_workspace(M, D); }
+
+// Solves the problem above. a: M x D (row j = a_j), b: M; lambda: M (out: the dual solution), w: D (out);
+// scratch: margin_svm_scratch_size(M, D) doubles.
 SOFTFLOW_HD inline MarginSvmResult solve_margin_svm(int M, int D, const double* a, const double* b, double* lambda,
-                                                    double* w) {
+                                                    double* w, double* scratch) {
   MarginSvmResult result;
   for (int k = 0; k < D; ++k) w[k] = 0;
   for (int j = 0; j < M; ++j) lambda[j] = 0;
-  for (int j = 0; j < M; ++j)
+  bool unit_margins = M > 0;
+  for (int j = 0; j < M; ++j) {
+    unit_margins = unit_margins && b[j] == 1;
     if (b[j] > 0 && dot(a + j * D, a + j * D, D) == 0) {  // 0 >= b_j > 0: no w does it
       result.status = SvmStatus::infeasible;
       return result;
     }
+  }
+  if (unit_margins) {
+    const MinNormPointResult nearest = min_norm_point(M, D, a, lambda, w, scratch);
+    if (nearest.converged && nearest.norm_sq * kSvmDualBound <= 1) {
+      result.status = SvmStatus::infeasible;
+      result.norm = sqrt(nearest.norm_sq);
+      return result;
+    }
+    if (nearest.converged) {  // lambda = weights / ||u||^2, w = sum_j lambda_j a_j = u / ||u||^2
+      for (int j = 0; j < M; ++j) lambda[j] /= nearest.norm_sq;
+    } else {
+      for (int j = 0; j < M; ++j) lambda[j] = 0;
+    }
+    for (int k = 0; k < D; ++k) w[k] = 0;
+    for (int j = 0; j < M; ++j)
+      if (lambda[j] != 0)
+        for (int k = 0; k < D; ++k) w[k] += lambda[j] * a[j * D + k];
+  }
   while (result.sweeps < kSvmMaxSweeps) {
     ++result.sweeps;
     double dual_scale = 0, largest_move = 0;
@@ -57,7 +88,7 @@ SOFTFLOW_HD inline MarginSvmResult solve_margin_svm(int M, int D, const double* 
       dual_scale += lambda[j] * b[j];
       largest_move = max_of(largest_move, abs_of(delta) * sqrt(aa));
     }
-    if (dual_scale > 1e12) {
+    if (dual_scale > kSvmDualBound) {
       result.status = SvmStatus::infeasible;
       return result;
     }
@@ -91,10 +122,16 @@ SOFTFLOW_HD inline int svm_dimension(const ModelShape& shape) {
   return shape.trainable == AttentionTrainable::w ? shape.d * shape.d : shape.d;
 }
 // Layout: the selection SVM (a: M x D, b: M, lambda: M), the joint model's v-SVM (N x d, N, N, d) and its
-// per-input margins (N), then attention_direction's own: the direction (D), alpha and opt (N each), a key (d).
+// per-input margins (N), the solver's scratch (for the larger of the two), then attention_direction's own: the
+// direction (D), alpha and opt (N each), a key (d).
+SOFTFLOW_HD inline int svm_scratch_size(const ModelShape& shape) {
+  const int selection = margin_svm_scratch_size(svm_constraint_count(shape), svm_dimension(shape));
+  const int joint = margin_svm_scratch_size(shape.inputs, shape.d);
+  return selection > joint ? selection : joint;
+}
 SOFTFLOW_HD inline int svm_workspace_size(const ModelShape& shape) {
   const int M = svm_constraint_count(shape), D = svm_dimension(shape), N = shape.inputs, d = shape.d;
-  return (M * D + 2 * M) + (N * d + 2 * N + d) + N + (D + 2 * N + d);
+  return (M * D + 2 * M) + (N * d + 2 * N + d) + N + svm_scratch_size(shape) + (D + 2 * N + d);
 }
 
 // Builds the selection SVM's constraints for alpha (N token indices): a (M x D) and b (M), row i (T - 1) + k for
@@ -127,7 +164,7 @@ SOFTFLOW_HD inline void selection_constraints(const ModelShape& shape, const Att
 }
 
 // The max-margin direction of a selection: the p-SVM (p), W-SVM (W), or for vp the relaxed p-SVM after the v-SVM
-// of the selected tokens. w_out: D. work: the first parts of svm_workspace_size() (the SVMs', up to the margins);
+// of the selected tokens. w_out: D. work: the first parts of svm_workspace_size() (the SVMs', up to the scratch);
 // its a and b rows stay there for the caller. Returns the (last) solve.
 template <class Real>
 SOFTFLOW_HD inline MarginSvmResult selection_svm(const ModelShape& shape, const AttentionView<Real>& view,
@@ -141,18 +178,19 @@ SOFTFLOW_HD inline MarginSvmResult selection_svm(const ModelShape& shape, const 
   double* lambda_v = bv + N;
   double* v_mm = lambda_v + N;
   double* input_margin = v_mm + d;
+  double* scratch = input_margin + N;
   const bool joint = shape.trainable == AttentionTrainable::vp;
   if (joint) {  // v-SVM: Y_i <v, x_{i alpha_i}> >= 1; its tight inputs get margin 1 in the relaxed p-SVM
     for (int i = 0; i < N; ++i) {
       for (int k = 0; k < d; ++k) av[i * d + k] = double(view.y[i]) * double(view.x[(i * shape.n + alpha[i]) * d + k]);
       bv[i] = 1;
     }
-    const MarginSvmResult v_result = solve_margin_svm(N, d, av, bv, lambda_v, v_mm);
+    const MarginSvmResult v_result = solve_margin_svm(N, d, av, bv, lambda_v, v_mm, scratch);
     if (v_result.status != SvmStatus::solved) return v_result;
     for (int i = 0; i < N; ++i) input_margin[i] = abs_of(dot(av + i * d, v_mm, d) - 1.0) <= kSupportSlack ? 1.0 : 0.0;
   }
   selection_constraints(shape, view, alpha, joint ? input_margin : nullptr, a, b);
-  return solve_margin_svm(M, D, a, b, lambda, w_out);
+  return solve_margin_svm(M, D, a, b, lambda, w_out, scratch);
 }
 
 // cos(theta_att, w) for the trained attention parameters (p, or W) and a direction w (D); NaN if either is 0.
