@@ -1,7 +1,8 @@
 // Purpose: the CUDA backend (see cuda_backend.h). Thread-per-run kernels over a persistent grid: each thread owns a
 // workspace slot and walks run ids with a grid stride, advancing one run from checkpoint to checkpoint with the
-// shared integrators (include/softflow/), then observing it with the shared observe_run. Per-run observables stay
-// on the device (one array per observable, run-major) and DeviceStatistics reduces them.
+// shared integrators (include/softflow/), then observing it with the shared observe_run (and, for the attention
+// family, observe_attention_direction in a kernel of its own, with a double att-SVM workspace per slot). Per-run
+// observables stay on the device (one array per observable, run-major) and DeviceStatistics reduces them.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -53,6 +54,7 @@ struct CellArgs {
   long long data_stride;
   Real* work;             // slots x work_stride
   long long work_stride;
+  double* svm_work;       // attention: slots x svm_workspace_size (the att-SVMs of the direction classes)
   double* values;         // cell: kSummarizedCount x total_runs
   int* winners;           // cell: total_runs
 
@@ -119,6 +121,23 @@ __global__ void advance_observe_kernel(CellArgs<Real> a, int c, double t_checkpo
   }
 }
 
+// The attention family's direction observables of the wave's runs (after advance_observe_kernel, which left them
+// NaN): each thread solves its runs' att-SVMs in double in its own workspace slot. A kernel of its own, so that the
+// solver's registers do not lower the occupancy of the stepping kernel.
+template <class Real>
+__global__ void attention_direction_kernel(CellArgs<Real> a) {
+  const long long slot = blockIdx.x * (long long)blockDim.x + threadIdx.x;
+  double* svm_work = a.svm_work + slot * svm_workspace_size(a.shape);
+  const int p = a.shape.state_size();
+  for (long long i = slot; i < a.runs; i += gridDim.x * (long long)blockDim.x) {
+    const long long run = a.first_run + i;
+    double values[kStateObservableCount];
+    for (int o = kCosOptimal; o <= kDirectionNotConverged; ++o) values[o] = NAN;
+    observe_attention_direction(a.shape, a.records[i], a.states + i * p, a.data_for(i), svm_work, values);
+    for (int o = kCosOptimal; o <= kDirectionNotConverged; ++o) a.values[o * a.total_runs + run] = values[o];
+  }
+}
+
 // Integer counters of a checkpoint (exact, so the order of the atomic adds does not matter).
 __global__ void count_kernel(const RunRecord* records, const int* winners, const double* s_max, long long runs,
                              unsigned long long* counters) {
@@ -156,6 +175,7 @@ struct CudaCellSimulation<Real>::Impl {
   DeviceArray<int> winners;
   DeviceStatistics statistics;
   DeviceArray<Real> states, data, work;
+  DeviceArray<double> svm_work;  // attention only
   DeviceArray<RunRecord> records;
   DeviceArray<unsigned long long> counters;
   std::vector<Real> host_states;           // several waves only: every run's state
@@ -185,13 +205,15 @@ struct CudaCellSimulation<Real>::Impl {
     size_t free_bytes = 0, total_bytes = 0;
     SOFTFLOW_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
     const long long work_stride = integrator_workspace_size(shape) + p;
-    const long long slot_bytes = work_stride * (long long)sizeof(Real);
+    const long long svm_doubles = shape.model == ModelKind::attention ? svm_workspace_size(shape) : 0;
+    const long long slot_bytes = work_stride * (long long)sizeof(Real) + svm_doubles * (long long)sizeof(double);
     long long slots = (long long)std::max(1, blocks_per_sm) * sms * kThreadsPerBlock;
     slots = std::min(slots, ((long long)in.runs + kThreadsPerBlock - 1) / kThreadsPerBlock * kThreadsPerBlock);
     slots = std::min(slots, std::max<long long>(kThreadsPerBlock, (long long)(free_bytes / 4) / slot_bytes /
                                                                       kThreadsPerBlock * kThreadsPerBlock));
     grid = unsigned(slots / kThreadsPerBlock);
     work.allocate(size_t(slots) * size_t(work_stride));
+    if (svm_doubles > 0) svm_work.allocate(size_t(slots) * size_t(svm_doubles));
 
     // Wave size: what fits in 85 % of the memory still free (statistics reduce over the cell-wide observables, so
     // waves need not align with statistics blocks).
@@ -227,6 +249,7 @@ struct CudaCellSimulation<Real>::Impl {
     args.data_stride = in.shared_data ? 0 : q;
     args.work = work.get();
     args.work_stride = work_stride;
+    args.svm_work = svm_work.get();
     args.values = values.get();
     args.winners = winners.get();
     fused_gd = in.method == Method::gd && in.fused_lanes >= 0 && fused_gd_available(shape, int(sizeof(Real)), nullptr);
@@ -336,6 +359,10 @@ void CudaCellSimulation<Real>::advance_and_summarize(size_t c, CheckpointSummary
       advance_observe_kernel<Real><<<s.grid, kThreadsPerBlock>>>(s.args, int(c), in.times[c], step_from, in.steps[c]);
       SOFTFLOW_CUDA_CHECK(cudaGetLastError());
     }
+    if (in.shape.model == ModelKind::attention) {
+      attention_direction_kernel<Real><<<s.grid, kThreadsPerBlock>>>(s.args);
+      SOFTFLOW_CUDA_CHECK(cudaGetLastError());
+    }
     SOFTFLOW_CUDA_CHECK(cudaEventRecord(s.kernel_stop));
     SOFTFLOW_CUDA_CHECK(cudaEventSynchronize(s.kernel_stop));
     float milliseconds = 0;
@@ -397,8 +424,10 @@ double cuda_cell_bytes(const ModelShape& shape, long long runs, bool shared_data
   const double wave = double(std::min<long long>(runs, kStatsBlockRuns)) *
                       (double(real_bytes) * (shape.state_size() + (shared_data ? 0 : shape.data_size())) +
                        sizeof(RunRecord));
-  const double workspace = double(kThreadsPerBlock) * real_bytes *
-                           double(integrator_workspace_size(shape) + shape.state_size());
+  const double svm_doubles = shape.model == ModelKind::attention ? double(svm_workspace_size(shape)) : 0.0;
+  const double workspace = double(kThreadsPerBlock) * (real_bytes * double(integrator_workspace_size(shape) +
+                                                                           shape.state_size()) +
+                                                       8.0 * svm_doubles);
   return cell_wide + wave + workspace;
 }
 

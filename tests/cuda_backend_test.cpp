@@ -1,7 +1,8 @@
 // Purpose: parity of the CUDA backend with the CPU reference (the CUDA issue's item 8): identical initial states;
 // per-run states after 1000 gd / rk4 steps (float64 to 1e-10 relative; float32 within a small multiple of the CPU
 // float32 error against the float64 reference); dopri5 landing on the same checkpoints within tolerance; the same
-// statistics; stopped and diverged runs handled alike. Skips with a reason where no CUDA device is present.
+// statistics; stopped and diverged runs handled alike; the attention family's states and statistics (direction
+// classes included). Skips with a reason where no CUDA device is present.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -9,11 +10,13 @@
 #include <utility>
 #include <vector>
 
+#include "cell_runner.h"
 #include "checkpoint_report.h"
 #include "cpu_backend.h"
 #include "cuda_cell_input.h"
 #include "cuda_check.h"
 #include "engine.h"
+#include "progress.h"
 #include "test_support.h"
 
 namespace softflow {
@@ -295,16 +298,13 @@ TEST_F(CudaBackendTest, Dopri5ReachesTheSameCheckpointsWithinTolerance) {
   for (size_t r = 0; r < both.cuda_records.size(); ++r) EXPECT_EQ(both.cuda_records[r].t, 700.0);
 }
 
-// Every cell's checkpoint statistics of a study agree between the backends: counts exactly, observables to 1e-9.
-void expect_same_statistics(const Study& study) {
-  const nlohmann::json cpu = run_study(study, EngineOptions{BackendChoice::cpu, 0, false, ""});
-  const nlohmann::json cuda = run_study(study, EngineOptions{BackendChoice::cuda, 0, false, ""});
-  EXPECT_EQ(cuda["provenance"]["backend"], "cuda");
-  ASSERT_EQ(cpu["cells"].size(), cuda["cells"].size());
-  for (size_t i = 0; i < cpu["cells"].size(); ++i)
-    for (size_t c = 0; c < cpu["cells"][i]["checkpoints"].size(); ++c) {
-      const nlohmann::json& a = cpu["cells"][i]["checkpoints"][c];
-      const nlohmann::json& b = cuda["cells"][i]["checkpoints"][c];
+// One cell's checkpoint statistics agree between the backends: counts exactly, observables to 1e-9.
+void expect_same_cell_statistics(const nlohmann::json& cpu_cell, const nlohmann::json& cuda_cell) {
+  ASSERT_EQ(cpu_cell["checkpoints"].size(), cuda_cell["checkpoints"].size());
+  for (size_t c = 0; c < cpu_cell["checkpoints"].size(); ++c) {
+    {
+      const nlohmann::json& a = cpu_cell["checkpoints"][c];
+      const nlohmann::json& b = cuda_cell["checkpoints"][c];
       EXPECT_EQ(a["counts"], b["counts"]);
       EXPECT_EQ(a["winner_counts"], b["winner_counts"]);
       EXPECT_EQ(a["fractions"], b["fractions"]);
@@ -320,6 +320,16 @@ void expect_same_statistics(const Study& study) {
                     1e-9 * std::max(1.0, std::abs(x["quantiles"]["q50"].get<double>())));
       }
     }
+  }
+}
+
+// Every cell's checkpoint statistics of a study agree between the backends, run through the engine.
+void expect_same_statistics(const Study& study) {
+  const nlohmann::json cpu = run_study(study, EngineOptions{BackendChoice::cpu, 0, false, ""});
+  const nlohmann::json cuda = run_study(study, EngineOptions{BackendChoice::cuda, 0, false, ""});
+  EXPECT_EQ(cuda["provenance"]["backend"], "cuda");
+  ASSERT_EQ(cpu["cells"].size(), cuda["cells"].size());
+  for (size_t i = 0; i < cpu["cells"].size(); ++i) expect_same_cell_statistics(cpu["cells"][i], cuda["cells"][i]);
 }
 
 TEST_F(CudaBackendTest, StatisticsAgreeWithTheCpu) {
@@ -352,6 +362,28 @@ TEST_F(CudaBackendTest, StoppedAndDivergedRunsAreHandledAlike) {
   const nlohmann::json cuda = run_study(diverging, EngineOptions{BackendChoice::cuda, 0, false, ""});
   EXPECT_EQ(cuda["cells"][0]["checkpoints"][1]["counts"]["diverged"], 100);
   EXPECT_EQ(cpu["cells"][0]["checkpoints"][1]["counts"], cuda["cells"][0]["checkpoints"][1]["counts"]);
+}
+
+// The attention family on the device: per-run states after 1000 normalized gd steps (float64, 1e-10 relative) and
+// every cell's statistics, direction classes included (the att-SVMs run per thread in double on the device), for
+// each trainable set (on the CPU these studies put 10 to 73 % of the runs in each of global, local and not converged). It calls the cell runners directly: the engine keeps attention studies on the CPU backend
+// until this test has passed on a GPU (engine.cpp).
+TEST_F(CudaBackendTest, AttentionStatesAndStatisticsMatchTheCpu) {
+  const std::vector<nlohmann::json> cases = {
+      {{"trainable", "p"}, {"dataset", "gaussian"}, {"inputs", 4}, {"tokens", 4}, {"d", 8}},
+      {{"trainable", "W"}, {"dataset", "sphere"}, {"inputs", 6}, {"tokens", 8}, {"d", 10}},
+      {{"trainable", "vp"}, {"dataset", "gaussian"}, {"inputs", 3}, {"tokens", 5}, {"d", 6}, {"loss", "exponential"}}};
+  for (const nlohmann::json& shape : cases) {
+    nlohmann::json raw = {{"model", "attention"}, {"integrator", "normalized_gd"}, {"step", 0.1}, {"runs", 300},
+                          {"sigma_v", 1.0}, {"checkpoints", {{"schedule", "list"}, {"times", {0, 10, 100}}}}};
+    raw.update(shape);
+    const Study study = parse_study(raw, "attention parity study");
+    const auto both = run_both<double>(study);
+    EXPECT_LT(max_relative_difference(both.cuda_states, both.cpu_states), 1e-10) << shape.dump();
+    Progress silent(1, false);
+    expect_same_cell_statistics(run_cell_on_cpu(study, 0, silent, CpuKernel::scalar).json,
+                                run_cell_on_cuda(study, 0, silent).json);
+  }
 }
 
 }  // namespace
