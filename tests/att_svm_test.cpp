@@ -108,6 +108,17 @@ TEST(MarginSvm, NearlyInfeasibleInstanceIsSolvedWithItsLargeNorm) {
   EXPECT_LE(s.result.kkt_residual, kSvmTolerance);
 }
 
+TEST(MarginSvm, DuplicatedAndCollinearConstraintsAreSolved) {
+  // A point listed twice, and three collinear points: Wolfe's corral meets affinely dependent points (or the
+  // ascent takes over); either way the answer meets the KKT conditions. w1 >= 1 (twice), w1 + w2 >= 1,
+  // 2 w1 + 2 w2 >= 1, 3 w1 + 3 w2 >= 1: w = (1, 0).
+  const Solved s = solve(2, {1, 0, 1, 0, 1, 1, 2, 2, 3, 3}, {1, 1, 1, 1, 1});
+  ASSERT_EQ(s.result.status, SvmStatus::solved);
+  EXPECT_NEAR(s.w[0], 1.0, 1e-9);
+  EXPECT_NEAR(s.w[1], 0.0, 1e-9);
+  EXPECT_LE(s.result.kkt_residual, kSvmTolerance);
+}
+
 TEST(MinNormPoint, HandSolvedInstances) {
   std::vector<double> weight(3), x(2), work(size_t(min_norm_point_workspace(3, 2)));
   const std::vector<double> square = {1, 0, 0, 1};  // nearest (1/2, 1/2), on the edge
