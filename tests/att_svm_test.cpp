@@ -1,7 +1,7 @@
 // Purpose: the att-SVM solver (include/softflow/att_svm.h) against hand-solved 2-D instances, the KKT conditions on
-// random feasible instances, infeasibility certificates, Wolfe's least-norm point (min_norm_point.h) as the solver's
-// exact start, the objectives the papers' own solver prints for the single-input toy set, and the classification of
-// a run's direction on states built by hand.
+// random feasible instances, infeasibility certificates, the exact starts (Wolfe's least-norm point,
+// min_norm_point.h; least-distance programming, least_distance.h), the objectives the papers' own solver prints
+// for the single-input toy set, and the classification of a run's direction on states built by hand.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -54,15 +54,17 @@ TEST(MarginSvm, SymmetricPairAndRelaxedMargin) {
   EXPECT_NEAR(relaxed.w[1], 0.0, 1e-9);
 }
 
-// The certificate an infeasible unit-margin problem reports: convex weights (lambda >= 0, sum 1) whose combination
-// of the a_j is (numerically) 0, so that no w has <a_j, w> >= 1 for every j.
-void expect_infeasibility_certificate(const Solved& s, int D, const std::vector<double>& a) {
+// The certificate an infeasible problem reports (Farkas): lambda >= 0 with sum_j lambda_j b_j = 1 whose
+// combination of the a_j is (numerically) 0, so that no w has <a_j, w> >= b_j for every j. For unit margins the
+// weights are convex.
+void expect_infeasibility_certificate(const Solved& s, int D, const std::vector<double>& a,
+                                      const std::vector<double>& b) {
   ASSERT_EQ(s.result.status, SvmStatus::infeasible);
   double total = 0;
   std::vector<double> combination(size_t(D), 0.0);
   for (size_t j = 0; j < s.lambda.size(); ++j) {
     EXPECT_GE(s.lambda[j], 0.0);
-    total += s.lambda[j];
+    total += s.lambda[j] * b[j];
     for (int k = 0; k < D; ++k) combination[size_t(k)] += s.lambda[j] * a[j * size_t(D) + size_t(k)];
   }
   EXPECT_NEAR(total, 1.0, 1e-12);
@@ -75,10 +77,10 @@ TEST(MarginSvm, InfeasibleInstancesAreCertified) {
   EXPECT_EQ(solve(2, {1, 0, 0, 0}, {1, 1}).result.status, SvmStatus::infeasible);  // 0 >= 1
   const std::vector<double> opposed = {1, 0, -1, 0};                                // w1 >= 1 and -w1 >= 1
   const Solved s = solve(2, opposed, {1, 1});
-  expect_infeasibility_certificate(s, 2, opposed);
+  expect_infeasibility_certificate(s, 2, opposed, {1, 1});
   EXPECT_NEAR(s.lambda[0], 0.5, 1e-12);
   const std::vector<double> around_origin = {1, 0, -1, 1, -1, -1, 3, 3};  // 0 inside the triangle of the first 3
-  expect_infeasibility_certificate(solve(2, around_origin, {1, 1, 1, 1}), 2, around_origin);
+  expect_infeasibility_certificate(solve(2, around_origin, {1, 1, 1, 1}), 2, around_origin, {1, 1, 1, 1});
   // Ten Gaussian points in R^3 surround the origin in most draws (P = 1 - 2^-9 sum_{k<3} C(9, k) = 0.91).
   std::mt19937 engine(5);
   std::normal_distribution<double> normal(0.0, 1.0);
@@ -91,12 +93,15 @@ TEST(MarginSvm, InfeasibleInstancesAreCertified) {
       EXPECT_LE(g.result.kkt_residual, kSvmTolerance);
       continue;
     }
-    expect_infeasibility_certificate(g, 3, a);
+    expect_infeasibility_certificate(g, 3, a, std::vector<double>(10, 1.0));
     ++certified;
   }
   EXPECT_GE(certified, 4);
-  // A relaxed instance (a b_j = 0) takes the ascent alone, as before: not reported solved.
-  EXPECT_NE(solve(2, {1, 0, -1, 0, 0, 1}, {1, 1, 0}).result.status, SvmStatus::solved);
+  // Relaxed instances (margins 0 and 1) are certified by the least-distance solver: w1 >= 1 and -w1 >= 0;
+  // w1 >= 1, w2 >= 0 and -w1 - w2 >= 0.
+  const std::vector<double> relaxed = {1, 0, -1, 0}, relaxed3 = {1, 0, 0, 1, -1, -1};
+  expect_infeasibility_certificate(solve(2, relaxed, {1, 0}), 2, relaxed, {1, 0});
+  expect_infeasibility_certificate(solve(2, relaxed3, {1, 0, 0}), 2, relaxed3, {1, 0, 0});
 }
 
 TEST(MarginSvm, NearlyInfeasibleInstanceIsSolvedWithItsLargeNorm) {
@@ -106,6 +111,37 @@ TEST(MarginSvm, NearlyInfeasibleInstanceIsSolvedWithItsLargeNorm) {
   EXPECT_NEAR(s.w[0], 0.0, 1e-6);
   EXPECT_NEAR(s.w[1], 1000.0, 1e-6);
   EXPECT_LE(s.result.kkt_residual, kSvmTolerance);
+}
+
+// Relaxed problems (margins 0 and 1) start the ascent at the least-distance solution: at most 2 sweeps to the
+// KKT conditions; random relaxed problems around a common direction, and Gaussian ones (often infeasible: then
+// certified).
+TEST(MarginSvm, RelaxedProblemsAreSolvedOrCertifiedByLeastDistance) {
+  std::mt19937 engine(23);
+  std::normal_distribution<double> normal(0.0, 1.0);
+  int solved = 0, certified = 0;
+  for (int trial = 0; trial < 40; ++trial) {
+    const int M = 3 + trial % 8, D = 2 + trial % 5;
+    const bool around_direction = trial % 2 == 0;
+    std::vector<double> direction(static_cast<size_t>(D)), a(static_cast<size_t>(M * D)), b(static_cast<size_t>(M));
+    for (double& x : direction) x = around_direction ? normal(engine) : 0.0;
+    for (int j = 0; j < M; ++j) {
+      for (int k = 0; k < D; ++k) a[size_t(j * D + k)] = direction[size_t(k)] + 0.7 * normal(engine);
+      b[size_t(j)] = j % 3 == 2 ? 0.0 : 1.0;
+    }
+    const Solved s = solve(D, a, b);
+    if (s.result.status == SvmStatus::infeasible) {
+      expect_infeasibility_certificate(s, D, a, b);
+      ++certified;
+      continue;
+    }
+    ASSERT_EQ(s.result.status, SvmStatus::solved) << "trial " << trial;
+    EXPECT_LE(s.result.sweeps, 2) << "trial " << trial;
+    EXPECT_LE(s.result.kkt_residual, kSvmTolerance) << "trial " << trial;
+    ++solved;
+  }
+  EXPECT_GE(solved, 15);
+  EXPECT_GE(certified, 5);
 }
 
 TEST(MarginSvm, DuplicatedAndCollinearConstraintsAreSolved) {
@@ -153,7 +189,7 @@ TEST(MarginSvm, UnitMarginProblemsAreSolvedByTheLeastNormPoint) {
       for (int k = 0; k < D; ++k) a[size_t(j * D + k)] = direction[size_t(k)] + 0.7 * normal(engine);
     const Solved s = solve(D, a, std::vector<double>(size_t(M), 1.0));
     if (s.result.status == SvmStatus::infeasible) {
-      expect_infeasibility_certificate(s, D, a);
+      expect_infeasibility_certificate(s, D, a, std::vector<double>(size_t(M), 1.0));
       continue;
     }
     ASSERT_EQ(s.result.status, SvmStatus::solved) << "trial " << trial;

@@ -8,28 +8,31 @@
 //   W-SVM (trainable W, Frobenius):  a_it = vec((x_{i alpha_i} - x_it) z_i^T), b = 1; D = d^2.
 //   v-SVM (joint):  a_i = Y_i x_{i alpha_i}, b = 1; D = d.
 //   relaxed p-SVM (joint):  the p-SVM with b = 1 on inputs whose v-SVM constraint is tight, b = 0 on the others.
-// Where every b_j = 1 (all but the relaxed p-SVM) the ascent starts from the exact solution that the least-norm
-// point u of conv{a_j} gives (min_norm_point.h: w = u / ||u||^2), and u = 0 certifies infeasibility; the ascent
-// then only confirms the KKT conditions (one sweep), or solves the problem where Wolfe's method gave up.
+// The ascent starts from an exact solution, which also certifies infeasibility: where every b_j = 1 (all but the
+// relaxed p-SVM) the least-norm point u of conv{a_j} (min_norm_point.h: w = u / ||u||^2; u = 0: infeasible),
+// else the least-distance solution (least_distance.h). The ascent then only confirms the KKT conditions (one
+// sweep), or solves the problem where the exact method gave up to rounding.
 #pragma once
 
 #include "softflow/attention.h"
 #include "softflow/hostdevice.h"
+#include "softflow/least_distance.h"
 #include "softflow/min_norm_point.h"
 #include "softflow/model.h"
 
 namespace softflow {
 
-// solved: the KKT conditions hold to kSvmTolerance. infeasible: a constraint 0 >= b_j > 0; or, all b_j = 1, a
-// least-norm point of conv{a_j} with ||u||^2 <= 1 / kSvmDualBound (lambda then holds the convex weights of that
-// certificate: sum_j lambda_j = 1, ||sum_j lambda_j a_j||^2 = ||u||^2); or sum_j lambda_j b_j beyond kSvmDualBound
-// in the ascent (the dual growing without bound). not_converged: kSvmMaxSweeps sweeps without either (how an
-// infeasible relaxed p-SVM can end: the ascent's dual grows too slowly to reach the bound).
+// solved: the KKT conditions hold to kSvmTolerance. infeasible: a constraint 0 >= b_j > 0; or an exact method's
+// certificate, lambda >= 0 with sum_j lambda_j b_j = 1 and ||sum_j lambda_j a_j||^2 <= 1 / kSvmDualBound (lambda
+// holds it: the least-norm point's convex weights, or the least-distance solution scaled), i.e. ||w|| would
+// exceed sqrt(kSvmDualBound); or sum_j lambda_j b_j beyond kSvmDualBound in the ascent (the dual growing without
+// bound). not_converged: kSvmMaxSweeps sweeps without either (where an exact method gave up on an infeasible
+// problem: the ascent's dual grows too slowly to reach the bound).
 enum class SvmStatus : int { solved = 0, infeasible = 1, not_converged = 2 };
 
 struct MarginSvmResult {
   SvmStatus status = SvmStatus::not_converged;
-  double kkt_residual = 0;   // max_j of max(0, b_j - <a_j, w>) and lambda_j |<a_j, w> - b_j|
+  double kkt_residual = 0;   // max_j of max(0, b_j - <a_j, w>) and lambda_j |<a_j, w> - b_j| / max(1, ||w||^2)
   double norm = 0;           // ||w||
   int sweeps = 0;            // coordinate sweeps taken
 };
@@ -39,7 +42,9 @@ constexpr int kSvmMaxSweeps = 20000;
 constexpr double kSvmDualBound = 1e12;  // ||w||^2 = sum_j lambda_j b_j beyond this: infeasible
 
 // Doubles of scratch solve_margin_svm needs for M constraints in R^D.
-SOFTFLOW_HD inline int margin_svm_scratch_size(int M, int D) { return min_norm_point_workspace(M, D); }
+SOFTFLOW_HD inline int margin_svm_scratch_size(int M, int D) {
+  return max_of(min_norm_point_workspace(M, D), least_distance_workspace(M, D));
+}
 
 // Solves the problem above. a: M x D (row j = a_j), b: M; lambda: M (out: the dual solution), w: D (out);
 // scratch: margin_svm_scratch_size(M, D) doubles.
@@ -56,17 +61,26 @@ SOFTFLOW_HD inline MarginSvmResult solve_margin_svm(int M, int D, const double* 
       return result;
     }
   }
-  if (unit_margins) {
-    const MinNormPointResult nearest = min_norm_point(M, D, a, lambda, w, scratch);
-    if (nearest.converged && nearest.norm_sq * kSvmDualBound <= 1) {
-      result.status = SvmStatus::infeasible;
-      result.norm = sqrt(nearest.norm_sq);
-      return result;
+  if (M > 0) {
+    // The exact start: lambda = start_scale * (the method's weights); infeasible where its certificate says so.
+    bool exact = false, infeasible = false;
+    double start_scale = 0;
+    if (unit_margins) {  // weights: convex, w = u / ||u||^2 with u = sum_j weight_j a_j
+      const MinNormPointResult nearest = min_norm_point(M, D, a, lambda, w, scratch);
+      exact = nearest.converged;
+      infeasible = nearest.norm_sq * kSvmDualBound <= 1;
+      start_scale = infeasible ? 1 : 1 / nearest.norm_sq;
+    } else {  // weights: u of the NNLS, lambda = u / (1 - s), ||w||^2 = s / (1 - s)
+      const LeastDistanceResult nearest = least_distance(M, D, a, b, lambda, scratch);
+      const double s = nearest.margin_sum;
+      exact = nearest.converged;
+      infeasible = (1 - s) * (1 + kSvmDualBound) <= 1;
+      start_scale = infeasible ? 1 / s : 1 / (1 - s);
     }
-    if (nearest.converged) {  // lambda = weights / ||u||^2, w = sum_j lambda_j a_j = u / ||u||^2
-      for (int j = 0; j < M; ++j) lambda[j] /= nearest.norm_sq;
-    } else {
-      for (int j = 0; j < M; ++j) lambda[j] = 0;
+    for (int j = 0; j < M; ++j) lambda[j] = exact ? lambda[j] * start_scale : 0;
+    if (exact && infeasible) {
+      result.status = SvmStatus::infeasible;
+      return result;
     }
     for (int k = 0; k < D; ++k) w[k] = 0;
     for (int j = 0; j < M; ++j)
@@ -92,11 +106,14 @@ SOFTFLOW_HD inline MarginSvmResult solve_margin_svm(int M, int D, const double* 
       result.status = SvmStatus::infeasible;
       return result;
     }
-    // KKT: primal feasibility and complementary slackness (the dual is feasible by construction).
+    // KKT: primal feasibility, and complementary slackness relative to the objective's scale ||w||^2 (= sum_j
+    // lambda_j b_j at the optimum), so that a nearly infeasible problem, whose duals are huge, is held to the same
+    // relative duality gap as any other; the dual is feasible by construction.
     double residual = 0;
+    const double scale = max_of(1.0, dot(w, w, D));
     for (int j = 0; j < M; ++j) {
       const double slack = dot(a + j * D, w, D) - b[j];
-      residual = max_of(residual, max_of(-slack, lambda[j] * abs_of(slack)));
+      residual = max_of(residual, max_of(-slack, lambda[j] * abs_of(slack) / scale));
     }
     result.kkt_residual = residual;
     if (residual <= kSvmTolerance && largest_move <= kSvmTolerance) {

@@ -13,6 +13,7 @@
 #pragma once
 
 #include "softflow/hostdevice.h"
+#include "softflow/active_set.h"
 #include "softflow/softmax.h"
 
 namespace softflow {
@@ -43,37 +44,13 @@ SOFTFLOW_HD inline bool affine_minimiser(int m, int K, const double* gram, doubl
   v[0] = 1;
   if (m == 1) return true;
   const int r = m - 1;
-  double largest_diagonal = 0;
-  for (int i = 0; i < r; ++i)
-    for (int k = 0; k <= i; ++k) {
-      const double qq = gram[(i + 1) * K + k + 1] - gram[(i + 1) * K] - gram[k + 1] + gram[0];
-      chol[i * K + k] = qq;
-      if (i == k) largest_diagonal = max_of(largest_diagonal, qq);
-    }
-  for (int i = 0; i < r; ++i) rhs[i] = gram[0] - gram[(i + 1) * K];
-  // Cholesky, lower triangle in place: Q^T Q = L L^T.
   for (int i = 0; i < r; ++i) {
-    for (int k = 0; k <= i; ++k) {
-      double total = chol[i * K + k];
-      for (int l = 0; l < k; ++l) total -= chol[i * K + l] * chol[k * K + l];
-      if (i == k) {
-        if (!(total > 1e-13 * largest_diagonal)) return false;
-        chol[i * K + i] = sqrt(total);
-      } else {
-        chol[i * K + k] = total / chol[k * K + k];
-      }
-    }
+    for (int k = 0; k <= i; ++k) chol[i * K + k] = gram[(i + 1) * K + k + 1] - gram[(i + 1) * K] - gram[k + 1] + gram[0];
+    rhs[i] = gram[0] - gram[(i + 1) * K];
   }
-  for (int i = 0; i < r; ++i) {  // L y = rhs
-    double total = rhs[i];
-    for (int l = 0; l < i; ++l) total -= chol[i * K + l] * rhs[l];
-    rhs[i] = total / chol[i * K + i];
-  }
+  if (!cholesky_solve(r, K, chol, rhs, 1e-13)) return false;
   double sum = 0;
-  for (int i = r - 1; i >= 0; --i) {  // L^T c = y
-    double total = rhs[i];
-    for (int l = i + 1; l < r; ++l) total -= chol[l * K + i] * rhs[l];
-    rhs[i] = total / chol[i * K + i];
+  for (int i = 0; i < r; ++i) {
     v[i + 1] = rhs[i];
     sum += rhs[i];
   }
@@ -154,27 +131,8 @@ SOFTFLOW_HD inline MinNormPointResult min_norm_point(int M, int D, const double*
         break;
       }
       // Move from lambda towards v until a weight reaches zero, then drop that point (and any other at zero).
-      double theta = 1;
-      int leaving = -1;
-      for (int i = 0; i < m; ++i)
-        if (v[i] <= 0 && lambda[i] - v[i] > 0) {
-          const double reach = lambda[i] / (lambda[i] - v[i]);
-          if (reach < theta || leaving < 0) {
-            theta = reach;
-            leaving = i;
-          }
-        }
-      for (int i = 0; i < m; ++i) lambda[i] = (1 - theta) * lambda[i] + theta * v[i];
-      if (leaving >= 0) lambda[leaving] = 0;
-      int kept = 0;
-      for (int i = 0; i < m; ++i) {
-        if (!(lambda[i] > 0)) continue;
-        member[kept] = member[i];
-        lambda[kept] = lambda[i];
-        ++kept;
-      }
+      m = step_towards_and_drop(m, member, lambda, v);
       // Rebuild the Gram matrix of the kept points (m is small; this keeps the bookkeeping obvious).
-      m = kept;
       for (int i = 0; i < m; ++i)
         for (int k = 0; k <= i; ++k) gram[i * K + k] = gram[k * K + i] = dot(point(i), point(k), D);
     }
