@@ -2,9 +2,7 @@
 // {"X": N x T x d, "Y": N, "W": d x d, "v": d, "z": N x d}, each a nested list of numbers or the name of a .npy
 // file holding the array. Every problem is one InputError naming the file, the key and what is wrong.
 #include <cmath>
-#include <fstream>
 #include <limits>
-#include <sstream>
 #include <utility>
 #include <vector>
 
@@ -90,16 +88,7 @@ struct ArrayReader {
 }  // namespace
 
 AttentionFileData load_attention_dataset(const std::string& path, AttentionTrainable trainable) {
-  std::ifstream in(path);
-  if (!in) throw InputError(path + ": cannot open data set file (missing or unreadable)");
-  std::stringstream text;
-  text << in.rdbuf();
-  json root;
-  try {
-    root = json::parse(text.str());
-  } catch (const json::exception& e) {
-    throw InputError(path + ": malformed JSON: " + e.what());
-  }
+  const json root = read_json_file(path, "data set", false);
   const ArrayReader reader{path};
   if (!root.is_object()) reader.fail("(top level)", "a data set must be a JSON object with X and Y");
   const bool train_w = trainable == AttentionTrainable::w, train_v = trainable == AttentionTrainable::vp;

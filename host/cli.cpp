@@ -3,7 +3,6 @@
 
 #include <cstdio>
 #include <exception>
-#include <fstream>
 #include <iostream>
 #include <memory>
 #include <string>
@@ -40,15 +39,6 @@ std::string joined(int argc, char** argv) {
   return text;
 }
 
-nlohmann::json load_results_file(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw InputError(path + ": cannot open results file (missing or unreadable)");
-  try {
-    return nlohmann::json::parse(in);
-  } catch (const nlohmann::json::exception& e) {
-    throw InputError(path + ": malformed JSON: " + e.what());
-  }
-}
 
 }  // namespace
 
@@ -136,7 +126,7 @@ int cli_main(int argc, char** argv) {
       return 0;
     }
     if (basin->parsed()) {
-      const nlohmann::json results = load_results_file(basin_path);
+      const nlohmann::json results = read_json_file(basin_path, "results", false);
       std::string table;
       try {
         table = basin_map_table(results, basin_checkpoint);

@@ -475,15 +475,12 @@ Study parse_study(const json& raw_in, const std::string& source, const StudyOver
   return study;
 }
 
-Study load_study_file(const std::string& path, const StudyOverrides& overrides) {
-  struct stat info;
-  if (stat(path.c_str(), &info) == 0 && S_ISDIR(info.st_mode)) throw InputError(path + ": is a directory, not a study file");
+nlohmann::json read_json_file(const std::string& path, const std::string& kind, bool reject_duplicate_keys) {
   std::ifstream in(path);
-  if (!in) throw InputError(path + ": cannot open study file (missing or unreadable)");
+  if (!in) throw InputError(path + ": cannot open " + kind + " file (missing or unreadable)");
   std::stringstream text;
   text << in.rdbuf();
-  if (in.bad()) throw InputError(path + ": cannot read study file");
-  // Duplicate keys in one object are an error (JSON parsers would silently keep the last).
+  if (in.bad()) throw InputError(path + ": cannot read " + kind + " file");
   std::vector<std::vector<std::string>> keys_seen;
   const json::parser_callback_t reject_duplicates = [&](int, json::parse_event_t event, json& parsed) {
     if (event == json::parse_event_t::object_start) keys_seen.emplace_back();
@@ -496,13 +493,17 @@ Study load_study_file(const std::string& path, const StudyOverrides& overrides) 
     }
     return true;
   };
-  json raw;
   try {
-    raw = json::parse(text.str(), reject_duplicates);
+    return reject_duplicate_keys ? json::parse(text.str(), reject_duplicates) : json::parse(text.str());
   } catch (const json::exception& e) {  // syntax errors, numbers out of range, invalid UTF-8
     throw InputError(path + ": malformed JSON: " + e.what());
   }
-  return parse_study(raw, path, overrides, directory_of(path));
+}
+
+Study load_study_file(const std::string& path, const StudyOverrides& overrides) {
+  struct stat info;
+  if (stat(path.c_str(), &info) == 0 && S_ISDIR(info.st_mode)) throw InputError(path + ": is a directory, not a study file");
+  return parse_study(read_json_file(path, "study", true), path, overrides, directory_of(path));
 }
 
 CellCheckpoints cell_checkpoints(const Study& study, const CellParams& cell) {

@@ -100,6 +100,11 @@ Study load_study_file(const std::string& path, const StudyOverrides& overrides =
 std::string directory_of(const std::string& file);
 std::string resolve_path(const std::string& path, const std::string& directory);
 
+// The JSON document in the file at `path` (a study, data set or results file: `kind` names it in the errors), with
+// one-line InputErrors for a file that cannot be opened or read and for malformed JSON; reject_duplicate_keys: a
+// key repeated within one object is an error too (parsers would silently keep the last).
+nlohmann::json read_json_file(const std::string& path, const std::string& kind, bool reject_duplicate_keys);
+
 // The checkpoint times of one cell: fixed-step integrators land on whole steps (t = k * step, duplicates
 // dropped); dopri5 lands on the study's times exactly. steps[i] is -1 for dopri5.
 struct CellCheckpoints {
