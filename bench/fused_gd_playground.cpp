@@ -4,7 +4,9 @@
 //   generic     the thread-per-run kernel on the shared math (kernels/cuda_backend.cu), state in global memory
 //   block       one thread block per run (kernels/block_per_run.cuh), state in global memory, any size
 //   vK lanes=T  the fused register kernel (kernels/fused_gd.cuh) with T lanes of a warp per run, T in
-//               fused_gd_lane_choices(d, n), and loop structure K: 0 per-run loop, 1 warp-uniform loop
+//               fused_gd_lane_choices(d, n), and loop structure K: 0 per-run loop, 1 warp-uniform loop,
+//               2 the logistic loss's own kernel (kernels/fused_gd_logistic.cuh: unnormalised softmax, u = g V^T y,
+//               one group sum per scalar, checks through the pre-filter)
 // Usage (on a GPU machine, after scripts/build or scripts/device-check):
 //   build-device/bench/fused_gd_playground [--size 16] [--precision float32] [--runs 1048576] [--steps 10000]
 // (--size: d = n, any size; the fused variants exist for 8, 16 and 32 only)
@@ -120,7 +122,7 @@ int main(int argc, char** argv) {
   };
   std::vector<Variant> variants = {{-1, -1, 0, std::max(1LL, steps / 100)}, {-1, -1, 1, std::max(1LL, steps / 10)}};
   for (int lanes : softflow::fused_gd_lane_choices(size, size))
-    for (int loop : {0, 1}) variants.push_back({lanes, loop, 0, steps});
+    for (int loop : {0, 1, 2}) variants.push_back({lanes, loop, 0, steps});
   for (const Variant& v : variants) {
     if (precision == "float32")
       softflow::run_variant<float>(size, precision, runs, v.steps, v.lanes, v.loop, v.block, peak);

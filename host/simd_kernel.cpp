@@ -36,6 +36,7 @@
 #include <vector>
 
 #include "simd_kernel.h"
+#include "softflow/check_prefilter.h"
 
 // Compile-time trip counts are unrolled so that a block's accumulators stay in registers.
 #ifndef SOFTFLOW_SIMD_UNROLL
@@ -46,20 +47,6 @@
 #define SOFTFLOW_SIMD_ONCE
 namespace softflow {
 namespace simd_detail {
-
-// The scalar side of the pre-filter: thresholds nudged one ulp outward so that the vector comparison in Real flags
-// every lane the scalar rule (in double) could act on.
-template <class Real>
-Real at_most(double x) { return std::nextafter(Real(x), -std::numeric_limits<Real>::infinity()); }
-template <class Real>
-Real at_least(double x) { return std::nextafter(Real(x), std::numeric_limits<Real>::infinity()); }
-
-// The lowest first-passage threshold the run has not reached yet (2 = all reached: s_max never exceeds 1).
-inline double next_passage(const RunRecord& rec) {
-  for (int k = 0; k < kPassageCount; ++k)
-    if (rec.first_time[k] < 0) return passage_threshold(k);
-  return 2.0;
-}
 
 // Per-thread scratch that grows to the largest group seen (aligned for vector loads).
 template <class Real>
@@ -478,19 +465,16 @@ struct LaneBook {
         data(data_buffer), active(scalars), passage(scalars + lanes), flagged(scalars + 2 * lanes),
         loss(scalars + 3 * lanes), s_max(scalars + 4 * lanes), grad_sq(scalars + 5 * lanes),
         steps_at_entry(lanes) {
-    using simd_detail::at_least;
-    using simd_detail::at_most;
-    const StopRule& stop = *group.stop;
-    polarized_at = stop.polarized_eps > 0 ? at_most<Real>(1.0 - stop.polarized_eps) : Real(3);
-    loss_below = stop.loss_below > 0 ? at_least<Real>(stop.loss_below) : std::numeric_limits<Real>::lowest();
-    grad_sq_below =
-        stop.grad_norm_below > 0 ? at_least<Real>(stop.grad_norm_below * stop.grad_norm_below) : Real(-1);
+    const CheckThresholds<Real> thresholds(*group.stop);
+    polarized_at = thresholds.polarized_at;
+    loss_below = thresholds.loss_below;
+    grad_sq_below = thresholds.grad_sq_below;
     const int count = std::min(group.count, int(lanes));
     for (size_t l = 0; l < lanes; ++l) {
       const bool live = int(l) < count && group.records[l].status == RunStatus::running;
       running += live;
       active[l] = live ? Real(1) : Real(0);
-      passage[l] = live ? at_most<Real>(simd_detail::next_passage(group.records[l])) : Real(3);
+      passage[l] = live ? prefilter_passage<Real>(group.records[l]) : Real(3);
       steps_at_entry[l] = live ? group.records[l].steps : 0;
       const Real* state = group.states + l * size_t(p);
       for (int e = 0; e < p; ++e) theta[e * lanes + l] = live ? state[e] : Real(0);
@@ -515,7 +499,7 @@ struct LaneBook {
       rec.steps = steps_at_entry[l] + (k - group.k_from);
       const FlowEval<Real> eval{loss[l], s_max[l], grad_sq[l], 0};
       if (apply_checks(eval, t, *group.stop, false, rec)) {
-        passage[l] = simd_detail::at_most<Real>(simd_detail::next_passage(rec));
+        passage[l] = prefilter_passage<Real>(rec);
       } else {
         scatter(l);
         active[l] = Real(0);

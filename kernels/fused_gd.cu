@@ -7,61 +7,11 @@
 
 #include "cuda_check.h"
 #include "fused_gd.cuh"
+#include "fused_gd_logistic.cuh"
+#include "lane_group.cuh"
 
 namespace softflow {
 namespace {
-
-constexpr int kFusedThreadsPerBlock = 128;
-
-// Sum over the T lanes of a run's group (T a power of two, groups aligned within the warp). Every lane ends
-// with the same bits: each butterfly stage adds the same two values in either order.
-template <int T, class Real>
-__device__ inline Real group_sum(Real x, unsigned mask) {
-#pragma unroll
-  for (int offset = T / 2; offset > 0; offset /= 2) x += __shfl_xor_sync(mask, x, offset, T);
-  return x;
-}
-
-// NaN-free maximum in one instruction (FMNMX / DMNMX); a NaN anywhere still reaches the loss and marks divergence.
-template <class Real>
-__device__ inline Real fast_max(Real x, Real y) {
-  if constexpr (sizeof(Real) == 4) return fmaxf(x, y);
-  else return fmax(x, y);
-}
-
-template <int T, class Real>
-__device__ inline Real group_max(Real x, unsigned mask) {
-#pragma unroll
-  for (int offset = T / 2; offset > 0; offset /= 2) x = fast_max(x, __shfl_xor_sync(mask, x, offset, T));
-  return x;
-}
-
-// One run's registers in a fused kernel: lane `lane` of its group of T holds columns [lane C, lane C + C) of V
-// (all D rows) and of a, with C = N / T; the loss data (D entries) is replicated in every lane.
-template <class Real, int D, int N, int T>
-struct LaneState {
-  static constexpr int C = N / T;
-  Real v[D][C], a[C], target[D];
-
-  __device__ void load(const Real* theta, const Real* data, int lane) {
-#pragma unroll
-    for (int i = 0; i < D; ++i) {
-      target[i] = data[i];
-#pragma unroll
-      for (int c = 0; c < C; ++c) v[i][c] = theta[i * N + lane * C + c];
-    }
-#pragma unroll
-    for (int c = 0; c < C; ++c) a[c] = theta[D * N + lane * C + c];
-  }
-  __device__ void store(Real* theta, int lane) const {
-#pragma unroll
-    for (int i = 0; i < D; ++i)
-#pragma unroll
-      for (int c = 0; c < C; ++c) theta[i * N + lane * C + c] = v[i][c];
-#pragma unroll
-    for (int c = 0; c < C; ++c) theta[D * N + lane * C + c] = a[c];
-  }
-};
 
 // s = softmax(a) over the group, with max_j s_j and sum_j s_j^2 over the group. a, s: C per lane.
 template <int T, int C, class Real>
@@ -191,21 +141,17 @@ template <class Real, int D, int N, int T>
 __global__ void __launch_bounds__(kFusedThreadsPerBlock) fused_gd_uniform_kernel(GdSegmentArgs<Real> args) {
   constexpr int C = N / T;
   constexpr unsigned kFull = 0xffffffffu;
-  const long long thread = blockIdx.x * (long long)blockDim.x + threadIdx.x;
-  const long long warp_first_run = (thread - threadIdx.x % 32) / T;
-  if (warp_first_run >= args.runs) return;  // whole warps only
-  const long long run = thread / T;
-  const int lane = int(thread % T);
-  const bool exists = run < args.runs;
-  const long long loaded_run = exists ? run : warp_first_run;
-  RunRecord rec = args.records[loaded_run];
-  bool active = exists && rec.status == RunStatus::running;
+  const GroupPosition<T> at(args.runs);
+  if (at.skip_warp) return;  // whole warps only
+  const int lane = at.lane;
+  RunRecord rec = args.records[at.loaded_run];
+  bool active = at.exists && rec.status == RunStatus::running;
   const bool started = active;
   if (!__any_sync(kFull, active)) return;
   const ModelShape shape = compile_time_shape<D, N>(args.shape);
-  Real* theta = args.states + loaded_run * (D * N + N);
+  Real* theta = args.states + at.loaded_run * (D * N + N);
   LaneState<Real, D, N, T> x;
-  x.load(theta, args.data + loaded_run * args.data_stride, lane);
+  x.load(theta, args.data + at.loaded_run * args.data_stride, lane);
 
   const Real h = Real(args.step);
   Real s[C], da[C], r[D], s_max, s_sq;
@@ -216,14 +162,11 @@ __global__ void __launch_bounds__(kFusedThreadsPerBlock) fused_gd_uniform_kernel
     if (active && !apply_checks(eval, double(k) * args.step, args.stop, false, rec)) {
       active = false;
       x.store(theta, lane);
+      x.clear();
 #pragma unroll
-      for (int c = 0; c < C; ++c) x.a[c] = da[c] = 0;
+      for (int c = 0; c < C; ++c) da[c] = 0;
 #pragma unroll
-      for (int i = 0; i < D; ++i) {
-        r[i] = 0;
-#pragma unroll
-        for (int c = 0; c < C; ++c) x.v[i][c] = 0;
-      }
+      for (int i = 0; i < D; ++i) r[i] = 0;
     }
     if (active) ++rec.steps;
     // Next step's softmax first: its shuffles and exponentials overlap the rank-one update of V (old s).
@@ -244,7 +187,7 @@ __global__ void __launch_bounds__(kFusedThreadsPerBlock) fused_gd_uniform_kernel
     rec.t = double(args.step_to) * args.step;
     x.store(theta, lane);
   }
-  if (started && lane == 0) args.records[run] = rec;
+  if (started && lane == 0) args.records[at.run] = rec;
 }
 
 template <class Real, int D, int N, int T>
@@ -252,6 +195,10 @@ void launch(const GdSegmentArgs<Real>& args) {
   const long long threads = args.runs * T;
   const unsigned blocks = unsigned((threads + kFusedThreadsPerBlock - 1) / kFusedThreadsPerBlock);
   const int variant = args.variant >= 0 ? args.variant : (T == 1 ? 0 : 1);
+  if (variant == 2) {
+    if (args.shape.loss != LossKind::logistic) throw std::invalid_argument("fused gd variant 2: logistic loss only");
+    return launch_fused_gd_logistic<Real, D, N, T>(args);
+  }
   if (variant == 1)
     fused_gd_uniform_kernel<Real, D, N, T><<<blocks, kFusedThreadsPerBlock>>>(args);
   else

@@ -26,6 +26,9 @@ const std::vector<int>& fused_gd_lane_choices(int d, int n);
 //              on a zeroed copy that is never stored), so shuffles are full-warp and the next step's softmax
 //              overlaps the update of V. Faster with 2 or more lanes (16 x 16 float32: 23.4 % of peak against
 //              22.5 %; float64: 17.1 % against 15.4 %), slower with 1 lane (8 x 8: 22.0 % against 23.5 %).
+//   variant 2: the logistic loss only (fused_gd_logistic.cuh): variant 1's loop with the CPU SIMD kernel's
+//              logistic step (u = g V^T y summed in the update pass, unnormalised softmax, checks pre-filtered).
+//              Built and tested without a GPU so far: bench/fused_gd_playground times it against 0 and 1.
 // The default (variant -1) takes variant 0 for 1 lane and variant 1 otherwise.
 template <class Real>
 void fused_gd_advance(const GdSegmentArgs<Real>& args, int lanes = 0);

@@ -16,6 +16,7 @@
 #include "cuda_cell_input.h"
 #include "cuda_check.h"
 #include "engine.h"
+#include "fused_gd.cuh"
 #include "progress.h"
 #include "test_support.h"
 
@@ -39,16 +40,24 @@ struct BothBackends {
   int state_size = 0;
 };
 
-// block_gd: the CUDA input's block-per-run gd choice (-1 = the backend's own choice).
+// The CUDA input's kernel choices (cuda_backend.h; the defaults are the backend's own choices).
+struct KernelChoice {
+  int block_gd = -1;       // block-per-run gd kernel: 1 forced, 0 not, -1 by size
+  int fused_lanes = 0;     // fused gd kernel: lanes per run (0: by size)
+  int fused_variant = -1;  // fused gd kernel: loop variant (fused_gd.cuh)
+};
+
 template <class Real>
-BothBackends<Real> run_both(const Study& study, bool initial_only = false, int block_gd = -1) {
+BothBackends<Real> run_both(const Study& study, bool initial_only = false, KernelChoice choice = {}) {
   BothBackends<Real> out;
   const CellParams& cell = study.cells[0];
   out.state_size = cell.shape.state_size();
   CpuCellSimulation<Real> cpu(study, cell, 0, CpuKernel::scalar);  // the reference kernel
   const CellData<Real> data(cell, study.seed, 0, study.runs);
   CudaCellInput<Real> input = make_cuda_cell_input(study, 0, data);
-  input.block_gd = block_gd;
+  input.block_gd = choice.block_gd;
+  input.fused_lanes = choice.fused_lanes;
+  input.fused_variant = choice.fused_variant;
   CudaCellSimulation<Real> cuda(input);
   if (!initial_only) {
     CheckpointObservations observations;
@@ -130,6 +139,71 @@ TEST_F(CudaBackendTest, FusedGdKernelMatchesTheCpu) {
     }
 }
 
+TEST_F(CudaBackendTest, FusedLogisticKernelMatchesTheCpu) {
+  // Variant 2 (fused_gd_logistic.cuh), every size and lane count it is instantiated for.
+  for (int size : {8, 16, 32})
+    for (int lanes : fused_gd_lane_choices(size, size)) {
+      const KernelChoice logistic{-1, lanes, 2};
+      nlohmann::json changes = fixed_step_study("gd", "logistic");
+      changes["d"] = size;
+      changes["n"] = size;
+      changes["runs"] = 150;
+      const auto reference = run_both<double>(testing::study_with(changes), false, logistic);
+      EXPECT_LT(max_relative_difference(reference.cuda_states, reference.cpu_states), 1e-10) << size << " " << lanes;
+      EXPECT_EQ(reference.cuda_records[3].steps, 1000);
+      changes["precision"] = "float32";
+      const auto both = run_both<float>(testing::study_with(changes), false, logistic);
+      const double cpu_error = max_relative_difference(both.cpu_states, reference.cpu_states);
+      const double cuda_error = max_relative_difference(both.cuda_states, reference.cpu_states);
+      EXPECT_LT(cuda_error, 4 * cpu_error + 1e-6) << size << " " << lanes << ": cpu float32 error " << cpu_error;
+    }
+}
+
+TEST_F(CudaBackendTest, FusedLogisticKernelStopsLikeTheCpu) {
+  // The pre-filtered checks of variant 2 against the CPU's check of every step: first passages, polarization,
+  // loss and gradient-norm stops inside a segment, in float64 and float32 (the float32 pre-filter thresholds are
+  // nudged outward, so the decisions, made in double, are the CPU's own).
+  // On the CPU, 256 runs of 16 x 16: 241 polarize (at the 0.9 passage) by t = 3000; all converge on the loss rule
+  // (32 by t = 500, none polarized yet); all converge on the gradient rule, 125 after passing s_max = 0.9.
+  const nlohmann::json rules[3] = {{{"polarized_eps", 0.1}}, {{"loss_below", 0.003}}, {{"grad_norm_below", 0.001}}};
+  int passages = 0;
+  for (const nlohmann::json& rule : rules)
+    for (const char* precision : {"float64", "float32"}) {
+      const Study study = testing::study_with({{"runs", 256}, {"integrator", "gd"}, {"step", 0.5}, {"d", 16},
+                                               {"n", 16}, {"precision", precision}, {"stop", rule},
+                                               {"checkpoints", {{"schedule", "list"}, {"times", {0, 500, 3000}}}}});
+      const KernelChoice logistic{-1, 0, 2};
+      std::vector<RunRecord> cpu_records, cuda_records;
+      double state_difference = 0;
+      if (std::string(precision) == "float64") {
+        const auto both = run_both<double>(study, false, logistic);
+        cpu_records = both.cpu_records;
+        cuda_records = both.cuda_records;
+        state_difference = max_relative_difference(both.cuda_states, both.cpu_states);
+      } else {
+        const auto both = run_both<float>(study, false, logistic);
+        cpu_records = both.cpu_records;
+        cuda_records = both.cuda_records;
+      }
+      int stopped = 0;
+      for (size_t r = 0; r < cpu_records.size(); ++r) {
+        const RunRecord &cpu = cpu_records[r], &cuda = cuda_records[r];
+        EXPECT_EQ(cpu.status, cuda.status) << rule << " " << precision << " " << r;
+        // float32: a threshold crossed within rounding of the decision may fall one step apart.
+        const double slack = std::string(precision) == "float32" ? 1 : 0, step = study.cells[0].step;
+        EXPECT_NEAR(double(cpu.steps), double(cuda.steps), slack) << rule << " " << precision << " " << r;
+        for (int k = 0; k < kPassageCount; ++k) {
+          EXPECT_NEAR(cpu.first_time[k], cuda.first_time[k], slack * step) << rule << " " << r << " " << k;
+          passages += cuda.first_time[k] >= 0;
+        }
+        stopped += cuda.status != RunStatus::running;
+      }
+      EXPECT_GT(stopped, 200) << rule << " " << precision;
+      EXPECT_LT(state_difference, 1e-10) << rule;  // float64: stopped runs keep the state they stopped at
+    }
+  EXPECT_GT(passages, 600);  // (241 + 125) x 2 precisions on the CPU
+}
+
 TEST_F(CudaBackendTest, BlockGdKernelMatchesTheCpu) {
   // One block per run (block_per_run.cuh), forced on: sizes below, at and above one warp, rows or columns far beyond the
   // block, every value-softmax loss.
@@ -142,12 +216,12 @@ TEST_F(CudaBackendTest, BlockGdKernelMatchesTheCpu) {
       changes["runs"] = 70;
       changes["step"] = 0.1;
       changes["checkpoints"] = {{"schedule", "list"}, {"times", {0, 20, 30}}};  // 300 steps
-      const auto reference = run_both<double>(testing::study_with(changes), false, 1);
+      const auto reference = run_both<double>(testing::study_with(changes), false, {1});
       EXPECT_LT(max_relative_difference(reference.cuda_states, reference.cpu_states), 1e-10) << d << "x" << n << " "
                                                                                                << loss;
       EXPECT_EQ(reference.cuda_records[3].steps, reference.cpu_records[3].steps);
       changes["precision"] = "float32";
-      const auto both = run_both<float>(testing::study_with(changes), false, 1);
+      const auto both = run_both<float>(testing::study_with(changes), false, {1});
       const double cpu_error = max_relative_difference(both.cpu_states, reference.cpu_states);
       const double cuda_error = max_relative_difference(both.cuda_states, reference.cpu_states);
       EXPECT_LT(cuda_error, 4 * cpu_error + 1e-6) << d << "x" << n << " " << loss << ": cpu float32 error "
@@ -164,7 +238,7 @@ TEST_F(CudaBackendTest, BlockGdKernelStopsLikeTheCpu) {
                               {"checkpoints", {{"schedule", "list"}, {"times", {0, 1500, 4500}}}}};
     if (!explode) changes["stop"] = {{"polarized_eps", 0.1}};  // on the CPU: 92 of 96 polarize by t = 1500
     const Study study = testing::study_with(changes);  // square: 40 of 96 diverge on the CPU
-    const auto both = run_both<double>(study, false, 1);
+    const auto both = run_both<double>(study, false, {1});
     const size_t p = both.cpu_states.size() / both.cpu_records.size();
     int stopped = 0;
     for (size_t r = 0; r < both.cpu_records.size(); ++r) {
