@@ -135,7 +135,7 @@ struct RunVectors {
 extern __shared__ __align__(16) unsigned char block_vectors[];
 
 template <class Real, int B>
-__global__ void __launch_bounds__(B) block_gd_kernel(GdSegmentArgs<Real> args) {
+__global__ void __launch_bounds__(B) block_gd_kernel(FixedStepSegmentArgs<Real> args) {
   __shared__ BlockRun<Real, B> block;
   RunRecord& rec = block.rec();
   const ModelShape shape = args.shape;
@@ -328,7 +328,7 @@ void with_block_size(int threads, Launch&& launch) {
 }  // namespace
 
 template <class Real>
-void block_gd_advance(const GdSegmentArgs<Real>& args) {
+void block_gd_advance(const FixedStepSegmentArgs<Real>& args) {
   with_block_size(block_gd_threads(args.shape), [&](auto threads) {
     launch_block_kernel(block_gd_kernel<Real, decltype(threads)::value>, threads, args, args.runs);
   });
@@ -341,8 +341,8 @@ void block_observe(const BlockObserveArgs<Real>& args) {
   });
 }
 
-template void block_gd_advance<float>(const GdSegmentArgs<float>&);
-template void block_gd_advance<double>(const GdSegmentArgs<double>&);
+template void block_gd_advance<float>(const FixedStepSegmentArgs<float>&);
+template void block_gd_advance<double>(const FixedStepSegmentArgs<double>&);
 template void block_observe<float>(const BlockObserveArgs<float>&);
 template void block_observe<double>(const BlockObserveArgs<double>&);
 

@@ -10,7 +10,7 @@
 
 #include <cstdint>
 
-#include "gd_segment.cuh"
+#include "fixed_step_segment.cuh"
 #include "softflow/initial_state.h"
 
 namespace softflow {
@@ -24,7 +24,7 @@ int block_gd_threads(const ModelShape& shape);
 
 // Advances every running run from step_from to step_to, one block per run (grid-stride over runs).
 template <class Real>
-void block_gd_advance(const GdSegmentArgs<Real>& args);
+void block_gd_advance(const FixedStepSegmentArgs<Real>& args);
 
 // Observation of a wave of runs at a checkpoint, as observe_run (observables.h) on the CPU.
 template <class Real>

@@ -14,6 +14,7 @@
 #include "device_statistics.cuh"
 #include "block_per_run.cuh"
 #include "fused_gd.cuh"
+#include "fused_rk4.cuh"
 #include "softflow/observables.h"
 
 namespace softflow {
@@ -188,6 +189,7 @@ struct CudaCellSimulation<Real>::Impl {
   long long steps_taken = 0;
   bool fused_gd = false;  // gd steps by the fused register kernel (fused_gd.cuh)
   bool block_gd = false;  // gd steps by the block-per-run kernel (block_per_run.cuh)
+  bool fused_rk4 = false;  // rk4 steps by the fused register kernel (fused_rk4.cuh)
   cudaEvent_t kernel_start = nullptr, kernel_stop = nullptr;
 
   explicit Impl(const CudaCellInput<Real>& in)
@@ -253,6 +255,8 @@ struct CudaCellSimulation<Real>::Impl {
     args.values = values.get();
     args.winners = winners.get();
     fused_gd = in.method == Method::gd && in.fused_lanes >= 0 && fused_gd_available(shape, int(sizeof(Real)), nullptr);
+    fused_rk4 = in.method == Method::rk4 && in.fused_rk4_lanes != 0 &&
+                fused_rk4_available(shape, int(sizeof(Real)), nullptr);
     block_gd = in.method == Method::gd && !fused_gd && in.block_gd != 0 &&
                (in.block_gd == 1 || shape.state_size() >= kBlockGdMinState) &&
                block_gd_available(shape, int(sizeof(Real)));
@@ -340,12 +344,15 @@ void CudaCellSimulation<Real>::advance_and_summarize(size_t c, CheckpointSummary
     s.select_wave(wave, true);
     SOFTFLOW_CUDA_CHECK(cudaEventRecord(s.kernel_start));
     long long step_from = c > 0 ? in.steps[c - 1] : 0;
-    if ((s.fused_gd || s.block_gd) && step_from < in.steps[c]) {
-      const GdSegmentArgs<Real> segment{in.shape,      in.step,        step_from,       in.steps[c],
-                                        in.stop,       s.args.runs,    s.states.get(),  s.records.get(),
-                                        s.data.get(),  s.args.data_stride, in.fused_variant};
+    if ((s.fused_gd || s.block_gd || s.fused_rk4) && step_from < in.steps[c]) {
+      const FixedStepSegmentArgs<Real> segment{in.shape,       in.step,        step_from,
+                                               in.steps[c],    in.stop,        s.args.runs,
+                                               s.states.get(), s.records.get(), s.data.get(),
+                                               s.args.data_stride, in.fused_variant};
       if (s.fused_gd)
         fused_gd_advance(segment, in.fused_lanes);
+      else if (s.fused_rk4)
+        fused_rk4_advance(segment, in.fused_rk4_lanes);
       else
         block_gd_advance(segment);
       step_from = in.steps[c];  // the kernel below only observes

@@ -38,6 +38,8 @@ struct CudaCellInput {
   int fused_lanes = 0;           // fused gd kernel: lanes per run (0 = default, -1 = not the fused kernel)
   int block_gd = -1;             // block-per-run gd kernel (block_per_run.cuh): -1 = where faster, 0 = never, 1 = always
   int fused_variant = -1;        // fused gd kernel loop variant (fused_gd.cuh; -1 = the faster for the lanes)
+  int fused_rk4_lanes = 0;       // fused rk4 kernel (fused_rk4.cuh): lanes per run (-1 = default); 0 = off (the
+                                 // default until a GPU has validated it)
   long long wave_runs = 0;       // most runs per wave (0 = as many as device memory holds; tests force waves)
 };
 

@@ -8,77 +8,10 @@
 #include "cuda_check.h"
 #include "fused_gd.cuh"
 #include "fused_gd_logistic.cuh"
-#include "lane_group.cuh"
+#include "lane_flow.cuh"
 
 namespace softflow {
 namespace {
-
-// s = softmax(a) over the group, with max_j s_j and sum_j s_j^2 over the group. a, s: C per lane.
-template <int T, int C, class Real>
-__device__ inline void group_softmax(const Real (&a)[C], Real (&s)[C], Real& s_max, Real& s_sq, unsigned mask) {
-  Real a_max = a[0];
-#pragma unroll
-  for (int c = 1; c < C; ++c) a_max = fast_max(a_max, a[c]);
-  a_max = group_max<T>(a_max, mask);
-  Real total = 0;
-#pragma unroll
-  for (int c = 0; c < C; ++c) {
-    s[c] = exp(a[c] - a_max);
-    total += s[c];
-  }
-  const Real inv = Real(1) / group_sum<T>(total, mask);
-  s_max = 0;
-  s_sq = 0;
-#pragma unroll
-  for (int c = 0; c < C; ++c) {
-    s[c] *= inv;
-    s_max = fast_max(s_max, s[c]);
-    s_sq += s[c] * s[c];
-  }
-  s_max = group_max<T>(s_max, mask);
-  s_sq = group_sum<T>(s_sq, mask);
-}
-
-// The flow at the run's state given s = softmax(a): beta = V s (all-reduce over the group), the loss residual r
-// (shared loss_and_residual, replicated in every lane), da = s .* (u - <s, u>) with u = V^T r (local columns), and
-// ||grad||^2 = ||r||^2 ||s||^2 + ||da||^2 (dV = r s^T is rank one). r: D, da: C per lane.
-template <int T, class Real, int D, int N>
-__device__ inline FlowEval<Real> group_evaluate(const ModelShape& shape, const LaneState<Real, D, N, T>& x,
-                                                const Real (&s)[N / T], Real s_max, Real s_sq, Real (&r)[D],
-                                                Real (&da)[N / T], unsigned mask) {
-  constexpr int C = N / T;
-  Real beta[D], work[1];
-#pragma unroll
-  for (int i = 0; i < D; ++i) {
-    Real partial = 0;
-#pragma unroll
-    for (int c = 0; c < C; ++c) partial += x.v[i][c] * s[c];
-    beta[i] = group_sum<T>(partial, mask);
-  }
-  FlowEval<Real> eval;
-  eval.loss = loss_and_residual(shape, beta, x.target, r, work);
-  Real su = 0, r_sq = 0;
-#pragma unroll
-  for (int i = 0; i < D; ++i) r_sq += r[i] * r[i];
-#pragma unroll
-  for (int c = 0; c < C; ++c) {
-    da[c] = 0;
-#pragma unroll
-    for (int i = 0; i < D; ++i) da[c] += x.v[i][c] * r[i];  // u_c
-    su += s[c] * da[c];
-  }
-  su = group_sum<T>(su, mask);
-  Real da_sq = 0;
-#pragma unroll
-  for (int c = 0; c < C; ++c) {
-    da[c] = s[c] * (da[c] - su);
-    da_sq += da[c] * da[c];
-  }
-  eval.grad_norm_sq = r_sq * s_sq + group_sum<T>(da_sq, mask);
-  eval.s_max = s_max;
-  eval.winner = 0;  // not used by the checks
-  return eval;
-}
 
 // The gd update V += h r s^T, a += h da on the lane's columns.
 template <class Real, int D, int N, int T>
@@ -94,18 +27,9 @@ __device__ inline void gd_update(LaneState<Real, D, N, T>& x, Real h, const Real
   for (int c = 0; c < N / T; ++c) x.a[c] += h * da[c];
 }
 
-// The kernels' sizes in the shape, so the shared loss code unrolls and its arrays stay in registers.
-template <int D, int N>
-__device__ inline ModelShape compile_time_shape(ModelShape shape) {
-  shape.d = D;
-  shape.n = N;
-  shape.m = 0;
-  return shape;
-}
-
 // Variant 0 (fused_gd.cuh): a run's lanes leave the loop when the run stops.
 template <class Real, int D, int N, int T>
-__global__ void __launch_bounds__(kFusedThreadsPerBlock) fused_gd_kernel(GdSegmentArgs<Real> args) {
+__global__ void __launch_bounds__(kFusedThreadsPerBlock) fused_gd_kernel(FixedStepSegmentArgs<Real> args) {
   constexpr int C = N / T;
   const long long thread = blockIdx.x * (long long)blockDim.x + threadIdx.x;
   const long long run = thread / T;
@@ -124,7 +48,7 @@ __global__ void __launch_bounds__(kFusedThreadsPerBlock) fused_gd_kernel(GdSegme
   Real s[C], da[C], r[D], s_max, s_sq;
   for (long long k = args.step_from; k < args.step_to; ++k) {
     group_softmax<T>(x.a, s, s_max, s_sq, mask);
-    const FlowEval<Real> eval = group_evaluate<T>(shape, x, s, s_max, s_sq, r, da, mask);
+    const FlowEval<Real> eval = group_evaluate<T>(shape, x, NoShift(), s, s_max, s_sq, r, da, mask);
     if (!apply_checks(eval, double(k) * args.step, args.stop, false, rec)) break;
     gd_update(x, h, r, s, da);
     ++rec.steps;
@@ -138,7 +62,7 @@ __global__ void __launch_bounds__(kFusedThreadsPerBlock) fused_gd_kernel(GdSegme
 // shuffle is a full-warp shuffle (no divergence guards) and the softmax of the next step overlaps the rank-one
 // update of V. A run that stops stores its state at once and continues on a zeroed (finite, never stored) state.
 template <class Real, int D, int N, int T>
-__global__ void __launch_bounds__(kFusedThreadsPerBlock) fused_gd_uniform_kernel(GdSegmentArgs<Real> args) {
+__global__ void __launch_bounds__(kFusedThreadsPerBlock) fused_gd_uniform_kernel(FixedStepSegmentArgs<Real> args) {
   constexpr int C = N / T;
   constexpr unsigned kFull = 0xffffffffu;
   const GroupPosition<T> at(args.runs);
@@ -158,7 +82,7 @@ __global__ void __launch_bounds__(kFusedThreadsPerBlock) fused_gd_uniform_kernel
   group_softmax<T>(x.a, s, s_max, s_sq, kFull);
   for (long long k = args.step_from; k < args.step_to; ++k) {
     if (!__any_sync(kFull, active)) break;
-    const FlowEval<Real> eval = group_evaluate<T>(shape, x, s, s_max, s_sq, r, da, kFull);
+    const FlowEval<Real> eval = group_evaluate<T>(shape, x, NoShift(), s, s_max, s_sq, r, da, kFull);
     if (active && !apply_checks(eval, double(k) * args.step, args.stop, false, rec)) {
       active = false;
       x.store(theta, lane);
@@ -191,7 +115,7 @@ __global__ void __launch_bounds__(kFusedThreadsPerBlock) fused_gd_uniform_kernel
 }
 
 template <class Real, int D, int N, int T>
-void launch(const GdSegmentArgs<Real>& args) {
+void launch(const FixedStepSegmentArgs<Real>& args) {
   const long long threads = args.runs * T;
   const unsigned blocks = unsigned((threads + kFusedThreadsPerBlock - 1) / kFusedThreadsPerBlock);
   const int variant = args.variant >= 0 ? args.variant : (T == 1 ? 0 : 1);
@@ -235,7 +159,7 @@ namespace {
 
 // Launches the instance with `lanes` lanes per run, one of the choices of its size (Lanes...).
 template <class Real, int D, int N, int... Lanes>
-void launch_with_lanes(const GdSegmentArgs<Real>& args, int lanes) {
+void launch_with_lanes(const FixedStepSegmentArgs<Real>& args, int lanes) {
   bool launched = false;
   ((lanes == Lanes ? (launch<Real, D, N, Lanes>(args), launched = true) : false), ...);
   if (!launched) throw std::invalid_argument("fused gd: " + std::to_string(lanes) + " lanes per run not instantiated");
@@ -244,7 +168,7 @@ void launch_with_lanes(const GdSegmentArgs<Real>& args, int lanes) {
 }  // namespace
 
 template <class Real>
-void fused_gd_advance(const GdSegmentArgs<Real>& args, int lanes) {
+void fused_gd_advance(const FixedStepSegmentArgs<Real>& args, int lanes) {
   const int d = args.shape.d, n = args.shape.n;
   if (lanes <= 0) fused_gd_available(args.shape, int(sizeof(Real)), &lanes);
   if (d == 8 && n == 8) return launch_with_lanes<Real, 8, 8, 1, 2, 4>(args, lanes);
@@ -253,7 +177,7 @@ void fused_gd_advance(const GdSegmentArgs<Real>& args, int lanes) {
   throw std::logic_error("fused_gd_advance: no instance for this size");
 }
 
-template void fused_gd_advance<float>(const GdSegmentArgs<float>&, int);
-template void fused_gd_advance<double>(const GdSegmentArgs<double>&, int);
+template void fused_gd_advance<float>(const FixedStepSegmentArgs<float>&, int);
+template void fused_gd_advance<double>(const FixedStepSegmentArgs<double>&, int);
 
 }  // namespace softflow

@@ -8,7 +8,7 @@
 
 #include <vector>
 
-#include "gd_segment.cuh"
+#include "fixed_step_segment.cuh"
 
 namespace softflow {
 
@@ -31,6 +31,6 @@ const std::vector<int>& fused_gd_lane_choices(int d, int n);
 //              Built and tested without a GPU so far: bench/fused_gd_playground times it against 0 and 1.
 // The default (variant -1) takes variant 0 for 1 lane and variant 1 otherwise.
 template <class Real>
-void fused_gd_advance(const GdSegmentArgs<Real>& args, int lanes = 0);
+void fused_gd_advance(const FixedStepSegmentArgs<Real>& args, int lanes = 0);
 
 }  // namespace softflow

@@ -48,7 +48,8 @@ __device__ inline void logistic_pass(LaneState<Real, D, N, T>& x, const Real (&s
 }
 
 template <class Real, int D, int N, int T>
-__global__ void __launch_bounds__(kFusedThreadsPerBlock) fused_gd_logistic_kernel(GdSegmentArgs<Real> args) {
+__global__ void __launch_bounds__(kFusedThreadsPerBlock)
+    fused_gd_logistic_kernel(FixedStepSegmentArgs<Real> args) {
   constexpr int C = N / T;
   constexpr unsigned kFull = 0xffffffffu;
   const GroupPosition<T> at(args.runs);
@@ -144,7 +145,7 @@ __global__ void __launch_bounds__(kFusedThreadsPerBlock) fused_gd_logistic_kerne
 }  // namespace
 
 template <class Real, int D, int N, int T>
-void launch_fused_gd_logistic(const GdSegmentArgs<Real>& args) {
+void launch_fused_gd_logistic(const FixedStepSegmentArgs<Real>& args) {
   const long long threads = args.runs * T;
   const unsigned blocks = unsigned((threads + kFusedThreadsPerBlock - 1) / kFusedThreadsPerBlock);
   fused_gd_logistic_kernel<Real, D, N, T><<<blocks, kFusedThreadsPerBlock>>>(args);
@@ -152,16 +153,16 @@ void launch_fused_gd_logistic(const GdSegmentArgs<Real>& args) {
 }
 
 // The instances of fused_gd_lane_choices (fused_gd.cu).
-#define SOFTFLOW_LOGISTIC_INSTANCES(Real)                                                                     \
-  template void launch_fused_gd_logistic<Real, 8, 8, 1>(const GdSegmentArgs<Real>&);                        \
-  template void launch_fused_gd_logistic<Real, 8, 8, 2>(const GdSegmentArgs<Real>&);                        \
-  template void launch_fused_gd_logistic<Real, 8, 8, 4>(const GdSegmentArgs<Real>&);                        \
-  template void launch_fused_gd_logistic<Real, 16, 16, 2>(const GdSegmentArgs<Real>&);                      \
-  template void launch_fused_gd_logistic<Real, 16, 16, 4>(const GdSegmentArgs<Real>&);                      \
-  template void launch_fused_gd_logistic<Real, 16, 16, 8>(const GdSegmentArgs<Real>&);                      \
-  template void launch_fused_gd_logistic<Real, 32, 32, 4>(const GdSegmentArgs<Real>&);                      \
-  template void launch_fused_gd_logistic<Real, 32, 32, 8>(const GdSegmentArgs<Real>&);                      \
-  template void launch_fused_gd_logistic<Real, 32, 32, 16>(const GdSegmentArgs<Real>&);
+#define SOFTFLOW_LOGISTIC_INSTANCES(Real)                                                      \
+  template void launch_fused_gd_logistic<Real, 8, 8, 1>(const FixedStepSegmentArgs<Real>&);    \
+  template void launch_fused_gd_logistic<Real, 8, 8, 2>(const FixedStepSegmentArgs<Real>&);    \
+  template void launch_fused_gd_logistic<Real, 8, 8, 4>(const FixedStepSegmentArgs<Real>&);    \
+  template void launch_fused_gd_logistic<Real, 16, 16, 2>(const FixedStepSegmentArgs<Real>&);  \
+  template void launch_fused_gd_logistic<Real, 16, 16, 4>(const FixedStepSegmentArgs<Real>&);  \
+  template void launch_fused_gd_logistic<Real, 16, 16, 8>(const FixedStepSegmentArgs<Real>&);  \
+  template void launch_fused_gd_logistic<Real, 32, 32, 4>(const FixedStepSegmentArgs<Real>&);  \
+  template void launch_fused_gd_logistic<Real, 32, 32, 8>(const FixedStepSegmentArgs<Real>&);  \
+  template void launch_fused_gd_logistic<Real, 32, 32, 16>(const FixedStepSegmentArgs<Real>&);
 SOFTFLOW_LOGISTIC_INSTANCES(float)
 SOFTFLOW_LOGISTIC_INSTANCES(double)
 #undef SOFTFLOW_LOGISTIC_INSTANCES

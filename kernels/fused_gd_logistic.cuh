@@ -13,13 +13,13 @@
 // The warp-uniform loop of variant 1: stopped runs store their state at once and step on zeros.
 #pragma once
 
-#include "gd_segment.cuh"
+#include "fixed_step_segment.cuh"
 
 namespace softflow {
 
 // Advances every running run of a logistic cell from step_from to step_to with T lanes per run; instances for
 // (D, N, T) in fused_gd_lane_choices.
 template <class Real, int D, int N, int T>
-void launch_fused_gd_logistic(const GdSegmentArgs<Real>& args);
+void launch_fused_gd_logistic(const FixedStepSegmentArgs<Real>& args);
 
 }  // namespace softflow

@@ -17,6 +17,7 @@
 #include "cuda_check.h"
 #include "engine.h"
 #include "fused_gd.cuh"
+#include "fused_rk4.cuh"
 #include "progress.h"
 #include "test_support.h"
 
@@ -45,6 +46,7 @@ struct KernelChoice {
   int block_gd = -1;       // block-per-run gd kernel: 1 forced, 0 not, -1 by size
   int fused_lanes = 0;     // fused gd kernel: lanes per run (0: by size)
   int fused_variant = -1;  // fused gd kernel: loop variant (fused_gd.cuh)
+  int fused_rk4_lanes = 0;  // fused rk4 kernel: lanes per run (0: off, -1: by size)
 };
 
 template <class Real>
@@ -58,6 +60,7 @@ BothBackends<Real> run_both(const Study& study, bool initial_only = false, Kerne
   input.block_gd = choice.block_gd;
   input.fused_lanes = choice.fused_lanes;
   input.fused_variant = choice.fused_variant;
+  input.fused_rk4_lanes = choice.fused_rk4_lanes;
   CudaCellSimulation<Real> cuda(input);
   if (!initial_only) {
     CheckpointObservations observations;
@@ -202,6 +205,59 @@ TEST_F(CudaBackendTest, FusedLogisticKernelStopsLikeTheCpu) {
       EXPECT_LT(state_difference, 1e-10) << rule;  // float64: stopped runs keep the state they stopped at
     }
   EXPECT_GT(passages, 600);  // (241 + 125) x 2 precisions on the CPU
+}
+
+TEST_F(CudaBackendTest, FusedRk4KernelMatchesTheCpu) {
+  // fused_rk4.cuh, every size and lane count it is instantiated for, every loss it serves: 1000 steps.
+  for (int size : {8, 16})
+    for (int lanes : fused_rk4_lane_choices(size, size))
+      for (const char* loss : {"logistic", "square", "cross_entropy"}) {
+        const KernelChoice rk4{-1, 0, -1, lanes};
+        nlohmann::json changes = fixed_step_study("rk4", loss);
+        changes["d"] = size;
+        changes["n"] = size;
+        changes["runs"] = 150;
+        const auto reference = run_both<double>(testing::study_with(changes), false, rk4);
+        EXPECT_LT(max_relative_difference(reference.cuda_states, reference.cpu_states), 1e-10)
+            << size << " " << lanes << " " << loss;
+        EXPECT_EQ(reference.cuda_records[3].steps, 1000);
+        changes["precision"] = "float32";
+        const auto both = run_both<float>(testing::study_with(changes), false, rk4);
+        const double cpu_error = max_relative_difference(both.cpu_states, reference.cpu_states);
+        const double cuda_error = max_relative_difference(both.cuda_states, reference.cpu_states);
+        EXPECT_LT(cuda_error, 4 * cpu_error + 1e-6) << size << " " << lanes << " " << loss << ": cpu float32 error "
+                                                    << cpu_error;
+      }
+}
+
+TEST_F(CudaBackendTest, FusedRk4KernelStopsLikeTheCpu) {
+  // Polarization (logistic; on the CPU 93 of 96 by t = 1500) and divergence (square loss, step beyond rk4's stable
+  // range; 35 of 96) inside a segment, runs sharing a warp with stopped ones untouched by them.
+  for (const char* loss : {"logistic", "square"}) {
+    const bool explode = std::string(loss) == "square";
+    nlohmann::json changes = {{"runs", 96}, {"integrator", "rk4"}, {"loss", loss}, {"d", 16}, {"n", 16},
+                              {"step", explode ? 7.0 : 0.5}, {"sigma_v", 1.5},
+                              {"checkpoints", {{"schedule", "list"}, {"times", {0, 1500, 4500}}}}};
+    if (!explode) changes["stop"] = {{"polarized_eps", 0.1}};
+    const auto both = run_both<double>(testing::study_with(changes), false, {-1, 0, -1, -1});
+    const size_t p = both.cpu_states.size() / both.cpu_records.size();
+    int stopped = 0;
+    for (size_t r = 0; r < both.cpu_records.size(); ++r) {
+      const RunRecord &cpu = both.cpu_records[r], &cuda = both.cuda_records[r];
+      EXPECT_EQ(cpu.status, cuda.status) << loss << " " << r;
+      // An exploding iteration's overflow step depends on rounding (see BlockGdKernelStopsLikeTheCpu).
+      EXPECT_NEAR(double(cpu.steps), double(cuda.steps), explode ? 0.05 * double(cpu.steps) + 1 : 0) << r;
+      EXPECT_EQ(cpu.first_time[0], cuda.first_time[0]) << loss << " " << r;
+      stopped += cuda.status != RunStatus::running;
+      if (cpu.status != RunStatus::diverged) {
+        const std::vector<double> cpu_state(both.cpu_states.begin() + r * p, both.cpu_states.begin() + (r + 1) * p);
+        const std::vector<double> cuda_state(both.cuda_states.begin() + r * p,
+                                             both.cuda_states.begin() + (r + 1) * p);
+        EXPECT_LT(max_relative_difference(cuda_state, cpu_state), 1e-10) << loss << " " << r;
+      }
+    }
+    EXPECT_GT(stopped, 10) << loss;
+  }
 }
 
 TEST_F(CudaBackendTest, BlockGdKernelMatchesTheCpu) {

@@ -1,5 +1,6 @@
-// Purpose: the arguments of the gd kernels that advance a wave of value-softmax runs between two checkpoints with
-// each run's state kept on chip (fused_gd.cuh: registers, small sizes; block_per_run.cuh: one block per run, any size).
+// Purpose: the arguments of the fixed-step kernels that advance a wave of value-softmax runs between two checkpoints
+// with each run's state kept on chip (fused_gd.cuh, fused_rk4.cuh: registers, small sizes; block_per_run.cuh: gd,
+// one block per run, any size).
 #pragma once
 
 #include "softflow/model.h"
@@ -8,10 +9,10 @@
 namespace softflow {
 
 template <class Real>
-struct GdSegmentArgs {
+struct FixedStepSegmentArgs {
   ModelShape shape;
   double step;
-  long long step_from, step_to;  // gd step indices: advance every running run from step_from to step_to
+  long long step_from, step_to;  // step indices: advance every running run from step_from to step_to
   StopRule stop;
   long long runs;
   Real* states;        // runs x state_size (run-major, as everywhere)
