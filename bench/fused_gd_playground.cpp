@@ -1,17 +1,22 @@
-// Purpose: kernel playground for the value-softmax gd step (in the manner of llm.c's dev/cuda): every variant is
-// first validated against the CPU reference on a small study, then timed on the throughput target's shape.
-// Variants:
+// Purpose: kernel playground for the value-softmax gd and rk4 steps (in the manner of llm.c's dev/cuda): every variant
+// is first validated against the CPU reference on a small study, then timed on the throughput target's shape.
+// Variants (gd):
 //   generic     the thread-per-run kernel on the shared math (kernels/cuda_backend.cu), state in global memory
 //   block       one thread block per run (kernels/block_per_run.cuh), state in global memory, any size
 //   vK lanes=T  the fused register kernel (kernels/fused_gd.cuh) with T lanes of a warp per run, T in
 //               fused_gd_lane_choices(d, n), and loop structure K: 0 per-run loop, 1 warp-uniform loop,
 //               2 the logistic loss's own kernel (kernels/fused_gd_logistic.cuh: unnormalised softmax, u = g V^T y,
 //               one group sum per scalar, checks through the pre-filter)
+// Variants (--integrator rk4):
+//   generic     the thread-per-run kernel
+//   rk4 lanes=T the fused rk4 kernel (kernels/fused_rk4.cuh), T in fused_rk4_lane_choices(d, n)
 // Usage (on a GPU machine, after scripts/build or scripts/device-check):
-//   build-device/bench/fused_gd_playground [--size 16] [--precision float32] [--runs 1048576] [--steps 10000]
+//   build-device/bench/fused_gd_playground [--size 16] [--precision float32] [--integrator gd] [--runs 1048576]
+//                                          [--steps 10000]
 // (--size: d = n, any size; the fused variants exist for 8, 16 and 32 only)
 // Prints one line per variant: validation error, kernel seconds, trajectory-steps/s, useful GFLOP/s (6 d n per
-// step) and the fraction of the FP32 (or FP64) peak from the device's properties.
+// step for gd, 34 d n for rk4, as `softflow bench` counts) and the fraction of the FP32 (or FP64) peak from the
+// device's properties.
 #include <cuda_runtime.h>
 
 #include <CLI/CLI.hpp>
@@ -22,36 +27,57 @@
 
 #include "cpu_backend.h"
 #include "cuda_cell_input.h"
+#include "bench_metrics.h"
 #include "fused_gd.cuh"
+#include "fused_rk4.cuh"
 
 namespace softflow {
 namespace {
 
-Study playground_study(int size, const std::string& precision, long long runs, long long steps) {
-  return parse_study({{"loss", "logistic"}, {"d", size}, {"n", size}, {"precision", precision}, {"integrator", "gd"},
-                      {"step", 0.1}, {"sigma_a", 0.1}, {"runs", runs},
+// One kernel choice: the CUDA input's fields (cuda_backend.h) and the steps it is timed over.
+struct Variant {
+  std::string integrator;  // gd or rk4
+  int fused_lanes = -1;    // fused gd lanes per run (-1: not the fused gd kernel)
+  int fused_variant = -1;  // fused gd loop variant
+  int block_gd = 0;        // block-per-run gd kernel
+  int rk4_lanes = 0;       // fused rk4 lanes per run (0: not the fused rk4 kernel)
+  long long steps = 0;
+
+  std::string name() const {
+    if (rk4_lanes > 0) return "rk4 lanes=" + std::to_string(rk4_lanes);
+    if (fused_lanes >= 0) return "v" + std::to_string(fused_variant) + " lanes=" + std::to_string(fused_lanes);
+    return block_gd ? "block" : "generic";
+  }
+};
+
+Study playground_study(int size, const std::string& precision, const std::string& integrator, long long runs,
+                       long long steps) {
+  return parse_study({{"loss", "logistic"}, {"d", size}, {"n", size}, {"precision", precision},
+                      {"integrator", integrator}, {"step", 0.1}, {"sigma_a", 0.1}, {"runs", runs},
                       {"checkpoints", {{"schedule", "list"}, {"times", {0.0, 0.1 * double(steps)}}}}},
                      "playground");
 }
 
-// The CUDA input of a study's cell with a variant's choices: fused lanes (-1: none), loop variant, block kernel.
+// The CUDA input of a study's cell with a variant's choices.
 template <class Real>
-CudaCellInput<Real> variant_input(const Study& study, const CellData<Real>& data, int lanes, int variant, int block) {
+CudaCellInput<Real> variant_input(const Study& study, const CellData<Real>& data, const Variant& v) {
   CudaCellInput<Real> input = make_cuda_cell_input(study, 0, data);
-  input.fused_lanes = lanes;
-  input.fused_variant = variant;
-  input.block_gd = block;
+  input.fused_lanes = v.fused_lanes;
+  input.fused_variant = v.fused_variant;
+  input.block_gd = v.block_gd;
+  input.fused_rk4_lanes = v.rk4_lanes;
   return input;
 }
 
 // Largest relative state difference between the variant and the CPU after the small validation study.
 template <class Real>
-double validation_error(int size, const std::string& precision, int lanes, int variant, int block) {
+double validation_error(int size, const std::string& precision, const Variant& v) {
   // Validation size: about 2^22 state entries in all, so the CPU reference stays quick at large sizes.
-  const Study study = playground_study(size, precision, std::clamp((1LL << 22) / (1LL * size * size), 8LL, 512LL), 200);
+  const long long runs = std::clamp((1LL << 22) / (1LL * size * size), 8LL, 512LL);
+  const Study study = playground_study(size, precision, v.integrator, runs, 200);
   CpuCellSimulation<Real> cpu(study, study.cells[0], 0);
   const CellData<Real> data(study.cells[0], study.seed, 0, study.runs);
-  CudaCellSimulation<Real> cuda(variant_input(study, data, lanes, variant, block));
+  CudaCellSimulation<Real> cuda(variant_input(study, data, v));
   CheckpointObservations observations;
   CheckpointSummary summary;
   for (size_t c = 0; c < cpu.checkpoint_count(); ++c) {
@@ -72,21 +98,18 @@ double validation_error(int size, const std::string& precision, int lanes, int v
 }
 
 template <class Real>
-void run_variant(int size, const std::string& precision, long long runs, long long steps, int lanes, int variant,
-                 int block, double peak) {
-  const double error = validation_error<Real>(size, precision, lanes, variant, block);
+void run_variant(int size, const std::string& precision, long long runs, const Variant& v, double peak) {
+  const double error = validation_error<Real>(size, precision, v);
   const double tolerance = sizeof(Real) == 8 ? 1e-10 : 1e-4;
-  const Study study = playground_study(size, precision, runs, steps);
+  const Study study = playground_study(size, precision, v.integrator, runs, v.steps);
   const CellData<Real> data(study.cells[0], study.seed, 0, study.runs);
-  CudaCellSimulation<Real> cuda(variant_input(study, data, lanes, variant, block));
+  CudaCellSimulation<Real> cuda(variant_input(study, data, v));
   CheckpointSummary summary;
   for (size_t c = 0; c < cuda.checkpoint_count(); ++c) cuda.advance_and_summarize(c, summary);
   const double seconds = cuda.kernel_seconds();
-  const double trajectory_steps = double(runs) * double(steps);
-  const double gflops = 6.0 * size * size * trajectory_steps / seconds / 1e9;
-  std::printf("| %-11s | %.2e %-4s | %9.4f | %.3e | %9.1f | %5.1f%% |\n",
-              lanes >= 0 ? ("v" + std::to_string(variant) + " lanes=" + std::to_string(lanes)).c_str()
-                         : (block ? "block" : "generic"), error,
+  const double trajectory_steps = double(runs) * double(v.steps);
+  const double gflops = useful_flops_per_step(study.cells[0].method, size, size) * trajectory_steps / seconds / 1e9;
+  std::printf("| %-11s | %.2e %-4s | %9.4f | %.3e | %9.1f | %5.1f%% |\n", v.name().c_str(), error,
               error <= tolerance ? "ok" : "FAIL", seconds, trajectory_steps / seconds, gflops, 100 * gflops / peak);
 }
 
@@ -94,16 +117,18 @@ void run_variant(int size, const std::string& precision, long long runs, long lo
 }  // namespace softflow
 
 int main(int argc, char** argv) {
-  CLI::App app{"fused gd kernel playground"};
+  CLI::App app{"fused gd / rk4 kernel playground"};
   int size = 16;
-  std::string precision = "float32";
+  std::string precision = "float32", integrator = "gd";
   long long runs = 1 << 20, steps = 10000;
-  app.add_option("--size", size, "d = n (fused variants: 8, 16 or 32)")->check(CLI::Range(2, 4096));
+  app.add_option("--size", size, "d = n (fused variants: 8, 16 or 32; rk4: 8 or 16)")->check(CLI::Range(2, 4096));
   app.add_option("--precision", precision)->check(CLI::IsMember({"float32", "float64"}));
+  app.add_option("--integrator", integrator)->check(CLI::IsMember({"gd", "rk4"}));
   app.add_option("--runs", runs, "default: 2^20, at most 2^28 / (d n) (1 GiB of float32 states)");
-  app.add_option("--steps", steps);
+  app.add_option("--steps", steps, "default: 10^4 (gd), 2500 (rk4)");
   CLI11_PARSE(app, argc, argv);
   if (app.count("--runs") == 0) runs = std::min(runs, std::max(1LL, (1LL << 28) / (1LL * size * size)));
+  if (app.count("--steps") == 0 && integrator == "rk4") steps = 2500;
   int device = 0, sms = 0, clock_khz = 0;
   cudaDeviceProp properties;
   cudaGetDeviceProperties(&properties, device);
@@ -111,23 +136,28 @@ int main(int argc, char** argv) {
   cudaDeviceGetAttribute(&clock_khz, cudaDevAttrClockRate, device);
   // Hopper: 128 FP32 lanes and 64 FP64 lanes per SM, 2 FLOPs per FMA.
   const double peak = sms * (precision == "float32" ? 128.0 : 64.0) * 2.0 * clock_khz * 1e3 / 1e9;
-  std::printf("%s, %d SMs at %.0f MHz: %s peak %.0f GFLOP/s; d = n = %d, %lld runs x %lld gd steps (generic: %lld, block: %lld)\n\n",
-              properties.name, sms, clock_khz / 1e3, precision.c_str(), peak, size, runs, steps, steps / 100,
-              steps / 10);
+  const long long generic_steps = std::max(1LL, steps / 100), block_steps = std::max(1LL, steps / 10);
+  std::printf("%s, %d SMs at %.0f MHz: %s peak %.0f GFLOP/s; d = n = %d, %lld runs x %lld %s steps (generic: %lld, "
+              "block: %lld)\n\n",
+              properties.name, sms, clock_khz / 1e3, precision.c_str(), peak, size, runs, steps, integrator.c_str(),
+              generic_steps, block_steps);
   std::printf("| variant     | validation    | kernel s  | steps/s   | GFLOP/s   | peak   |\n");
   std::printf("|-------------|---------------|-----------|-----------|-----------|--------|\n");
-  struct Variant {
-    int lanes, loop, block;
-    long long steps;
-  };
-  std::vector<Variant> variants = {{-1, -1, 0, std::max(1LL, steps / 100)}, {-1, -1, 1, std::max(1LL, steps / 10)}};
-  for (int lanes : softflow::fused_gd_lane_choices(size, size))
-    for (int loop : {0, 1, 2}) variants.push_back({lanes, loop, 0, steps});
+  using softflow::Variant;
+  std::vector<Variant> variants = {{integrator, -1, -1, 0, 0, generic_steps}};
+  if (integrator == "gd") {
+    variants.push_back({integrator, -1, -1, 1, 0, block_steps});
+    for (int lanes : softflow::fused_gd_lane_choices(size, size))
+      for (int loop : {0, 1, 2}) variants.push_back({integrator, lanes, loop, 0, 0, steps});
+  } else {
+    for (int lanes : softflow::fused_rk4_lane_choices(size, size))
+      variants.push_back({integrator, -1, -1, 0, lanes, steps});
+  }
   for (const Variant& v : variants) {
     if (precision == "float32")
-      softflow::run_variant<float>(size, precision, runs, v.steps, v.lanes, v.loop, v.block, peak);
+      softflow::run_variant<float>(size, precision, runs, v, peak);
     else
-      softflow::run_variant<double>(size, precision, runs, v.steps, v.lanes, v.loop, v.block, peak);
+      softflow::run_variant<double>(size, precision, runs, v, peak);
   }
   return 0;
 }
