@@ -16,13 +16,14 @@
 // (--size: d = n, any size; the fused variants exist for 8, 16 and 32 only)
 // Prints one line per variant: validation error, kernel seconds, trajectory-steps/s, useful GFLOP/s (6 d n per
 // step for gd, 34 d n for rk4, as `softflow bench` counts) and the fraction of the FP32 (or FP64) peak from the
-// device's properties.
+// device's properties. A variant that fails its validation (FAIL) or throws (error: ...) makes the exit code 1.
 #include <cuda_runtime.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <exception>
 #include <string>
 
 #include "cpu_backend.h"
@@ -97,8 +98,9 @@ double validation_error(int size, const std::string& precision, const Variant& v
   return worst;
 }
 
+// Validates and times one variant and prints its row; returns false if its validation failed.
 template <class Real>
-void run_variant(int size, const std::string& precision, long long runs, const Variant& v, double peak) {
+bool run_variant(int size, const std::string& precision, long long runs, const Variant& v, double peak) {
   const double error = validation_error<Real>(size, precision, v);
   const double tolerance = sizeof(Real) == 8 ? 1e-10 : 1e-4;
   const Study study = playground_study(size, precision, v.integrator, runs, v.steps);
@@ -111,6 +113,7 @@ void run_variant(int size, const std::string& precision, long long runs, const V
   const double gflops = useful_flops_per_step(study.cells[0].method, size, size) * trajectory_steps / seconds / 1e9;
   std::printf("| %-11s | %.2e %-4s | %9.4f | %.3e | %9.1f | %5.1f%% |\n", v.name().c_str(), error,
               error <= tolerance ? "ok" : "FAIL", seconds, trajectory_steps / seconds, gflops, 100 * gflops / peak);
+  return error <= tolerance;
 }
 
 }  // namespace
@@ -153,11 +156,16 @@ int main(int argc, char** argv) {
     for (int lanes : softflow::fused_rk4_lane_choices(size, size))
       variants.push_back({integrator, -1, -1, 0, lanes, steps});
   }
+  int failures = 0;
   for (const Variant& v : variants) {
-    if (precision == "float32")
-      softflow::run_variant<float>(size, precision, runs, v, peak);
-    else
-      softflow::run_variant<double>(size, precision, runs, v, peak);
+    try {
+      const bool valid = precision == "float32" ? softflow::run_variant<float>(size, precision, runs, v, peak)
+                                                : softflow::run_variant<double>(size, precision, runs, v, peak);
+      failures += valid ? 0 : 1;
+    } catch (const std::exception& e) {  // one variant's failure (a CUDA error, say) does not hide the others
+      std::printf("| %-11s | error: %s |\n", v.name().c_str(), e.what());
+      ++failures;
+    }
   }
-  return 0;
+  return failures > 0 ? 1 : 0;
 }
