@@ -17,6 +17,20 @@ namespace {
 // Shared-memory vectors of one run, in Real entries: s (n), u (n, then da), beta (d), r (d), loss scratch (d + m).
 inline long long block_vector_entries(const ModelShape& shape) { return 2LL * shape.n + 3LL * shape.d + shape.m; }
 
+// rk4's: s, da (n each) and r (d) for each of the four stages, the stage's a (n), beta (d), loss scratch (d + m).
+inline long long block_rk4_vector_entries(const ModelShape& shape) {
+  return 9LL * shape.n + 6LL * shape.d + shape.m;
+}
+
+// An rk4 stage's rank-one shift of V (the stage evaluates V + c r s^T, never formed): c, and r (d), s (n) in shared
+// memory. NoShift: V itself.
+template <class Real>
+struct StageShift {
+  Real c;
+  const Real *r, *s;
+};
+struct NoShift {};
+
 // Block-wide sum and maximum of T with the result in every thread (CUB BlockReduce, then a broadcast).
 template <class T, int B>
 struct BlockAllReduce {
@@ -48,10 +62,13 @@ struct BlockRun {
   __device__ RunRecord& rec() { return *reinterpret_cast<RunRecord*>(rec_bytes); }
 
   // Fills s = softmax(a), beta = V s, r and the loss (thread 0, shared loss_and_residual), da = s .* (u - <s,u>)
-  // with u = V^T r (in u), and eval's loss, s_max and ||grad L||^2. Every thread sees them on return.
+  // with u = V^T r (in u), and eval's loss, s_max and ||grad L||^2, V shifted by `shift` (rk4 stages) or not.
+  // Every thread sees them on return.
   // v: d x n (row-major), a: n, data: data_size(); s, u: n, beta, r: d, work: d + m (shared).
+  template <class Shift = NoShift>
   __device__ void evaluate(const ModelShape& shape, const Real* v, const Real* a, const Real* data, Real* s,
-                           Real* u, Real* beta, Real* r, Real* work) {
+                           Real* u, Real* beta, Real* r, Real* work, const Shift& shift = Shift()) {
+    constexpr bool kShifted = !std::is_same_v<Shift, NoShift>;
     const int d = shape.d, n = shape.n, t = threadIdx.x, warp = t / 32, lane = t % 32;
     constexpr int kWarps = B / 32;
     Real local = a[t < n ? t : 0];
@@ -74,15 +91,22 @@ struct BlockRun {
     // beta = V s: warp w takes rows w, w + B / 32, ...; its lanes stride along the row, four loads in flight.
     for (int i = warp; i < d; i += kWarps) {
       const Real* row = v + (long long)i * n;
+      // Entry j of the (shifted) row.
+      Real row_factor = 0;
+      if constexpr (kShifted) row_factor = shift.c * shift.r[i];
+      auto entry = [&](int j) {
+        if constexpr (kShifted) return row[j] + row_factor * shift.s[j];
+        else return row[j];
+      };
       Real p0 = 0, p1 = 0, p2 = 0, p3 = 0;
       int j = lane;
       for (; j + 96 < n; j += 128) {
-        p0 += row[j] * s[j];
-        p1 += row[j + 32] * s[j + 32];
-        p2 += row[j + 64] * s[j + 64];
-        p3 += row[j + 96] * s[j + 96];
+        p0 += entry(j) * s[j];
+        p1 += entry(j + 32) * s[j + 32];
+        p2 += entry(j + 64) * s[j + 64];
+        p3 += entry(j + 96) * s[j + 96];
       }
-      for (; j < n; j += 32) p0 += row[j] * s[j];
+      for (; j < n; j += 32) p0 += entry(j) * s[j];
       Real partial = (p0 + p1) + (p2 + p3);
       for (int offset = 16; offset > 0; offset /= 2) partial += __shfl_xor_sync(0xffffffffu, partial, offset);
       if (lane == 0) beta[i] = partial;
@@ -99,15 +123,22 @@ struct BlockRun {
     Real su = 0;
     for (int j = t; j < n; j += B) {
       const Real* column = v + j;
+      // Entry i of the (shifted) column.
+      Real column_factor = 0;
+      if constexpr (kShifted) column_factor = shift.c * shift.s[j];
+      auto entry = [&](int i) {
+        if constexpr (kShifted) return column[(long long)i * n] + shift.r[i] * column_factor;
+        else return column[(long long)i * n];
+      };
       Real u0 = 0, u1 = 0, u2 = 0, u3 = 0;
       int i = 0;
       for (; i + 3 < d; i += 4) {
-        u0 += column[(long long)i * n] * r[i];
-        u1 += column[(long long)(i + 1) * n] * r[i + 1];
-        u2 += column[(long long)(i + 2) * n] * r[i + 2];
-        u3 += column[(long long)(i + 3) * n] * r[i + 3];
+        u0 += entry(i) * r[i];
+        u1 += entry(i + 1) * r[i + 1];
+        u2 += entry(i + 2) * r[i + 2];
+        u3 += entry(i + 3) * r[i + 3];
       }
-      for (; i < d; ++i) u0 += column[(long long)i * n] * r[i];
+      for (; i < d; ++i) u0 += entry(i) * r[i];
       u[j] = (u0 + u1) + (u2 + u3);
       su += s[j] * u[j];
     }
@@ -166,6 +197,77 @@ __global__ void __launch_bounds__(B) block_gd_kernel(FixedStepSegmentArgs<Real> 
 #pragma unroll 4
         for (int i = 0; i < d; ++i) v[(long long)i * n + j] += h * (x.r[i] * sj);  // as theta += h dtheta
         a[j] += h * x.u[j];
+      }
+      __syncthreads();  // V and a are read across threads by the next step
+    }
+    if (t == 0) {
+      if (rec.status == RunStatus::running) rec.t = double(args.step_to) * args.step;
+      args.records[run] = rec;
+    }
+    __syncthreads();
+  }
+}
+
+// rk4's shared-memory vectors of one run (block_rk4_vector_entries): stage m's s, da (n each) and r (d), the stage's
+// a (n), beta (d), loss scratch (d + m).
+template <class Real>
+struct Rk4Vectors {
+  Real *s[4], *da[4], *r[4], *a_stage, *beta, *work;
+  __device__ Rk4Vectors(Real* base, const ModelShape& shape) {
+    for (int m = 0; m < 4; ++m) {
+      s[m] = base + (2 * m) * shape.n;
+      da[m] = base + (2 * m + 1) * shape.n;
+      r[m] = base + 8 * shape.n + m * shape.d;
+    }
+    a_stage = base + 8 * shape.n + 4 * shape.d;
+    beta = a_stage + shape.n;
+    work = beta + shape.d;
+  }
+};
+
+// rk4 as advance_fixed_step (integrators.h): stage 1 at the state, checked; stages 2-4 at a + c da_p and the shift
+// V + c r_p s_p^T of the previous stage (c = h/2, h/2, h); then theta += h/6 (k1 + 2 (k2 + k3) + k4) entry by entry.
+template <class Real, int B>
+__global__ void __launch_bounds__(B) block_rk4_kernel(FixedStepSegmentArgs<Real> args) {
+  __shared__ BlockRun<Real, B> block;
+  RunRecord& rec = block.rec();
+  const ModelShape shape = args.shape;
+  const int d = shape.d, n = shape.n, t = threadIdx.x;
+  const Rk4Vectors<Real> x(reinterpret_cast<Real*>(block_vectors), shape);
+  const Real h = Real(args.step), half = h / Real(2), sixth = h / Real(6);
+
+  for (long long run = blockIdx.x; run < args.runs; run += gridDim.x) {
+    if (t == 0) rec = args.records[run];
+    __syncthreads();
+    if (rec.status != RunStatus::running) {
+      __syncthreads();  // rec is rewritten by the next run
+      continue;
+    }
+    Real* v = args.states + run * shape.state_size();
+    Real* a = v + (long long)d * n;
+    const Real* data = args.data + run * args.data_stride;
+    for (long long k = args.step_from; k < args.step_to; ++k) {
+      block.evaluate(shape, v, a, data, x.s[0], x.da[0], x.beta, x.r[0], x.work);
+      if (t == 0) {
+        block.keep_going = apply_checks(block.eval, double(k) * args.step, args.stop, false, rec);
+        if (block.keep_going) ++rec.steps;
+      }
+      __syncthreads();
+      if (!block.keep_going) break;
+      for (int m = 1; m < 4; ++m) {
+        const Real c = m < 3 ? half : h;
+        for (int j = t; j < n; j += B) x.a_stage[j] = a[j] + c * x.da[m - 1][j];
+        __syncthreads();
+        block.evaluate(shape, v, x.a_stage, data, x.s[m], x.da[m], x.beta, x.r[m], x.work,
+                       StageShift<Real>{c, x.r[m - 1], x.s[m - 1]});
+      }
+      for (int j = t; j < n; j += B) {
+        const Real s1 = x.s[0][j], s2 = x.s[1][j], s3 = x.s[2][j], s4 = x.s[3][j];
+        for (int i = 0; i < d; ++i) {
+          const Real k1 = x.r[0][i] * s1, k2 = x.r[1][i] * s2, k3 = x.r[2][i] * s3, k4 = x.r[3][i] * s4;
+          v[(long long)i * n + j] += sixth * (k1 + Real(2) * (k2 + k3) + k4);
+        }
+        a[j] += sixth * (x.da[0][j] + Real(2) * (x.da[1][j] + x.da[2][j]) + x.da[3][j]);
       }
       __syncthreads();  // V and a are read across threads by the next step
     }
@@ -278,10 +380,11 @@ __global__ void __launch_bounds__(B) block_observe_kernel(BlockObserveArgs<Real>
   }
 }
 
-// Launches kernel<Real, B> with B threads per block over `runs` runs, the run vectors in dynamic shared memory.
+// Launches kernel<Real, B> with B threads per block over `runs` runs, the run vectors (`entries` Reals) in dynamic
+// shared memory.
 template <class Kernel, class Args>
-void launch_block_kernel(Kernel kernel, int threads, const Args& args, long long runs) {
-  const size_t bytes = size_t(block_vector_entries(args.shape)) * (sizeof(args.states[0]));
+void launch_block_kernel(Kernel kernel, int threads, const Args& args, long long runs, long long entries) {
+  const size_t bytes = size_t(entries) * (sizeof(args.states[0]));
   SOFTFLOW_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)));
   int device = 0, sms = 0, blocks_per_sm = 0;
   SOFTFLOW_CUDA_CHECK(cudaGetDevice(&device));
@@ -301,13 +404,25 @@ int block_gd_threads(const ModelShape& shape) {
   return threads;
 }
 
-bool block_gd_available(const ModelShape& shape, int real_bytes) {
-  if (shape.model != ModelKind::value_softmax) return false;
+namespace {
+
+// Whether `entries` Reals of run vectors fit one block's shared memory on this device.
+bool run_vectors_fit(long long entries, int real_bytes) {
   int device = 0, limit = 0;
   SOFTFLOW_CUDA_CHECK(cudaGetDevice(&device));
   SOFTFLOW_CUDA_CHECK(cudaDeviceGetAttribute(&limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
   const long long static_bytes = 8192;  // CUB temp storage, the record and flags: well under this
-  return block_vector_entries(shape) * real_bytes + static_bytes <= limit;
+  return entries * real_bytes + static_bytes <= limit;
+}
+
+}  // namespace
+
+bool block_gd_available(const ModelShape& shape, int real_bytes) {
+  return shape.model == ModelKind::value_softmax && run_vectors_fit(block_vector_entries(shape), real_bytes);
+}
+
+bool block_rk4_available(const ModelShape& shape, int real_bytes) {
+  return shape.model == ModelKind::value_softmax && run_vectors_fit(block_rk4_vector_entries(shape), real_bytes);
 }
 
 namespace {
@@ -330,19 +445,31 @@ void with_block_size(int threads, Launch&& launch) {
 template <class Real>
 void block_gd_advance(const FixedStepSegmentArgs<Real>& args) {
   with_block_size(block_gd_threads(args.shape), [&](auto threads) {
-    launch_block_kernel(block_gd_kernel<Real, decltype(threads)::value>, threads, args, args.runs);
+    launch_block_kernel(block_gd_kernel<Real, decltype(threads)::value>, threads, args, args.runs,
+                        block_vector_entries(args.shape));
+  });
+}
+
+template <class Real>
+void block_rk4_advance(const FixedStepSegmentArgs<Real>& args) {
+  with_block_size(block_gd_threads(args.shape), [&](auto threads) {
+    launch_block_kernel(block_rk4_kernel<Real, decltype(threads)::value>, threads, args, args.runs,
+                        block_rk4_vector_entries(args.shape));
   });
 }
 
 template <class Real>
 void block_observe(const BlockObserveArgs<Real>& args) {
   with_block_size(block_gd_threads(args.shape), [&](auto threads) {
-    launch_block_kernel(block_observe_kernel<Real, decltype(threads)::value>, threads, args, args.runs);
+    launch_block_kernel(block_observe_kernel<Real, decltype(threads)::value>, threads, args, args.runs,
+                        block_vector_entries(args.shape));
   });
 }
 
 template void block_gd_advance<float>(const FixedStepSegmentArgs<float>&);
 template void block_gd_advance<double>(const FixedStepSegmentArgs<double>&);
+template void block_rk4_advance<float>(const FixedStepSegmentArgs<float>&);
+template void block_rk4_advance<double>(const FixedStepSegmentArgs<double>&);
 template void block_observe<float>(const BlockObserveArgs<float>&);
 template void block_observe<double>(const BlockObserveArgs<double>&);
 

@@ -1,5 +1,6 @@
 // Purpose: value-softmax runs of any size with one thread block per run (the fused register kernel covers only
-// d = n in {8, 16, 32}): gd steps for a whole segment between two checkpoints, and the observation at a checkpoint.
+// d = n in {8, 16, 32}): gd and rk4 steps for a whole segment between two checkpoints, and the observation at a
+// checkpoint.
 // The O(d n) work is spread over the block with coalesced passes over V (row-major, d x n) in global memory: beta =
 // V s (one warp per row), u = V^T r and the update V += h r s^T (one thread per column). The softmax, <s, u>, the
 // norms and the observables' sums are block reductions (CUB); s, u, beta and r live in shared memory. The loss
@@ -26,6 +27,12 @@ int block_gd_threads(const ModelShape& shape);
 template <class Real>
 void block_gd_advance(const FixedStepSegmentArgs<Real>& args);
 
+// rk4 likewise: four evaluations a step, stages 2-4 at the rank-one shift V + c r s^T of the previous stage
+// (never formed), the stages' s, da and r in shared memory (9 n + 6 d + m entries; block_rk4_available).
+bool block_rk4_available(const ModelShape& shape, int real_bytes);
+template <class Real>
+void block_rk4_advance(const FixedStepSegmentArgs<Real>& args);
+
 // Observation of a wave of runs at a checkpoint, as observe_run (observables.h) on the CPU.
 template <class Real>
 struct BlockObserveArgs {
@@ -44,7 +51,7 @@ struct BlockObserveArgs {
   int* winners;                // cell: argmax s per run
 };
 
-// Observes every run of the wave (gd only: the checks count no rejected steps), one block per run.
+// Observes every run of the wave (fixed-step integrators only: the checks count no rejected steps), one block per run.
 template <class Real>
 void block_observe(const BlockObserveArgs<Real>& args);
 

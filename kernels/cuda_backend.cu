@@ -190,6 +190,7 @@ struct CudaCellSimulation<Real>::Impl {
   bool fused_gd = false;  // gd steps by the fused register kernel (fused_gd.cuh)
   bool block_gd = false;  // gd steps by the block-per-run kernel (block_per_run.cuh)
   bool fused_rk4 = false;  // rk4 steps by the fused register kernel (fused_rk4.cuh)
+  bool block_rk4 = false;  // rk4 steps by the block-per-run kernel (block_per_run.cuh)
   cudaEvent_t kernel_start = nullptr, kernel_stop = nullptr;
 
   explicit Impl(const CudaCellInput<Real>& in)
@@ -260,6 +261,9 @@ struct CudaCellSimulation<Real>::Impl {
     block_gd = in.method == Method::gd && !fused_gd && in.block_gd != 0 &&
                (in.block_gd == 1 || shape.state_size() >= kBlockGdMinState) &&
                block_gd_available(shape, int(sizeof(Real)));
+    block_rk4 = in.method == Method::rk4 && !fused_rk4 && in.block_rk4 != 0 &&
+                (in.block_rk4 == 1 || shape.state_size() >= kBlockGdMinState) &&
+                block_rk4_available(shape, int(sizeof(Real)));
     SOFTFLOW_CUDA_CHECK(cudaEventCreate(&kernel_start));
     SOFTFLOW_CUDA_CHECK(cudaEventCreate(&kernel_stop));
     for (long long wave = 0; wave < waves; ++wave) {
@@ -344,7 +348,7 @@ void CudaCellSimulation<Real>::advance_and_summarize(size_t c, CheckpointSummary
     s.select_wave(wave, true);
     SOFTFLOW_CUDA_CHECK(cudaEventRecord(s.kernel_start));
     long long step_from = c > 0 ? in.steps[c - 1] : 0;
-    if ((s.fused_gd || s.block_gd || s.fused_rk4) && step_from < in.steps[c]) {
+    if ((s.fused_gd || s.block_gd || s.fused_rk4 || s.block_rk4) && step_from < in.steps[c]) {
       const FixedStepSegmentArgs<Real> segment{in.shape,       in.step,        step_from,
                                                in.steps[c],    in.stop,        s.args.runs,
                                                s.states.get(), s.records.get(), s.data.get(),
@@ -353,11 +357,13 @@ void CudaCellSimulation<Real>::advance_and_summarize(size_t c, CheckpointSummary
         fused_gd_advance(segment, in.fused_lanes);
       else if (s.fused_rk4)
         fused_rk4_advance(segment, in.fused_rk4_lanes);
+      else if (s.block_rk4)
+        block_rk4_advance(segment);
       else
         block_gd_advance(segment);
       step_from = in.steps[c];  // the kernel below only observes
     }
-    if (s.block_gd) {
+    if (s.block_gd || s.block_rk4) {
       const CellArgs<Real>& a = s.args;
       block_observe(BlockObserveArgs<Real>{a.shape, a.stop, a.init, a.seed, a.cell_index, in.times[c], a.first_run,
                                            a.runs, a.total_runs, a.states, a.records, a.data, a.data_stride,

@@ -40,6 +40,8 @@ struct CudaCellInput {
   int fused_variant = -1;        // fused gd kernel loop variant (fused_gd.cuh; -1 = the faster for the lanes)
   int fused_rk4_lanes = 0;       // fused rk4 kernel (fused_rk4.cuh): lanes per run (-1 = default); 0 = off (the
                                  // default until a GPU has validated it)
+  int block_rk4 = 0;             // block-per-run rk4 kernel: 1 = always, -1 = as block_gd's rule; 0 = never (the
+                                 // default until a GPU has validated it)
   long long wave_runs = 0;       // most runs per wave (0 = as many as device memory holds; tests force waves)
 };
 

@@ -47,6 +47,7 @@ struct KernelChoice {
   int fused_lanes = 0;     // fused gd kernel: lanes per run (0: by size)
   int fused_variant = -1;  // fused gd kernel: loop variant (fused_gd.cuh)
   int fused_rk4_lanes = 0;  // fused rk4 kernel: lanes per run (0: off, -1: by size)
+  int block_rk4 = 0;        // block-per-run rk4 kernel: 1 forced, 0 off
 };
 
 template <class Real>
@@ -61,6 +62,7 @@ BothBackends<Real> run_both(const Study& study, bool initial_only = false, Kerne
   input.fused_lanes = choice.fused_lanes;
   input.fused_variant = choice.fused_variant;
   input.fused_rk4_lanes = choice.fused_rk4_lanes;
+  input.block_rk4 = choice.block_rk4;
   CudaCellSimulation<Real> cuda(input);
   if (!initial_only) {
     CheckpointObservations observations;
@@ -230,34 +232,37 @@ TEST_F(CudaBackendTest, FusedRk4KernelMatchesTheCpu) {
       }
 }
 
-TEST_F(CudaBackendTest, FusedRk4KernelStopsLikeTheCpu) {
+TEST_F(CudaBackendTest, Rk4KernelsStopLikeTheCpu) {
   // Polarization (logistic; on the CPU 93 of 96 by t = 1500) and divergence (square loss, step beyond rk4's stable
-  // range; 35 of 96) inside a segment, runs sharing a warp with stopped ones untouched by them.
-  for (const char* loss : {"logistic", "square"}) {
-    const bool explode = std::string(loss) == "square";
-    nlohmann::json changes = {{"runs", 96}, {"integrator", "rk4"}, {"loss", loss}, {"d", 16}, {"n", 16},
-                              {"step", explode ? 7.0 : 0.5}, {"sigma_v", 1.5},
-                              {"checkpoints", {{"schedule", "list"}, {"times", {0, 1500, 4500}}}}};
-    if (!explode) changes["stop"] = {{"polarized_eps", 0.1}};
-    const auto both = run_both<double>(testing::study_with(changes), false, {-1, 0, -1, -1});
-    const size_t p = both.cpu_states.size() / both.cpu_records.size();
-    int stopped = 0;
-    for (size_t r = 0; r < both.cpu_records.size(); ++r) {
-      const RunRecord &cpu = both.cpu_records[r], &cuda = both.cuda_records[r];
-      EXPECT_EQ(cpu.status, cuda.status) << loss << " " << r;
-      // An exploding iteration's overflow step depends on rounding (see BlockGdKernelStopsLikeTheCpu).
-      EXPECT_NEAR(double(cpu.steps), double(cuda.steps), explode ? 0.05 * double(cpu.steps) + 1 : 0) << r;
-      EXPECT_EQ(cpu.first_time[0], cuda.first_time[0]) << loss << " " << r;
-      stopped += cuda.status != RunStatus::running;
-      if (cpu.status != RunStatus::diverged) {
-        const std::vector<double> cpu_state(both.cpu_states.begin() + r * p, both.cpu_states.begin() + (r + 1) * p);
-        const std::vector<double> cuda_state(both.cuda_states.begin() + r * p,
-                                             both.cuda_states.begin() + (r + 1) * p);
-        EXPECT_LT(max_relative_difference(cuda_state, cpu_state), 1e-10) << loss << " " << r;
+  // range; 35 of 96) inside a segment, in the fused rk4 kernel (runs sharing a warp with stopped ones untouched by
+  // them) and in the block-per-run one.
+  const KernelChoice fused{-1, 0, -1, -1, 0}, block{-1, 0, -1, 0, 1};
+  for (const KernelChoice& choice : {fused, block})
+    for (const char* loss : {"logistic", "square"}) {
+      const bool explode = std::string(loss) == "square";
+      nlohmann::json changes = {{"runs", 96}, {"integrator", "rk4"}, {"loss", loss}, {"d", 16}, {"n", 16},
+                                {"step", explode ? 7.0 : 0.5}, {"sigma_v", 1.5},
+                                {"checkpoints", {{"schedule", "list"}, {"times", {0, 1500, 4500}}}}};
+      if (!explode) changes["stop"] = {{"polarized_eps", 0.1}};
+      const auto both = run_both<double>(testing::study_with(changes), false, choice);
+      const size_t p = both.cpu_states.size() / both.cpu_records.size();
+      int stopped = 0;
+      for (size_t r = 0; r < both.cpu_records.size(); ++r) {
+        const RunRecord &cpu = both.cpu_records[r], &cuda = both.cuda_records[r];
+        EXPECT_EQ(cpu.status, cuda.status) << loss << " " << r << " block " << choice.block_rk4;
+        // An exploding iteration's overflow step depends on rounding (see BlockGdKernelStopsLikeTheCpu).
+        EXPECT_NEAR(double(cpu.steps), double(cuda.steps), explode ? 0.05 * double(cpu.steps) + 1 : 0) << r;
+        EXPECT_EQ(cpu.first_time[0], cuda.first_time[0]) << loss << " " << r;
+        stopped += cuda.status != RunStatus::running;
+        if (cpu.status != RunStatus::diverged) {
+          const std::vector<double> cpu_state(both.cpu_states.begin() + r * p, both.cpu_states.begin() + (r + 1) * p);
+          const std::vector<double> cuda_state(both.cuda_states.begin() + r * p,
+                                               both.cuda_states.begin() + (r + 1) * p);
+          EXPECT_LT(max_relative_difference(cuda_state, cpu_state), 1e-10) << loss << " " << r;
+        }
       }
+      EXPECT_GT(stopped, 10) << loss;
     }
-    EXPECT_GT(stopped, 10) << loss;
-  }
 }
 
 TEST_F(CudaBackendTest, BlockGdKernelMatchesTheCpu) {
@@ -278,6 +283,31 @@ TEST_F(CudaBackendTest, BlockGdKernelMatchesTheCpu) {
       EXPECT_EQ(reference.cuda_records[3].steps, reference.cpu_records[3].steps);
       changes["precision"] = "float32";
       const auto both = run_both<float>(testing::study_with(changes), false, {1});
+      const double cpu_error = max_relative_difference(both.cpu_states, reference.cpu_states);
+      const double cuda_error = max_relative_difference(both.cuda_states, reference.cpu_states);
+      EXPECT_LT(cuda_error, 4 * cpu_error + 1e-6) << d << "x" << n << " " << loss << ": cpu float32 error "
+                                                  << cpu_error;
+    }
+}
+
+TEST_F(CudaBackendTest, BlockRk4KernelMatchesTheCpu) {
+  // One block per run for rk4 (block_per_run.cuh), forced on: the block gd test's sizes, every value-softmax loss.
+  const std::vector<std::pair<int, int>> sizes = {{6, 5}, {40, 70}, {3, 300}, {300, 3}, {33, 33}};
+  const KernelChoice block_rk4{-1, 0, -1, 0, 1};
+  for (const auto& [d, n] : sizes)
+    for (const char* loss : {"logistic", "square", "cross_entropy", "regression"}) {
+      nlohmann::json changes = fixed_step_study("rk4", loss);
+      changes["d"] = d;
+      changes["n"] = n;
+      changes["runs"] = 70;
+      changes["step"] = 0.1;
+      changes["checkpoints"] = {{"schedule", "list"}, {"times", {0, 20, 30}}};  // 300 steps
+      const auto reference = run_both<double>(testing::study_with(changes), false, block_rk4);
+      EXPECT_LT(max_relative_difference(reference.cuda_states, reference.cpu_states), 1e-10) << d << "x" << n << " "
+                                                                                               << loss;
+      EXPECT_EQ(reference.cuda_records[3].steps, reference.cpu_records[3].steps);
+      changes["precision"] = "float32";
+      const auto both = run_both<float>(testing::study_with(changes), false, block_rk4);
       const double cpu_error = max_relative_difference(both.cpu_states, reference.cpu_states);
       const double cuda_error = max_relative_difference(both.cuda_states, reference.cpu_states);
       EXPECT_LT(cuda_error, 4 * cpu_error + 1e-6) << d << "x" << n << " " << loss << ": cpu float32 error "
