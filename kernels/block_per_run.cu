@@ -189,6 +189,7 @@ __global__ void __launch_bounds__(B) block_gd_kernel(FixedStepSegmentArgs<Real> 
       if (t == 0) {
         block.keep_going = apply_checks(block.eval, double(k) * args.step, args.stop, false, rec);
         if (block.keep_going) ++rec.steps;
+        else rec.t = double(k) * args.step;  // as the CPU: a stopped run's time is its stop time
       }
       __syncthreads();
       if (!block.keep_going) break;
@@ -251,6 +252,7 @@ __global__ void __launch_bounds__(B) block_rk4_kernel(FixedStepSegmentArgs<Real>
       if (t == 0) {
         block.keep_going = apply_checks(block.eval, double(k) * args.step, args.stop, false, rec);
         if (block.keep_going) ++rec.steps;
+        else rec.t = double(k) * args.step;  // as the CPU: a stopped run's time is its stop time
       }
       __syncthreads();
       if (!block.keep_going) break;

@@ -405,6 +405,13 @@ void CudaCellSimulation<Real>::advance_and_summarize(size_t c, CheckpointSummary
 }
 
 template <class Real>
+std::string CudaCellSimulation<Real>::stepping_kernel() const {
+  const Impl& s = *impl_;
+  return s.fused_gd ? "fused gd" : s.block_gd ? "block gd" : s.fused_rk4 ? "fused rk4" : s.block_rk4 ? "block rk4"
+                                                                                                       : "generic";
+}
+
+template <class Real>
 double CudaCellSimulation<Real>::kernel_seconds() const {
   return impl_->kernel_seconds;
 }

@@ -49,7 +49,10 @@ __global__ void __launch_bounds__(kFusedThreadsPerBlock) fused_gd_kernel(FixedSt
   for (long long k = args.step_from; k < args.step_to; ++k) {
     group_softmax<T>(x.a, s, s_max, s_sq, mask);
     const FlowEval<Real> eval = group_evaluate<T>(shape, x, NoShift(), s, s_max, s_sq, r, da, mask);
-    if (!apply_checks(eval, double(k) * args.step, args.stop, false, rec)) break;
+    if (!apply_checks(eval, double(k) * args.step, args.stop, false, rec)) {
+      rec.t = double(k) * args.step;  // as the CPU: a stopped run's time is its stop time
+      break;
+    }
     gd_update(x, h, r, s, da);
     ++rec.steps;
   }
@@ -85,6 +88,7 @@ __global__ void __launch_bounds__(kFusedThreadsPerBlock) fused_gd_uniform_kernel
     const FlowEval<Real> eval = group_evaluate<T>(shape, x, NoShift(), s, s_max, s_sq, r, da, kFull);
     if (active && !apply_checks(eval, double(k) * args.step, args.stop, false, rec)) {
       active = false;
+      rec.t = double(k) * args.step;  // as the CPU: a stopped run's time is its stop time
       x.store(theta, lane);
       x.clear();
 #pragma unroll

@@ -4,7 +4,8 @@
 // state (checked with apply_checks), stages 2-4 at the rank-one shifts V + c r_p s_p^T, a + c da_p of the previous
 // stage (c = h/2, h/2, h), never formed; then V += h/6 (r1 s1^T + 2 r2 s2^T + 2 r3 s3^T + r4 s4^T) and
 // a += h/6 (da1 + 2 (da2 + da3) + da4). Losses: logistic, square, cross_entropy. The warp-uniform loop of fused gd's
-// variant 1: a run that stops stores its state and steps on zeros until its warp is done.
+// variant 1: a run that stops stores its state, clears its registers and keeps stepping them (finite, never stored)
+// until its warp is done.
 // Built and tested without a GPU so far, so it is off unless asked for (CudaCellInput::fused_rk4_lanes).
 #pragma once
 

@@ -33,20 +33,9 @@ class SimdGdTest : public ::testing::Test {
   }
 };
 
-// Final states and records of every run of cell 0 under one CPU kernel, after all checkpoints.
 template <class Real>
-struct KernelRun {
-  std::vector<Real> states;
-  std::vector<RunRecord> records;
-  int state_size = 0;
-  std::vector<double> state(size_t run) const {
-    return std::vector<double>(states.begin() + run * state_size, states.begin() + (run + 1) * state_size);
-  }
-};
-
-template <class Real>
-KernelRun<Real> run_kernel(const Study& study, CpuKernel kernel) {
-  KernelRun<Real> out;
+testing::KernelRun<Real> run_kernel(const Study& study, CpuKernel kernel) {
+  testing::KernelRun<Real> out;
   const CellParams& cell = study.cells[0];
   out.state_size = cell.shape.state_size();
   CpuCellSimulation<Real> simulation(study, cell, 0, kernel);
@@ -188,53 +177,11 @@ TEST_F(SimdGdTest, Float32ErrorIsASmallMultipleOfTheScalarFloat32Error) {
     }
 }
 
-// How far the scalar kernel's final state of `run` (cell 0, integrated from t = 0 to the last checkpoint) moves
-// when every entry of its initial state is perturbed by a relative 1e-15: the amplification of rounding the run's
-// own dynamics imposes, whatever kernel computes them.
-double rounding_sensitivity(const Study& study, std::uint32_t run) {
-  const CellParams& cell = study.cells[0];
-  auto exact = testing::run_setup<double>(study, run), perturbed = exact;
-  for (size_t i = 0; i < perturbed.theta.size(); ++i) perturbed.theta[i] *= 1 + (i % 2 ? 1e-15 : -1e-15);
-  const double t_end = study.checkpoint_times.back();
-  testing::integrate(cell.shape, cell.method, cell.step, t_end, exact.theta, exact.data);
-  testing::integrate(cell.shape, cell.method, cell.step, t_end, perturbed.theta, perturbed.data);
-  return testing::max_relative_difference(perturbed.theta, exact.theta);
-}
-
-// Every run's record and, unless it diverged, its state agree between the kernels (float64); returns how many
-// stopped. A diverged run's overflow step is not compared: an exploding iteration is chaotic long before it
-// overflows, so rounding decides the step (seen here: one gd run of 96 overflowed at step 375 under one kernel and
-// 476 under the other, along trajectories that had parted by 1e48 in scale). Both must call it diverged, at a step
-// consistent with its stop time. A running run's state agrees to 1e-10 relative, or, where its own dynamics
-// amplify rounding, to 100 times that amplification (rk4 at a step near its stability limit: a 1e-15 perturbation
-// of the initial state grows to as much as 8e-5 in this study, and the kernels differed by at most 3.3 times a
-// run's amplification).
+// Every run's record and, unless it diverged, its state agree between the SIMD and the scalar kernel (float64;
+// testing::expect_same_stops); returns how many stopped.
 int expect_same_stops(const Study& study) {
-  const auto simd = run_kernel<double>(study, CpuKernel::simd);
-  const auto scalar = run_kernel<double>(study, CpuKernel::scalar);
-  const double step = study.cells[0].step;
-  int stopped = 0;
-  for (size_t r = 0; r < simd.records.size(); ++r) {
-    const RunRecord &a = simd.records[r], &b = scalar.records[r];
-    EXPECT_EQ(a.status, b.status) << r;
-    stopped += a.status != RunStatus::running;
-    if (b.status == RunStatus::diverged) {
-      EXPECT_EQ(a.stop_time, double(a.steps) * step) << r;
-      continue;
-    }
-    EXPECT_EQ(a.steps, b.steps) << r;
-    EXPECT_EQ(a.stop_time, b.stop_time) << r;
-    EXPECT_EQ(a.t, b.t) << r;
-    for (int k = 0; k < kPassageCount; ++k) EXPECT_EQ(a.first_time[k], b.first_time[k]) << r << " " << k;
-    const double difference = testing::max_relative_difference(simd.state(r), scalar.state(r));
-    if (difference >= 1e-10 && b.status == RunStatus::running) {
-      const double sensitivity = rounding_sensitivity(study, std::uint32_t(r));
-      EXPECT_LT(difference, 100 * sensitivity) << r << ": rounding sensitivity " << sensitivity;
-    } else {
-      EXPECT_LT(difference, 1e-10) << r;
-    }
-  }
-  return stopped;
+  return testing::expect_same_stops(study, run_kernel<double>(study, CpuKernel::simd),
+                                    run_kernel<double>(study, CpuKernel::scalar));
 }
 
 TEST_F(SimdGdTest, PolarizedRunsStopAndRecordPassagesLikeTheScalarKernel) {

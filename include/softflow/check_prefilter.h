@@ -12,7 +12,8 @@
 
 namespace softflow {
 
-// The largest Real not above x, and the smallest Real not below x, for x in double.
+// A Real below x and a Real above x, for x in double: x's nearest Real moved one ulp down (up). One ulp further
+// than needed where the rounding already went that way, which only widens the pre-filter.
 template <class Real>
 SOFTFLOW_HD inline Real nudged_down(double x) {
   if constexpr (sizeof(Real) == 4) return nextafterf(float(x), -INFINITY);
