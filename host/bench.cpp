@@ -43,13 +43,15 @@ Study bench_study(int size, long long runs, const std::string& precision, const 
 // the steps, is left out. Initial draws, statistics and JSON are never timed.
 // A run whose difference is not positive (the machine was busy during the first observation) is repeated, up to
 // 5 times; then the result is <= 0: the steps' time is lost in the noise.
-double time_steps(const Study& study, bool cuda, CpuKernel cpu_kernel) {
+// kernel (if not null): set to the kernel that advanced the cell (CellOutcome::kernel).
+double time_steps(const Study& study, bool cuda, CpuKernel cpu_kernel, std::string* kernel = nullptr) {
   Progress silent(1, false);
   double seconds = 0;
   for (int attempt = 0; attempt < 5 && !(seconds > 0); ++attempt) {
     const CellOutcome outcome =
         cuda ? run_cell_on_cuda(study, 0, silent) : run_cell_on_cpu(study, 0, silent, cpu_kernel);
     seconds = outcome.checkpoint_seconds.at(1) - outcome.checkpoint_seconds.at(0);
+    if (kernel) *kernel = outcome.kernel;
   }
   return seconds;
 }
@@ -139,7 +141,7 @@ nlohmann::json run_bench(const BenchOptions& options) {
                 {"backend", backend},     {"d", size},
                 {"n", size},              {"runs", runs},
                 {"precision", precision}, {"integrator", integrator},
-                {"kernel", cuda ? "cuda" : cpu_kernel_name(options.cpu_kernel, study.cells[0])}};
+                {"kernel", cpu_kernel_name(options.cpu_kernel, study.cells[0])}};  // CUDA: set below
             try {
               check_memory(study, cuda, threads);
               if (cuda) check_cuda_memory(study);
@@ -152,7 +154,9 @@ nlohmann::json run_bench(const BenchOptions& options) {
             // Calibration (also the warm-up): grow the steps until they take a tenth of the aimed time (so the
             // observations, timed apart, are small beside them), then scale to the aimed time.
             long long probe_steps = kCalibrationSteps;
-            double probe_seconds = time_steps(study, cuda, options.cpu_kernel);
+            std::string kernel;
+            double probe_seconds = time_steps(study, cuda, options.cpu_kernel, &kernel);
+            point["kernel"] = kernel;
             while (!(probe_seconds >= 0.1 * options.seconds) && probe_steps < kMaxSteps / 8) {
               probe_steps *= 8;
               study = bench_study(size, runs, precision, integrator, probe_steps);

@@ -20,6 +20,8 @@ struct CellOutcome {
   // Per checkpoint, the time advancing and observing runs (the first: observation only): CUDA, kernel time; CPU,
   // wall time of the threaded advance-and-observe. Statistics and JSON are not included.
   std::vector<double> checkpoint_seconds;
+  // The kernel that advanced the cell: the CPU's cpu_kernel_name, or the CUDA backend's stepping kernel.
+  std::string kernel;
 };
 
 // The cell's JSON before its checkpoints: index, parameters, state_size.

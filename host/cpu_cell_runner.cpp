@@ -28,6 +28,7 @@ CellOutcome run_cell(const Study& study, std::uint32_t index, Progress& progress
   }
   outcome.json["checkpoints"] = checkpoints;
   outcome.trajectory_steps = simulation.trajectory_steps();
+  outcome.kernel = cpu_kernel_name(kernel, study.cells[index]);
   return outcome;
 }
 

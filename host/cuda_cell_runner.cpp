@@ -34,6 +34,7 @@ CellOutcome run_cell(const Study& study, std::uint32_t index, Progress& progress
   outcome.json["checkpoints"] = results;
   outcome.trajectory_steps = simulation.trajectory_steps();
   outcome.kernel_seconds = simulation.kernel_seconds();
+  outcome.kernel = simulation.stepping_kernel();
   return outcome;
 }
 

@@ -137,11 +137,11 @@ nlohmann::json run_study(const Study& study, const EngineOptions& options) {
   nlohmann::json cells = nlohmann::json::array();
   long long trajectory_steps = 0;
   double kernel_seconds = 0;
-  nlohmann::json cpu_kernels = nlohmann::json::array();
+  nlohmann::json kernels = nlohmann::json::array();
   for (std::uint32_t index = 0; index < study.cells.size(); ++index) {
-    if (!backend.cuda) cpu_kernels.push_back(cpu_kernel_name(options.cpu_kernel, study.cells[index]));
     CellOutcome outcome = backend.cuda ? run_cell_on_cuda(study, index, progress)
                                        : run_cell_on_cpu(study, index, progress, options.cpu_kernel);
+    kernels.push_back(outcome.kernel);
     trajectory_steps += outcome.trajectory_steps;
     kernel_seconds += outcome.kernel_seconds;
     cells.push_back(std::move(outcome.json));
@@ -161,10 +161,12 @@ nlohmann::json run_study(const Study& study, const EngineOptions& options) {
                            {"wall_seconds", wall},
                            {"trajectory_steps", trajectory_steps},
                            {"trajectory_steps_per_second", wall > 0 ? double(trajectory_steps) / wall : 0.0}};
-  if (backend.cuda)
+  if (backend.cuda) {
     results["provenance"]["kernel_seconds"] = kernel_seconds;
-  else
-    results["provenance"]["cpu_kernels"] = cpu_kernels;
+    results["provenance"]["cuda_kernels"] = kernels;
+  } else {
+    results["provenance"]["cpu_kernels"] = kernels;
+  }
   results["study"] = study.normalized;
   results["cells"] = std::move(cells);
   return results;

@@ -490,6 +490,8 @@ void expect_same_statistics(const Study& study) {
   const nlohmann::json cpu = run_study(study, EngineOptions{BackendChoice::cpu, 0, false, ""});
   const nlohmann::json cuda = run_study(study, EngineOptions{BackendChoice::cuda, 0, false, ""});
   EXPECT_EQ(cuda["provenance"]["backend"], "cuda");
+  ASSERT_EQ(cuda["provenance"]["cuda_kernels"].size(), cuda["cells"].size());  // one kernel name per cell
+  for (const auto& kernel : cuda["provenance"]["cuda_kernels"]) EXPECT_FALSE(kernel.get<std::string>().empty());
   ASSERT_EQ(cpu["cells"].size(), cuda["cells"].size());
   for (size_t i = 0; i < cpu["cells"].size(); ++i) expect_same_cell_statistics(cpu["cells"][i], cuda["cells"][i]);
 }
