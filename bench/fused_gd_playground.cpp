@@ -10,12 +10,17 @@
 // Variants (--integrator rk4):
 //   generic     the thread-per-run kernel
 //   rk4 lanes=T the fused rk4 kernel (kernels/fused_rk4.cuh), T in fused_rk4_lane_choices(d, n)
+//   block rk4   one thread block per run
+// Variants (--loss regression: gd, one data set of --samples rows shared by all runs):
+//   generic, block as for gd
+//   cublas      the X products across runs by cuBLAS between block kernels (kernels/shared_regression.cuh)
 // Usage (on a GPU machine, after scripts/build or scripts/device-check):
 //   build-device/bench/fused_gd_playground [--size 16] [--precision float32] [--integrator gd] [--runs 1048576]
-//                                          [--steps 10000]
+//                                          [--steps 10000] [--loss logistic | regression [--samples M]]
 // (--size: d = n, any size; the fused variants exist for 8, 16 and 32 only)
 // Prints one line per variant: validation error, kernel seconds, trajectory-steps/s, useful GFLOP/s (6 d n per
-// step for gd, 34 d n for rk4, as `softflow bench` counts) and the fraction of the FP32 (or FP64) peak from the
+// step for gd, 34 d n for rk4, as `softflow bench` counts; regression's 4 m d a step on X are not counted) and the
+// fraction of the FP32 (or FP64) peak from the
 // device's properties. A variant that fails its validation (FAIL) or throws (error: ...) makes the exit code 1.
 #include <cuda_runtime.h>
 
@@ -43,20 +48,36 @@ struct Variant {
   int block_gd = 0;        // block-per-run gd kernel
   int rk4_lanes = 0;       // fused rk4 lanes per run (0: not the fused rk4 kernel)
   long long steps = 0;
+  int block_rk4 = 0;       // block-per-run rk4 kernel
+  int cublas = 0;          // shared regression data through cuBLAS
 
   std::string name() const {
+    if (cublas) return "cublas";
+    if (block_rk4) return "block rk4";
     if (rk4_lanes > 0) return "rk4 lanes=" + std::to_string(rk4_lanes);
     if (fused_lanes >= 0) return "v" + std::to_string(fused_variant) + " lanes=" + std::to_string(fused_lanes);
     return block_gd ? "block" : "generic";
   }
 };
 
+// The loss and, for regression, the rows of the shared data set.
+struct LossChoice {
+  std::string loss = "logistic";
+  int samples = 0;
+};
+
 Study playground_study(int size, const std::string& precision, const std::string& integrator, long long runs,
-                       long long steps) {
-  return parse_study({{"loss", "logistic"}, {"d", size}, {"n", size}, {"precision", precision},
-                      {"integrator", integrator}, {"step", 0.1}, {"sigma_a", 0.1}, {"runs", runs},
-                      {"checkpoints", {{"schedule", "list"}, {"times", {0.0, 0.1 * double(steps)}}}}},
-                     "playground");
+                       long long steps, const LossChoice& loss) {
+  // Regression: a smaller step (the loss grows with the rows) and one data set for all runs.
+  const double step = loss.loss == "regression" ? 0.01 : 0.1;
+  nlohmann::json raw = {{"loss", loss.loss}, {"d", size}, {"n", size}, {"precision", precision},
+                        {"integrator", integrator}, {"step", step}, {"sigma_a", 0.1}, {"runs", runs},
+                        {"checkpoints", {{"schedule", "list"}, {"times", {0.0, step * double(steps)}}}}};
+  if (loss.loss == "regression") {
+    raw["regression_samples"] = loss.samples;
+    raw["target"] = "shared";
+  }
+  return parse_study(raw, "playground");
 }
 
 // The CUDA input of a study's cell with a variant's choices.
@@ -67,15 +88,17 @@ CudaCellInput<Real> variant_input(const Study& study, const CellData<Real>& data
   input.fused_variant = v.fused_variant;
   input.block_gd = v.block_gd;
   input.fused_rk4_lanes = v.rk4_lanes;
+  input.block_rk4 = v.block_rk4;
+  input.cublas_regression = v.cublas;
   return input;
 }
 
 // Largest relative state difference between the variant and the CPU after the small validation study.
 template <class Real>
-double validation_error(int size, const std::string& precision, const Variant& v) {
+double validation_error(int size, const std::string& precision, const Variant& v, const LossChoice& loss) {
   // Validation size: about 2^22 state entries in all, so the CPU reference stays quick at large sizes.
   const long long runs = std::clamp((1LL << 22) / (1LL * size * size), 8LL, 512LL);
-  const Study study = playground_study(size, precision, v.integrator, runs, 200);
+  const Study study = playground_study(size, precision, v.integrator, runs, 200, loss);
   CpuCellSimulation<Real> cpu(study, study.cells[0], 0);
   const CellData<Real> data(study.cells[0], study.seed, 0, study.runs);
   CudaCellSimulation<Real> cuda(variant_input(study, data, v));
@@ -100,10 +123,11 @@ double validation_error(int size, const std::string& precision, const Variant& v
 
 // Validates and times one variant and prints its row; returns false if its validation failed.
 template <class Real>
-bool run_variant(int size, const std::string& precision, long long runs, const Variant& v, double peak) {
-  const double error = validation_error<Real>(size, precision, v);
+bool run_variant(int size, const std::string& precision, long long runs, const Variant& v, const LossChoice& loss,
+                 double peak) {
+  const double error = validation_error<Real>(size, precision, v, loss);
   const double tolerance = sizeof(Real) == 8 ? 1e-10 : 1e-4;
-  const Study study = playground_study(size, precision, v.integrator, runs, v.steps);
+  const Study study = playground_study(size, precision, v.integrator, runs, v.steps, loss);
   const CellData<Real> data(study.cells[0], study.seed, 0, study.runs);
   CudaCellSimulation<Real> cuda(variant_input(study, data, v));
   CheckpointSummary summary;
@@ -123,13 +147,23 @@ int main(int argc, char** argv) {
   CLI::App app{"fused gd / rk4 kernel playground"};
   int size = 16;
   std::string precision = "float32", integrator = "gd";
+  softflow::LossChoice loss;
   long long runs = 1 << 20, steps = 10000;
   app.add_option("--size", size, "d = n (fused variants: 8, 16 or 32; rk4: 8 or 16)")->check(CLI::Range(2, 4096));
   app.add_option("--precision", precision)->check(CLI::IsMember({"float32", "float64"}));
   app.add_option("--integrator", integrator)->check(CLI::IsMember({"gd", "rk4"}));
+  app.add_option("--loss", loss.loss, "logistic, or regression (gd, one shared data set)")
+      ->check(CLI::IsMember({"logistic", "regression"}));
+  app.add_option("--samples", loss.samples, "regression: rows of the shared data set (default: d)")
+      ->check(CLI::Range(1, 1 << 20));
   app.add_option("--runs", runs, "default: 2^20, at most 2^28 / (d n) (1 GiB of float32 states)");
   app.add_option("--steps", steps, "default: 10^4 (gd), 2500 (rk4)");
   CLI11_PARSE(app, argc, argv);
+  if (loss.loss == "regression" && integrator != "gd") {
+    std::fprintf(stderr, "fused_gd_playground: --loss regression times gd only\n");
+    return 2;
+  }
+  if (loss.samples == 0) loss.samples = size;
   if (app.count("--runs") == 0) runs = std::min(runs, std::max(1LL, (1LL << 28) / (1LL * size * size)));
   if (app.count("--steps") == 0 && integrator == "rk4") steps = 2500;
   int device = 0, sms = 0, clock_khz = 0;
@@ -140,27 +174,33 @@ int main(int argc, char** argv) {
   // Hopper: 128 FP32 lanes and 64 FP64 lanes per SM, 2 FLOPs per FMA.
   const double peak = sms * (precision == "float32" ? 128.0 : 64.0) * 2.0 * clock_khz * 1e3 / 1e9;
   const long long generic_steps = std::max(1LL, steps / 100), block_steps = std::max(1LL, steps / 10);
-  std::printf("%s, %d SMs at %.0f MHz: %s peak %.0f GFLOP/s; d = n = %d, %lld runs x %lld %s steps (generic: %lld, "
-              "block: %lld)\n\n",
-              properties.name, sms, clock_khz / 1e3, precision.c_str(), peak, size, runs, steps, integrator.c_str(),
-              generic_steps, block_steps);
+  std::printf("%s, %d SMs at %.0f MHz: %s peak %.0f GFLOP/s; d = n = %d, %s loss%s, %lld runs x %lld %s steps "
+              "(generic: %lld, block: %lld)\n\n",
+              properties.name, sms, clock_khz / 1e3, precision.c_str(), peak, size, loss.loss.c_str(),
+              loss.loss == "regression" ? (" (" + std::to_string(loss.samples) + " shared rows)").c_str() : "", runs,
+              steps, integrator.c_str(), generic_steps, block_steps);
   std::printf("| variant     | validation    | kernel s  | steps/s   | GFLOP/s   | peak   |\n");
   std::printf("|-------------|---------------|-----------|-----------|-----------|--------|\n");
   using softflow::Variant;
   std::vector<Variant> variants = {{integrator, -1, -1, 0, 0, generic_steps}};
-  if (integrator == "gd") {
+  if (loss.loss == "regression") {
+    variants.push_back({integrator, -1, -1, 1, 0, block_steps});
+    variants.push_back({integrator, -1, -1, 0, 0, block_steps, 0, 1});
+  } else if (integrator == "gd") {
     variants.push_back({integrator, -1, -1, 1, 0, block_steps});
     for (int lanes : softflow::fused_gd_lane_choices(size, size))
       for (int loop : {0, 1, 2}) variants.push_back({integrator, lanes, loop, 0, 0, steps});
   } else {
     for (int lanes : softflow::fused_rk4_lane_choices(size, size))
       variants.push_back({integrator, -1, -1, 0, lanes, steps});
+    variants.push_back({integrator, -1, -1, 0, 0, block_steps, 1});
   }
   int failures = 0;
   for (const Variant& v : variants) {
     try {
-      const bool valid = precision == "float32" ? softflow::run_variant<float>(size, precision, runs, v, peak)
-                                                : softflow::run_variant<double>(size, precision, runs, v, peak);
+      const bool valid = precision == "float32"
+                             ? softflow::run_variant<float>(size, precision, runs, v, loss, peak)
+                             : softflow::run_variant<double>(size, precision, runs, v, loss, peak);
       failures += valid ? 0 : 1;
     } catch (const std::exception& e) {  // one variant's failure (a CUDA error, say) does not hide the others
       std::printf("| %-11s | error: %s |\n", v.name().c_str(), e.what());

@@ -15,6 +15,7 @@
 #include "block_per_run.cuh"
 #include "fused_gd.cuh"
 #include "fused_rk4.cuh"
+#include "shared_regression.cuh"
 #include "softflow/observables.h"
 
 namespace softflow {
@@ -191,6 +192,7 @@ struct CudaCellSimulation<Real>::Impl {
   bool block_gd = false;  // gd steps by the block-per-run kernel (block_per_run.cuh)
   bool fused_rk4 = false;  // rk4 steps by the fused register kernel (fused_rk4.cuh)
   bool block_rk4 = false;  // rk4 steps by the block-per-run kernel (block_per_run.cuh)
+  std::unique_ptr<SharedRegressionSteps<Real>> shared_regression;  // regression gd through cuBLAS, when chosen
   cudaEvent_t kernel_start = nullptr, kernel_stop = nullptr;
 
   explicit Impl(const CudaCellInput<Real>& in)
@@ -221,8 +223,12 @@ struct CudaCellSimulation<Real>::Impl {
     // Wave size: what fits in 85 % of the memory still free (statistics reduce over the cell-wide observables, so
     // waves need not align with statistics blocks).
     SOFTFLOW_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
-    const double per_run = double(sizeof(Real)) * double(p + (in.shared_data ? 0 : q)) + sizeof(RunRecord);
+    const bool cublas_steps = in.method == Method::gd && in.cublas_regression != 0 &&
+                              shared_regression_available(shape, in.shared_data, int(sizeof(Real)));
+    const double per_run = double(sizeof(Real)) * double(p + (in.shared_data ? 0 : q)) + sizeof(RunRecord) +
+                           (cublas_steps ? double(shared_regression_bytes_per_run(shape, int(sizeof(Real)))) : 0.0);
     wave_runs = std::min<long long>(in.runs, (long long)(0.85 * double(free_bytes) / per_run));
+    if (cublas_steps) wave_runs = std::min<long long>(wave_runs, 1LL << 28);  // cuBLAS sizes are ints
     if (in.wave_runs > 0) wave_runs = std::min<long long>(wave_runs, in.wave_runs);
     if (wave_runs <= 0) throw CudaError("too little device memory for one run beside the workspace");
     waves = (in.runs + wave_runs - 1) / wave_runs;
@@ -255,10 +261,11 @@ struct CudaCellSimulation<Real>::Impl {
     args.svm_work = svm_work.get();
     args.values = values.get();
     args.winners = winners.get();
+    if (cublas_steps) shared_regression.reset(new SharedRegressionSteps<Real>(shape, wave_runs));
     fused_gd = in.method == Method::gd && in.fused_lanes >= 0 && fused_gd_available(shape, int(sizeof(Real)), nullptr);
     fused_rk4 = in.method == Method::rk4 && in.fused_rk4_lanes != 0 &&
                 fused_rk4_available(shape, int(sizeof(Real)), nullptr);
-    block_gd = in.method == Method::gd && !fused_gd && in.block_gd != 0 &&
+    block_gd = in.method == Method::gd && !fused_gd && !shared_regression && in.block_gd != 0 &&
                (in.block_gd == 1 || shape.state_size() >= kBlockGdMinState) &&
                block_gd_available(shape, int(sizeof(Real)));
     block_rk4 = in.method == Method::rk4 && !fused_rk4 && in.block_rk4 != 0 &&
@@ -348,7 +355,8 @@ void CudaCellSimulation<Real>::advance_and_summarize(size_t c, CheckpointSummary
     s.select_wave(wave, true);
     SOFTFLOW_CUDA_CHECK(cudaEventRecord(s.kernel_start));
     long long step_from = c > 0 ? in.steps[c - 1] : 0;
-    if ((s.fused_gd || s.block_gd || s.fused_rk4 || s.block_rk4) && step_from < in.steps[c]) {
+    if ((s.fused_gd || s.block_gd || s.fused_rk4 || s.block_rk4 || s.shared_regression) &&
+        step_from < in.steps[c]) {
       const FixedStepSegmentArgs<Real> segment{in.shape,       in.step,        step_from,
                                                in.steps[c],    in.stop,        s.args.runs,
                                                s.states.get(), s.records.get(), s.data.get(),
@@ -359,11 +367,13 @@ void CudaCellSimulation<Real>::advance_and_summarize(size_t c, CheckpointSummary
         fused_rk4_advance(segment, in.fused_rk4_lanes);
       else if (s.block_rk4)
         block_rk4_advance(segment);
+      else if (s.shared_regression)
+        s.shared_regression->advance(segment);
       else
         block_gd_advance(segment);
       step_from = in.steps[c];  // the kernel below only observes
     }
-    if (s.block_gd || s.block_rk4) {
+    if (s.block_gd || s.block_rk4 || s.shared_regression) {
       const CellArgs<Real>& a = s.args;
       block_observe(BlockObserveArgs<Real>{a.shape, a.stop, a.init, a.seed, a.cell_index, in.times[c], a.first_run,
                                            a.runs, a.total_runs, a.states, a.records, a.data, a.data_stride,
@@ -407,6 +417,7 @@ void CudaCellSimulation<Real>::advance_and_summarize(size_t c, CheckpointSummary
 template <class Real>
 std::string CudaCellSimulation<Real>::stepping_kernel() const {
   const Impl& s = *impl_;
+  if (s.shared_regression) return "cublas regression gd";
   return s.fused_gd ? "fused gd" : s.block_gd ? "block gd" : s.fused_rk4 ? "fused rk4" : s.block_rk4 ? "block rk4"
                                                                                                        : "generic";
 }

@@ -42,6 +42,8 @@ struct CudaCellInput {
                                  // default until a GPU has validated it)
   int block_rk4 = 0;             // block-per-run rk4 kernel: 1 = always, -1 = as block_gd's rule; 0 = never (the
                                  // default until a GPU has validated it)
+  int cublas_regression = 0;     // regression gd with shared data through cuBLAS (shared_regression.cuh): 1 = where
+                                 // it applies; 0 = never (the default until a GPU has validated and measured it)
   long long wave_runs = 0;       // most runs per wave (0 = as many as device memory holds; tests force waves)
 };
 

@@ -52,6 +52,7 @@ struct KernelChoice {
   int fused_variant = -1;  // fused gd kernel: loop variant (fused_gd.cuh)
   int fused_rk4_lanes = 0;  // fused rk4 kernel: lanes per run (0: off, -1: by size)
   int block_rk4 = 0;        // block-per-run rk4 kernel: 1 forced, 0 off
+  int cublas_regression = 0;  // regression gd with shared data through cuBLAS: 1 where it applies, 0 off
 };
 
 template <class Real>
@@ -67,6 +68,7 @@ BothBackends<Real> run_both(const Study& study, bool initial_only = false, Kerne
   input.fused_variant = choice.fused_variant;
   input.fused_rk4_lanes = choice.fused_rk4_lanes;
   input.block_rk4 = choice.block_rk4;
+  input.cublas_regression = choice.cublas_regression;
   CudaCellSimulation<Real> cuda(input);
   if (!initial_only) {
     CheckpointObservations observations;
@@ -315,6 +317,43 @@ TEST_F(CudaBackendTest, BlockRk4KernelMatchesTheCpu) {
       EXPECT_LT(cuda_error, 4 * cpu_error + 1e-6) << d << "x" << n << " " << loss << ": cpu float32 error "
                                                   << cpu_error;
     }
+}
+
+TEST_F(CudaBackendTest, CublasRegressionStepsMatchTheCpu) {
+  // Regression gd with one data set for all runs, its X products through cuBLAS (shared_regression.cuh): sizes with
+  // m below, near and above d, 300 steps; then a loss_below rule stopping runs inside the segments.
+  struct Size {
+    int d, n, m;
+  };
+  const KernelChoice cublas{-1, 0, -1, 0, 0, 1};
+  for (const Size& size : {Size{6, 5, 7}, Size{40, 70, 30}, Size{64, 64, 130}}) {
+    nlohmann::json changes = fixed_step_study("gd", "regression");
+    changes["d"] = size.d;
+    changes["n"] = size.n;
+    changes["regression_samples"] = size.m;
+    changes["target"] = "shared";
+    changes["runs"] = 70;
+    changes["step"] = 0.01;
+    changes["checkpoints"] = {{"schedule", "list"}, {"times", {0, 2, 3}}};  // 300 steps
+    const auto reference = run_both<double>(testing::study_with(changes), false, cublas);
+    EXPECT_EQ(reference.cuda_kernel, "cublas regression gd");
+    EXPECT_LT(max_relative_difference(reference.cuda_states, reference.cpu_states), 1e-10) << size.d << "x" << size.n;
+    EXPECT_EQ(reference.cuda_records[3].steps, reference.cpu_records[3].steps);
+    changes["precision"] = "float32";
+    const auto both = run_both<float>(testing::study_with(changes), false, cublas);
+    const double cpu_error = max_relative_difference(both.cpu_states, reference.cpu_states);
+    const double cuda_error = max_relative_difference(both.cuda_states, reference.cpu_states);
+    EXPECT_LT(cuda_error, 4 * cpu_error + 1e-6) << size.d << "x" << size.n << ": cpu float32 error " << cpu_error;
+  }
+  // Every run tends to the data set's least-squares loss, 0.7324 here; on the CPU 131 of 200 cross 0.74 by t = 5,
+  // all by t = 10.
+  nlohmann::json stopping = fixed_step_study("gd", "regression");
+  stopping["target"] = "shared";
+  stopping["stop"] = {{"loss_below", 0.74}};
+  stopping["checkpoints"] = {{"schedule", "list"}, {"times", {0, 5, 10}}};
+  const Study study = testing::study_with(stopping);
+  const auto both = run_both<double>(study, false, cublas);
+  EXPECT_EQ(testing::expect_same_stops(study, both.cuda(), both.cpu()), 200);
 }
 
 TEST_F(CudaBackendTest, BlockGdKernelStopsLikeTheCpu) {

@@ -1,0 +1,183 @@
+// Purpose: one value-softmax run's flow evaluation spread over a thread block (the block-per-run kernels,
+// block_per_run.cu, and the shared-data regression steps, shared_regression.cu): block-wide reductions (CUB), the
+// softmax and beta = V s (one warp per row), the loss residual on one thread through the shared loss_and_residual,
+// u = V^T r and da (one thread per column); optionally at an rk4 stage's rank-one shift of V.
+#pragma once
+
+#include <cub/block/block_reduce.cuh>
+#include <type_traits>
+#include <utility>
+
+#include "softflow/model.h"
+#include "softflow/run_record.h"
+#include "softflow/softmax.h"
+
+namespace softflow {
+
+// An rk4 stage's rank-one shift of V (the stage evaluates V + c r s^T, never formed): c, and r (d), s (n) in shared
+// memory. NoShift: V itself.
+template <class Real>
+struct StageShift {
+  Real c;
+  const Real *r, *s;
+};
+struct NoShift {};
+
+// Block-wide sum and maximum of T with the result in every thread (CUB BlockReduce, then a broadcast).
+template <class T, int B>
+struct BlockAllReduce {
+  using Reduce = cub::BlockReduce<T, B>;
+  typename Reduce::TempStorage temp;
+  T result;
+
+  __device__ T sum(T x) { return broadcast(Reduce(temp).Sum(x)); }
+  __device__ T max(T x) { return broadcast(Reduce(temp).Reduce(x, [](T p, T q) { return max_of(p, q); })); }
+  __device__ T broadcast(T x) {
+    if (threadIdx.x == 0) result = x;
+    __syncthreads();
+    x = result;
+    __syncthreads();  // temp and result free for the next reduction
+    return x;
+  }
+};
+
+// One run's flow evaluation, spread over a block of B threads; thread t owns columns t, t + B, ... in every
+// column pass. The vectors live in dynamic shared memory; eval and rec in static shared memory (raw storage for
+// rec: RunRecord has a constructor, which a __shared__ variable may not).
+template <class Real, int B>
+struct BlockRun {
+  BlockAllReduce<Real, B> reduce;
+  FlowEval<Real> eval;
+  alignas(RunRecord) unsigned char rec_bytes[sizeof(RunRecord)];
+  bool keep_going;
+
+  __device__ RunRecord& rec() { return *reinterpret_cast<RunRecord*>(rec_bytes); }
+
+  // Fills s = softmax(a), beta = V s, r and the loss (thread 0, shared loss_and_residual), da = s .* (u - <s,u>)
+  // with u = V^T r (in u), and eval's loss, s_max and ||grad L||^2, V shifted by `shift` (rk4 stages) or not.
+  // Every thread sees them on return.
+  // v: d x n (row-major), a: n, data: data_size(); s, u: n, beta, r: d, work: d + m (shared).
+  template <class Shift = NoShift>
+  __device__ void evaluate(const ModelShape& shape, const Real* v, const Real* a, const Real* data, Real* s,
+                           Real* u, Real* beta, Real* r, Real* work, const Shift& shift = Shift()) {
+    Real s_max, s_sq;
+    softmax_and_beta(shape, v, a, s, beta, s_max, s_sq, shift);
+    if (threadIdx.x == 0) {
+      eval.loss = loss_and_residual(shape, beta, data, r, work);
+      eval.grad_norm_sq = dot(r, r, shape.d) * s_sq;  // ||dV||^2 = ||r||^2 ||s||^2 (dV = r s^T); + ||da||^2 below
+      eval.s_max = s_max;
+      eval.winner = 0;  // the observation finds it; the checks do not use it
+    }
+    __syncthreads();
+    tangent(shape, v, s, r, u, shift);
+  }
+
+  // The first half of evaluate: s = softmax(a) with max_j s_j and sum_j s_j^2 (in every thread), and beta = V s
+  // (V shifted or not); s and beta are visible to the whole block on return. s: n, beta: d (shared or global).
+  template <class Shift = NoShift>
+  __device__ void softmax_and_beta(const ModelShape& shape, const Real* v, const Real* a, Real* s, Real* beta,
+                                   Real& s_max_out, Real& s_sq_out, const Shift& shift = Shift()) {
+    constexpr bool kShifted = !std::is_same_v<Shift, NoShift>;
+    const int d = shape.d, n = shape.n, t = threadIdx.x, warp = t / 32, lane = t % 32;
+    constexpr int kWarps = B / 32;
+    Real local = a[t < n ? t : 0];
+    for (int j = t + B; j < n; j += B) local = max_of(local, a[j]);
+    const Real a_max = reduce.max(local);
+    local = 0;
+    for (int j = t; j < n; j += B) {
+      s[j] = exp(a[j] - a_max);
+      local += s[j];
+    }
+    const Real inv = Real(1) / reduce.sum(local);
+    Real s_max = 0, s_sq = 0;
+    for (int j = t; j < n; j += B) {
+      s[j] *= inv;
+      s_max = max_of(s_max, s[j]);
+      s_sq += s[j] * s[j];
+    }
+    s_max = reduce.max(s_max);  // its syncs also publish s to every thread
+    s_sq = reduce.sum(s_sq);
+    // beta = V s: warp w takes rows w, w + B / 32, ...; its lanes stride along the row, four loads in flight.
+    for (int i = warp; i < d; i += kWarps) {
+      const Real* row = v + (long long)i * n;
+      // Entry j of the (shifted) row.
+      Real row_factor = 0;
+      if constexpr (kShifted) row_factor = shift.c * shift.r[i];
+      auto entry = [&](int j) {
+        if constexpr (kShifted) return row[j] + row_factor * shift.s[j];
+        else return row[j];
+      };
+      Real p0 = 0, p1 = 0, p2 = 0, p3 = 0;
+      int j = lane;
+      for (; j + 96 < n; j += 128) {
+        p0 += entry(j) * s[j];
+        p1 += entry(j + 32) * s[j + 32];
+        p2 += entry(j + 64) * s[j + 64];
+        p3 += entry(j + 96) * s[j + 96];
+      }
+      for (; j < n; j += 32) p0 += entry(j) * s[j];
+      Real partial = (p0 + p1) + (p2 + p3);
+      for (int offset = 16; offset > 0; offset /= 2) partial += __shfl_xor_sync(0xffffffffu, partial, offset);
+      if (lane == 0) beta[i] = partial;
+    }
+    __syncthreads();
+    s_max_out = s_max;
+    s_sq_out = s_sq;
+  }
+
+  // The second half, given r: da = s .* (u - <s, u>) with u = V^T r (V shifted or not) into u, and ||da||^2 added
+  // to eval.grad_norm_sq (which thread 0 set); visible to the whole block on return. s, u: n; r: d.
+  template <class Shift = NoShift>
+  __device__ void tangent(const ModelShape& shape, const Real* v, const Real* s, const Real* r, Real* u,
+                          const Shift& shift = Shift()) {
+    constexpr bool kShifted = !std::is_same_v<Shift, NoShift>;
+    const int d = shape.d, n = shape.n, t = threadIdx.x;
+    // u = V^T r (four loads in flight per thread), then da = s .* (u - <s, u>) as softmax_jacobian_apply.
+    Real su = 0;
+    for (int j = t; j < n; j += B) {
+      const Real* column = v + j;
+      // Entry i of the (shifted) column.
+      Real column_factor = 0;
+      if constexpr (kShifted) column_factor = shift.c * shift.s[j];
+      auto entry = [&](int i) {
+        if constexpr (kShifted) return column[(long long)i * n] + shift.r[i] * column_factor;
+        else return column[(long long)i * n];
+      };
+      Real u0 = 0, u1 = 0, u2 = 0, u3 = 0;
+      int i = 0;
+      for (; i + 3 < d; i += 4) {
+        u0 += entry(i) * r[i];
+        u1 += entry(i + 1) * r[i + 1];
+        u2 += entry(i + 2) * r[i + 2];
+        u3 += entry(i + 3) * r[i + 3];
+      }
+      for (; i < d; ++i) u0 += entry(i) * r[i];
+      u[j] = (u0 + u1) + (u2 + u3);
+      su += s[j] * u[j];
+    }
+    su = reduce.sum(su);
+    Real da_sq = 0;
+    for (int j = t; j < n; j += B) {
+      u[j] = s[j] * (u[j] - su);
+      da_sq += u[j] * u[j];
+    }
+    da_sq = reduce.sum(da_sq);
+    if (t == 0) eval.grad_norm_sq += da_sq;
+    __syncthreads();
+  }
+};
+
+// Calls launch(std::integral_constant<int, B>) with B = threads, one of the instantiated block sizes.
+template <class Launch>
+inline void with_block_size(int threads, Launch&& launch) {
+  switch (threads) {
+    case 32: return launch(std::integral_constant<int, 32>{});
+    case 64: return launch(std::integral_constant<int, 64>{});
+    case 128: return launch(std::integral_constant<int, 128>{});
+    case 256: return launch(std::integral_constant<int, 256>{});
+    case 512: return launch(std::integral_constant<int, 512>{});
+    default: return launch(std::integral_constant<int, 1024>{});
+  }
+}
+
+}  // namespace softflow
