@@ -44,24 +44,13 @@ __global__ void __launch_bounds__(B) block_gd_kernel(FixedStepSegmentArgs<Real> 
   const Real h = Real(args.step);
 
   for (long long run = blockIdx.x; run < args.runs; run += gridDim.x) {
-    if (t == 0) rec = args.records[run];
-    __syncthreads();
-    if (rec.status != RunStatus::running) {
-      __syncthreads();  // rec is rewritten by the next run
-      continue;
-    }
+    if (!block.begin_run(args.records, run)) continue;
     Real* v = args.states + run * shape.state_size();
     Real* a = v + (long long)d * n;
     const Real* data = args.data + run * args.data_stride;
     for (long long k = args.step_from; k < args.step_to; ++k) {
       block.evaluate(shape, v, a, data, x.s, x.u, x.beta, x.r, x.work);
-      if (t == 0) {
-        block.keep_going = apply_checks(block.eval, double(k) * args.step, args.stop, false, rec);
-        if (block.keep_going) ++rec.steps;
-        else rec.t = double(k) * args.step;  // as the CPU: a stopped run's time is its stop time
-      }
-      __syncthreads();
-      if (!block.keep_going) break;
+      if (!block.check_step(double(k) * args.step, args.stop)) break;
       for (int j = t; j < n; j += B) {
         const Real sj = x.s[j];
 #pragma unroll 4
@@ -107,24 +96,13 @@ __global__ void __launch_bounds__(B) block_rk4_kernel(FixedStepSegmentArgs<Real>
   const Real h = Real(args.step), half = h / Real(2), sixth = h / Real(6);
 
   for (long long run = blockIdx.x; run < args.runs; run += gridDim.x) {
-    if (t == 0) rec = args.records[run];
-    __syncthreads();
-    if (rec.status != RunStatus::running) {
-      __syncthreads();  // rec is rewritten by the next run
-      continue;
-    }
+    if (!block.begin_run(args.records, run)) continue;
     Real* v = args.states + run * shape.state_size();
     Real* a = v + (long long)d * n;
     const Real* data = args.data + run * args.data_stride;
     for (long long k = args.step_from; k < args.step_to; ++k) {
       block.evaluate(shape, v, a, data, x.s[0], x.da[0], x.beta, x.r[0], x.work);
-      if (t == 0) {
-        block.keep_going = apply_checks(block.eval, double(k) * args.step, args.stop, false, rec);
-        if (block.keep_going) ++rec.steps;
-        else rec.t = double(k) * args.step;  // as the CPU: a stopped run's time is its stop time
-      }
-      __syncthreads();
-      if (!block.keep_going) break;
+      if (!block.check_step(double(k) * args.step, args.stop)) break;
       for (int m = 1; m < 4; ++m) {
         const Real c = m < 3 ? half : h;
         for (int j = t; j < n; j += B) x.a_stage[j] = a[j] + c * x.da[m - 1][j];

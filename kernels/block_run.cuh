@@ -53,6 +53,27 @@ struct BlockRun {
 
   __device__ RunRecord& rec() { return *reinterpret_cast<RunRecord*>(rec_bytes); }
 
+  // Loads run `run`'s record into rec() (thread 0); in every thread, whether the run is still running.
+  __device__ bool begin_run(const RunRecord* records, long long run) {
+    if (threadIdx.x == 0) rec() = records[run];
+    __syncthreads();
+    const bool running = rec().status == RunStatus::running;
+    __syncthreads();  // rec is rewritten (by the next run) only once every thread has read it
+    return running;
+  }
+
+  // apply_checks on eval at time t (thread 0), as advance_fixed_step: a step that passes is counted, a run that
+  // stops keeps t as its time. In every thread, whether the run goes on.
+  __device__ bool check_step(double t, const StopRule& stop) {
+    if (threadIdx.x == 0) {
+      keep_going = apply_checks(eval, t, stop, false, rec());
+      if (keep_going) ++rec().steps;
+      else rec().t = t;
+    }
+    __syncthreads();
+    return keep_going;
+  }
+
   // Fills s = softmax(a), beta = V s, r and the loss (thread 0, shared loss_and_residual), da = s .* (u - <s,u>)
   // with u = V^T r (in u), and eval's loss, s_max and ||grad L||^2, V shifted by `shift` (rk4 stages) or not.
   // Every thread sees them on return.

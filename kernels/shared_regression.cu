@@ -74,12 +74,7 @@ __global__ void __launch_bounds__(B) check_and_update_kernel(FixedStepSegmentArg
   const int d = shape.d, n = shape.n, m = shape.m, t = threadIdx.x;
   const Real h = Real(args.step);
   for (long long run = blockIdx.x; run < args.runs; run += gridDim.x) {
-    if (t == 0) rec = args.records[run];
-    __syncthreads();
-    if (rec.status != RunStatus::running) {
-      __syncthreads();  // rec is rewritten by the next run
-      continue;
-    }
+    if (!block.begin_run(args.records, run)) continue;
     Real* v = args.states + run * shape.state_size();
     Real* a = v + (long long)d * n;
     const Real *s = s_all + run * n, *e = e_all + run * m, *r = r_all + run * d;
@@ -97,19 +92,12 @@ __global__ void __launch_bounds__(B) check_and_update_kernel(FixedStepSegmentArg
     if (t == 0) block.eval = FlowEval<Real>{loss, s_max, r_sq * s_sq, 0};
     __syncthreads();
     block.tangent(shape, v, s, r, u);  // adds ||da||^2 to eval.grad_norm_sq
+    const bool going = block.check_step(double(k) * args.step, args.stop);
     if (t == 0) {
-      const double time = double(k) * args.step;
-      block.keep_going = apply_checks(block.eval, time, args.stop, false, rec);
-      if (block.keep_going) {
-        ++rec.steps;
-        if (k + 1 == args.step_to) rec.t = double(args.step_to) * args.step;
-      } else {
-        rec.t = time;
-      }
+      if (going && k + 1 == args.step_to) rec.t = double(args.step_to) * args.step;
       args.records[run] = rec;
     }
-    __syncthreads();
-    if (block.keep_going) {
+    if (going) {
       for (int j = t; j < n; j += B) {
         const Real sj = s[j];
         for (int i = 0; i < d; ++i) v[(long long)i * n + j] += h * (r[i] * sj);  // as theta += h dtheta
