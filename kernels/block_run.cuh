@@ -121,11 +121,9 @@ struct BlockRun {
     // beta = V s: warp w takes rows w, w + B / 32, ...; its lanes stride along the row, four loads in flight.
     for (int i = warp; i < d; i += kWarps) {
       const Real* row = v + (long long)i * n;
-      // Entry j of the (shifted) row.
-      Real row_factor = 0;
-      if constexpr (kShifted) row_factor = shift.c * shift.r[i];
+      // As the CPU forms the stage's state: V + c (r_i s_j).
       auto entry = [&](int j) {
-        if constexpr (kShifted) return row[j] + row_factor * shift.s[j];
+        if constexpr (kShifted) return row[j] + shift.c * (shift.r[i] * shift.s[j]);
         else return row[j];
       };
       Real p0 = 0, p1 = 0, p2 = 0, p3 = 0;
@@ -157,11 +155,9 @@ struct BlockRun {
     Real su = 0;
     for (int j = t; j < n; j += B) {
       const Real* column = v + j;
-      // Entry i of the (shifted) column.
-      Real column_factor = 0;
-      if constexpr (kShifted) column_factor = shift.c * shift.s[j];
+      // Entry i of the (shifted) column, formed as in the beta pass.
       auto entry = [&](int i) {
-        if constexpr (kShifted) return column[(long long)i * n] + shift.r[i] * column_factor;
+        if constexpr (kShifted) return column[(long long)i * n] + shift.c * (shift.r[i] * shift.s[j]);
         else return column[(long long)i * n];
       };
       Real u0 = 0, u1 = 0, u2 = 0, u3 = 0;

@@ -65,8 +65,8 @@ class CudaCellSimulation {
   void advance_and_summarize(size_t c, CheckpointSummary& out);
   // Seconds spent in the advance-and-observe kernels so far (CUDA events).
   double kernel_seconds() const;
-  // The kernel that takes the cell's steps: "fused gd", "block gd", "fused rk4", "block rk4" or "generic" (the
-  // thread-per-run kernel on the shared math, which also takes dopri5 and the other models).
+  // The kernel that takes the cell's steps: "fused gd", "block gd", "fused rk4", "block rk4", "cublas regression
+  // gd" or "generic" (the thread-per-run kernel on the shared math, which also takes dopri5 and the other models).
   std::string stepping_kernel() const;
   // Total accepted + rejected steps over all runs so far (reduced on the device).
   long long trajectory_steps() const;

@@ -3,6 +3,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <stdexcept>
 #include <string>
 
 #include "block_per_run.cuh"
@@ -122,9 +123,13 @@ long long shared_regression_bytes_per_run(const ModelShape& shape, int real_byte
 template <class Real>
 struct SharedRegressionSteps<Real>::Impl {
   ModelShape shape;
+  long long max_runs = 0;
   DeviceArray<Real> s, beta, e, r;  // S (runs x n), B (runs x d), E (runs x m), R (runs x d)
   cublasHandle_t handle = nullptr;
   int sms = 1;
+  ~Impl() {
+    if (handle) cublasDestroy(handle);
+  }
 };
 
 template <class Real>
@@ -132,6 +137,7 @@ SharedRegressionSteps<Real>::SharedRegressionSteps(const ModelShape& shape, long
     : impl_(new Impl) {
   Impl& x = *impl_;
   x.shape = shape;
+  x.max_runs = max_runs;
   x.s.allocate(size_t(max_runs * shape.n));
   x.beta.allocate(size_t(max_runs * shape.d));
   x.e.allocate(size_t(max_runs * shape.m));
@@ -145,13 +151,13 @@ SharedRegressionSteps<Real>::SharedRegressionSteps(const ModelShape& shape, long
 }
 
 template <class Real>
-SharedRegressionSteps<Real>::~SharedRegressionSteps() {
-  if (impl_ && impl_->handle) cublasDestroy(impl_->handle);
-}
+SharedRegressionSteps<Real>::~SharedRegressionSteps() = default;
 
 template <class Real>
 void SharedRegressionSteps<Real>::advance(const FixedStepSegmentArgs<Real>& args) {
   Impl& x = *impl_;
+  if (args.runs < 1 || args.runs > x.max_runs)  // the buffers hold max_runs (at most 2^28: cuBLAS sizes are ints)
+    throw std::logic_error("SharedRegressionSteps: a wave of " + std::to_string(args.runs) + " runs");
   const int d = x.shape.d, n = x.shape.n, m = x.shape.m;
   const int runs = int(args.runs);
   const Real* data = args.data;  // X (m x d, row-major = column-major d x m), then y (m)
