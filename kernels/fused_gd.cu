@@ -120,18 +120,15 @@ __global__ void __launch_bounds__(kFusedThreadsPerBlock) fused_gd_uniform_kernel
 
 template <class Real, int D, int N, int T>
 void launch(const FixedStepSegmentArgs<Real>& args) {
-  const long long threads = args.runs * T;
-  const unsigned blocks = unsigned((threads + kFusedThreadsPerBlock - 1) / kFusedThreadsPerBlock);
   const int variant = args.variant >= 0 ? args.variant : (T == 1 ? 0 : 1);
   if (variant == 2) {
     if (args.shape.loss != LossKind::logistic) throw std::invalid_argument("fused gd variant 2: logistic loss only");
     return launch_fused_gd_logistic<Real, D, N, T>(args);
   }
   if (variant == 1)
-    fused_gd_uniform_kernel<Real, D, N, T><<<blocks, kFusedThreadsPerBlock>>>(args);
+    launch_lane_groups<T>(fused_gd_uniform_kernel<Real, D, N, T>, args);
   else
-    fused_gd_kernel<Real, D, N, T><<<blocks, kFusedThreadsPerBlock>>>(args);
-  SOFTFLOW_CUDA_CHECK(cudaGetLastError());
+    launch_lane_groups<T>(fused_gd_kernel<Real, D, N, T>, args);
 }
 
 // Lanes per run: enough that one lane's V columns stay near 128 registers.
@@ -159,25 +156,17 @@ const std::vector<int>& fused_gd_lane_choices(int d, int n) {
   return none;
 }
 
-namespace {
-
-// Launches the instance with `lanes` lanes per run, one of the choices of its size (Lanes...).
-template <class Real, int D, int N, int... Lanes>
-void launch_with_lanes(const FixedStepSegmentArgs<Real>& args, int lanes) {
-  bool launched = false;
-  ((lanes == Lanes ? (launch<Real, D, N, Lanes>(args), launched = true) : false), ...);
-  if (!launched) throw std::invalid_argument("fused gd: " + std::to_string(lanes) + " lanes per run not instantiated");
-}
-
-}  // namespace
-
 template <class Real>
 void fused_gd_advance(const FixedStepSegmentArgs<Real>& args, int lanes) {
   const int d = args.shape.d, n = args.shape.n;
   if (lanes <= 0) fused_gd_available(args.shape, int(sizeof(Real)), &lanes);
-  if (d == 8 && n == 8) return launch_with_lanes<Real, 8, 8, 1, 2, 4>(args, lanes);
-  if (d == 16 && n == 16) return launch_with_lanes<Real, 16, 16, 2, 4, 8>(args, lanes);
-  if (d == 32 && n == 32) return launch_with_lanes<Real, 32, 32, 4, 8, 16>(args, lanes);
+  if (d == 8 && n == 8)
+    return with_lane_count<1, 2, 4>(lanes, "fused gd", [&](auto t) { launch<Real, 8, 8, decltype(t)::value>(args); });
+  if (d == 16 && n == 16)
+    return with_lane_count<2, 4, 8>(lanes, "fused gd", [&](auto t) { launch<Real, 16, 16, decltype(t)::value>(args); });
+  if (d == 32 && n == 32)
+    return with_lane_count<4, 8, 16>(lanes, "fused gd",
+                                     [&](auto t) { launch<Real, 32, 32, decltype(t)::value>(args); });
   throw std::logic_error("fused_gd_advance: no instance for this size");
 }
 

@@ -3,28 +3,11 @@
 
 #include "cuda_check.h"
 #include "fused_gd_logistic.cuh"
-#include "lane_group.cuh"
+#include "lane_flow.cuh"
 #include "softflow/check_prefilter.h"
 
 namespace softflow {
 namespace {
-
-// e_j = exp(a_j - max_j a_j) over the group; returns c = 1 / sum_j e_j, which is also max_j s_j (the largest e_j
-// is exp(0) = 1). a, e: C per lane.
-template <int T, int C, class Real>
-__device__ inline Real group_softmax_weights(const Real (&a)[C], Real (&e)[C], unsigned mask) {
-  Real a_max = a[0];
-#pragma unroll
-  for (int c = 1; c < C; ++c) a_max = fast_max(a_max, a[c]);
-  a_max = group_max<T>(a_max, mask);
-  Real total = 0;
-#pragma unroll
-  for (int c = 0; c < C; ++c) {
-    e[c] = exp(a[c] - a_max);
-    total += e[c];
-  }
-  return Real(1) / group_sum<T>(total, mask);
-}
 
 // One pass over the lane's columns of V: with Update, V += y step_weight^T first (step_weight_c = h g c e_c of the
 // step being taken, so V += h r s^T); then ve_i = sum_c V_ic e_c over the lane's columns (D) and w_c = sum_i y_i V_ic
@@ -146,10 +129,7 @@ __global__ void __launch_bounds__(kFusedThreadsPerBlock)
 
 template <class Real, int D, int N, int T>
 void launch_fused_gd_logistic(const FixedStepSegmentArgs<Real>& args) {
-  const long long threads = args.runs * T;
-  const unsigned blocks = unsigned((threads + kFusedThreadsPerBlock - 1) / kFusedThreadsPerBlock);
-  fused_gd_logistic_kernel<Real, D, N, T><<<blocks, kFusedThreadsPerBlock>>>(args);
-  SOFTFLOW_CUDA_CHECK(cudaGetLastError());
+  launch_lane_groups<T>(fused_gd_logistic_kernel<Real, D, N, T>, args);
 }
 
 // The instances of fused_gd_lane_choices (fused_gd.cu).

@@ -81,18 +81,7 @@ __global__ void __launch_bounds__(kFusedThreadsPerBlock) fused_rk4_kernel(FixedS
 
 template <class Real, int D, int N, int T>
 void launch(const FixedStepSegmentArgs<Real>& args) {
-  const long long threads = args.runs * T;
-  const unsigned blocks = unsigned((threads + kFusedThreadsPerBlock - 1) / kFusedThreadsPerBlock);
-  fused_rk4_kernel<Real, D, N, T><<<blocks, kFusedThreadsPerBlock>>>(args);
-  SOFTFLOW_CUDA_CHECK(cudaGetLastError());
-}
-
-// Launches the instance with `lanes` lanes per run, one of the choices of its size (Lanes...).
-template <class Real, int D, int N, int... Lanes>
-void launch_with_lanes(const FixedStepSegmentArgs<Real>& args, int lanes) {
-  bool launched = false;
-  ((lanes == Lanes ? (launch<Real, D, N, Lanes>(args), launched = true) : false), ...);
-  if (!launched) throw std::invalid_argument("fused rk4: " + std::to_string(lanes) + " lanes per run not instantiated");
+  launch_lane_groups<T>(fused_rk4_kernel<Real, D, N, T>, args);
 }
 
 }  // namespace
@@ -117,8 +106,10 @@ template <class Real>
 void fused_rk4_advance(const FixedStepSegmentArgs<Real>& args, int lanes) {
   const int d = args.shape.d, n = args.shape.n;
   if (lanes <= 0) fused_rk4_available(args.shape, int(sizeof(Real)), &lanes);
-  if (d == 8 && n == 8) return launch_with_lanes<Real, 8, 8, 1, 2, 4>(args, lanes);
-  if (d == 16 && n == 16) return launch_with_lanes<Real, 16, 16, 4, 8>(args, lanes);
+  if (d == 8 && n == 8)
+    return with_lane_count<1, 2, 4>(lanes, "fused rk4", [&](auto t) { launch<Real, 8, 8, decltype(t)::value>(args); });
+  if (d == 16 && n == 16)
+    return with_lane_count<4, 8>(lanes, "fused rk4", [&](auto t) { launch<Real, 16, 16, decltype(t)::value>(args); });
   throw std::logic_error("fused_rk4_advance: no instance for this size");
 }
 

@@ -1,6 +1,7 @@
 // Purpose: the value-softmax flow in the fused kernels' lane layout (lane_group.cuh), shared by fused gd (variants 0
-// and 1) and fused rk4: the group softmax, and the evaluation of the vector field at a run's state or at an rk4
-// stage's rank-one shift of it, with the loss residual from the shared loss_and_residual (model.h).
+// and 1; variant 2 uses the softmax weights alone) and fused rk4: the group softmax, and the evaluation of the vector
+// field at a run's state or at an rk4 stage's rank-one shift of it, with the loss residual from the shared
+// loss_and_residual (model.h).
 #pragma once
 
 #include <type_traits>
@@ -19,9 +20,10 @@ __device__ inline ModelShape compile_time_shape(ModelShape shape) {
   return shape;
 }
 
-// s = softmax(a) over the group, with max_j s_j and sum_j s_j^2 over the group. a, s: C per lane.
+// e_j = exp(a_j - max_j a_j) over the group; returns c = 1 / sum_j e_j, which is also max_j s_j (the largest e_j
+// is exp(0) = 1). a, e: C per lane.
 template <int T, int C, class Real>
-__device__ inline void group_softmax(const Real (&a)[C], Real (&s)[C], Real& s_max, Real& s_sq, unsigned mask) {
+__device__ inline Real group_softmax_weights(const Real (&a)[C], Real (&e)[C], unsigned mask) {
   Real a_max = a[0];
 #pragma unroll
   for (int c = 1; c < C; ++c) a_max = fast_max(a_max, a[c]);
@@ -29,10 +31,16 @@ __device__ inline void group_softmax(const Real (&a)[C], Real (&s)[C], Real& s_m
   Real total = 0;
 #pragma unroll
   for (int c = 0; c < C; ++c) {
-    s[c] = exp(a[c] - a_max);
-    total += s[c];
+    e[c] = exp(a[c] - a_max);
+    total += e[c];
   }
-  const Real inv = Real(1) / group_sum<T>(total, mask);
+  return Real(1) / group_sum<T>(total, mask);
+}
+
+// s = softmax(a) over the group, with max_j s_j and sum_j s_j^2 over the group. a, s: C per lane.
+template <int T, int C, class Real>
+__device__ inline void group_softmax(const Real (&a)[C], Real (&s)[C], Real& s_max, Real& s_sq, unsigned mask) {
+  const Real inv = group_softmax_weights<T>(a, s, mask);
   s_max = 0;
   s_sq = 0;
 #pragma unroll

@@ -5,6 +5,12 @@
 
 #include <cuda_runtime.h>
 
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+
+#include "cuda_check.h"
+
 namespace softflow {
 
 constexpr int kFusedThreadsPerBlock = 128;  // a multiple of 32: groups never straddle blocks
@@ -88,5 +94,24 @@ struct LaneState {
     }
   }
 };
+
+// Launches kernel(args) over args.runs runs with T lanes each, in whole blocks of kFusedThreadsPerBlock threads.
+template <int T, class Kernel, class Args>
+void launch_lane_groups(Kernel kernel, const Args& args) {
+  const long long threads = args.runs * T;
+  const unsigned blocks = unsigned((threads + kFusedThreadsPerBlock - 1) / kFusedThreadsPerBlock);
+  kernel<<<blocks, kFusedThreadsPerBlock>>>(args);
+  SOFTFLOW_CUDA_CHECK(cudaGetLastError());
+}
+
+// Calls launch(std::integral_constant<int, T>{}) with T = lanes, one of the instantiated choices Lanes...; throws
+// std::invalid_argument naming `kernel` if lanes is none of them.
+template <int... Lanes, class Launch>
+void with_lane_count(int lanes, const char* kernel, Launch&& launch) {
+  bool launched = false;
+  ((lanes == Lanes ? (launch(std::integral_constant<int, Lanes>{}), launched = true) : false), ...);
+  if (!launched)
+    throw std::invalid_argument(std::string(kernel) + ": " + std::to_string(lanes) + " lanes per run not instantiated");
+}
 
 }  // namespace softflow

@@ -58,8 +58,8 @@ __global__ void __launch_bounds__(B) softmax_beta_kernel(FixedStepSegmentArgs<Re
 template <class Real>
 __global__ void residual_kernel(Real* e, const Real* y, long long runs, int m) {
   const long long count = runs * m;
-  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < count; i += gridDim.x * (long long)blockDim.x)
-    e[i] = y[i % m] - e[i];
+  const long long stride = gridDim.x * (long long)blockDim.x;
+  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < count; i += stride) e[i] = y[i % m] - e[i];
 }
 
 // Step k of every running run, given its s (S), residuals (E) and r (R): the loss ||E_p||^2, da = s .* (u - <s,u>)
