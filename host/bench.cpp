@@ -141,7 +141,7 @@ nlohmann::json run_bench(const BenchOptions& options) {
                 {"backend", backend},     {"d", size},
                 {"n", size},              {"runs", runs},
                 {"precision", precision}, {"integrator", integrator},
-                {"kernel", cpu_kernel_name(options.cpu_kernel, study.cells[0])}};  // CUDA: set below
+                {"kernel", cuda ? "cuda" : cpu_kernel_name(options.cpu_kernel, study.cells[0])}};  // timed: below
             try {
               check_memory(study, cuda, threads);
               if (cuda) check_cuda_memory(study);
