@@ -201,7 +201,7 @@ __global__ void __launch_bounds__(B) block_observe_kernel(BlockObserveArgs<Real>
     drift_sq = reduce_double.sum(drift_sq);
     if (t == 0) {
       const double time = rec.status == RunStatus::running ? args.t_checkpoint : rec.t;
-      apply_checks(block.eval, time, args.stop, false, rec);
+      apply_checks(block.eval, time, args.stop, args.adaptive, rec);
       double out[kStateObservableCount];
       for (int o = 0; o < kStateObservableCount; ++o) out[o] = NAN;  // the attention family's observables
       const double h = double(entropy_total);
@@ -215,7 +215,7 @@ __global__ void __launch_bounds__(B) block_observe_kernel(BlockObserveArgs<Real>
       out[kSumADrift] = sum_a - rec.sum_a0;
       out[kInvariantDrift] = drift ? sqrt(drift_sq) : NAN;
       out[kSteps] = double(rec.steps);
-      out[kRejectedSteps] = NAN;  // gd rejects no steps
+      out[kRejectedSteps] = args.adaptive ? double(rec.rejected) : NAN;  // fixed steps are never rejected
       if (rec.status == RunStatus::diverged)
         for (int o = 0; o < kStateObservableCount; ++o) out[o] = NAN;
       for (int o = 0; o < kStateObservableCount; ++o) args.values[o * args.total_runs + run] = out[o];
@@ -229,22 +229,6 @@ __global__ void __launch_bounds__(B) block_observe_kernel(BlockObserveArgs<Real>
   }
 }
 
-// Launches kernel<Real, B> with B threads per block over `runs` runs, the run vectors (`entries` Reals) in dynamic
-// shared memory.
-template <class Kernel, class Args>
-void launch_block_kernel(Kernel kernel, int threads, const Args& args, long long runs, long long entries) {
-  const size_t bytes = size_t(entries) * (sizeof(args.states[0]));
-  SOFTFLOW_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)));
-  int device = 0, sms = 0, blocks_per_sm = 0;
-  SOFTFLOW_CUDA_CHECK(cudaGetDevice(&device));
-  SOFTFLOW_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
-  SOFTFLOW_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks_per_sm, kernel, threads, bytes));
-  const long long resident = (long long)std::max(1, blocks_per_sm) * sms;
-  const unsigned grid = unsigned(std::max(1LL, std::min(runs, 4 * resident)));
-  kernel<<<grid, threads, bytes>>>(args);
-  SOFTFLOW_CUDA_CHECK(cudaGetLastError());
-}
-
 }  // namespace
 
 int block_gd_threads(const ModelShape& shape) {
@@ -252,19 +236,6 @@ int block_gd_threads(const ModelShape& shape) {
   while (threads < 1024 && threads < std::max(shape.d, shape.n)) threads *= 2;
   return threads;
 }
-
-namespace {
-
-// Whether `entries` Reals of run vectors fit one block's shared memory on this device.
-bool run_vectors_fit(long long entries, int real_bytes) {
-  int device = 0, limit = 0;
-  SOFTFLOW_CUDA_CHECK(cudaGetDevice(&device));
-  SOFTFLOW_CUDA_CHECK(cudaDeviceGetAttribute(&limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
-  const long long static_bytes = 8192;  // CUB temp storage, the record and flags: well under this
-  return entries * real_bytes + static_bytes <= limit;
-}
-
-}  // namespace
 
 bool block_gd_available(const ModelShape& shape, int real_bytes) {
   return shape.model == ModelKind::value_softmax && run_vectors_fit(block_vector_entries(shape), real_bytes);

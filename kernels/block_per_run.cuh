@@ -1,6 +1,6 @@
 // Purpose: value-softmax runs of any size with one thread block per run (the fused register kernel covers only
 // d = n in {8, 16, 32}): gd and rk4 steps for a whole segment between two checkpoints, and the observation at a
-// checkpoint.
+// checkpoint (also after block_dopri5.cuh's adaptive steps).
 // The O(d n) work is spread over the block with coalesced passes over V (row-major, d x n) in global memory: beta =
 // V s (one warp per row), u = V^T r and the update V += h r s^T (one thread per column). The softmax, <s, u>, the
 // norms and the observables' sums are block reductions (CUB); s, u, beta and r live in shared memory. The loss
@@ -49,9 +49,10 @@ struct BlockObserveArgs {
   long long data_stride;
   double* values;              // cell: observable o of run r at values[o * total_runs + r], then the passages
   int* winners;                // cell: argmax s per run
+  bool adaptive = false;       // dopri5 (block_dopri5.cuh): first passages interpolated, rejected steps reported
 };
 
-// Observes every run of the wave (fixed-step integrators only: the checks count no rejected steps), one block per run.
+// Observes every run of the wave, one block per run.
 template <class Real>
 void block_observe(const BlockObserveArgs<Real>& args);
 

@@ -1,27 +1,59 @@
 // Purpose: one value-softmax run's flow evaluation spread over a thread block (the block-per-run kernels,
-// block_per_run.cu, and the shared-data regression steps, shared_regression.cu): block-wide reductions (CUB), the
-// softmax and beta = V s (one warp per row), the loss residual on one thread through the shared loss_and_residual,
-// u = V^T r and da (one thread per column); optionally at an rk4 stage's rank-one shift of V.
+// block_per_run.cu and block_dopri5.cu, and the shared-data regression steps, shared_regression.cu): block-wide
+// reductions (CUB), the softmax and beta = V s (one warp per row), the loss residual on one thread through the
+// shared loss_and_residual, u = V^T r and da (one thread per column); optionally at a stage's shift of V (rk4,
+// dopri5). Also the block kernels' launch: block size by shape, grid by occupancy, run vectors in shared memory.
 #pragma once
 
+#include <cuda_runtime.h>
+
+#include <algorithm>
 #include <cub/block/block_reduce.cuh>
 #include <type_traits>
 #include <utility>
 
+#include "cuda_check.h"
 #include "softflow/model.h"
 #include "softflow/run_record.h"
 #include "softflow/softmax.h"
 
 namespace softflow {
 
-// An rk4 stage's rank-one shift of V (the stage evaluates V + c r s^T, never formed): c, and r (d), s (n) in shared
-// memory. NoShift: V itself.
+// The matrix a stage evaluates, entry by entry: at(v_ij, i, j) is entry (i, j) of the stage's V, formed exactly as
+// the CPU forms the stage's state (integrators.h), never stored. NoShift: V itself.
+struct NoShift {
+  template <class Real>
+  __device__ Real at(Real v_ij, int, int) const { return v_ij; }
+};
+
+// An rk4 stage's rank-one shift V + c r s^T: c, and r (d), s (n) in shared memory.
 template <class Real>
 struct StageShift {
   Real c;
   const Real *r, *s;
+  __device__ Real at(Real v_ij, int i, int j) const { return v_ij + c * (r[i] * s[j]); }
 };
-struct NoShift {};
+
+// A dopri5 stage's shift V + h sum_m c_m r_m s_m^T over `count` earlier stages (at most 7), as axpy_stages forms
+// it from the stage derivatives dV_m = r_m s_m^T: c_m = Real(tableau weight); r_m = r + m r_stride (d entries) and
+// s_m = s + m s_stride (n entries) in shared memory.
+template <class Real>
+struct StageCombination {
+  static constexpr int kMaxStages = 7;
+  int count;
+  Real h;
+  Real c[kMaxStages];
+  const Real *r, *s;
+  int r_stride, s_stride;
+  __device__ Real increment(int i, int j) const {
+    Real sum = 0;
+#pragma unroll
+    for (int m = 0; m < kMaxStages; ++m)
+      if (m < count) sum += c[m] * (r[m * r_stride + i] * s[m * s_stride + j]);
+    return sum;
+  }
+  __device__ Real at(Real v_ij, int i, int j) const { return v_ij + h * increment(i, j); }
+};
 
 // Block-wide sum and maximum of T with the result in every thread (CUB BlockReduce, then a broadcast).
 template <class T, int B>
@@ -74,8 +106,16 @@ struct BlockRun {
     return keep_going;
   }
 
+  // apply_checks on eval at time t with first passages interpolated (thread 0), as advance_adaptive checks a state.
+  // In every thread, whether the run goes on.
+  __device__ bool check_adaptive(double t, const StopRule& stop) {
+    if (threadIdx.x == 0) keep_going = apply_checks(eval, t, stop, true, rec());
+    __syncthreads();
+    return keep_going;
+  }
+
   // Fills s = softmax(a), beta = V s, r and the loss (thread 0, shared loss_and_residual), da = s .* (u - <s,u>)
-  // with u = V^T r (in u), and eval's loss, s_max and ||grad L||^2, V shifted by `shift` (rk4 stages) or not.
+  // with u = V^T r (in u), and eval's loss, s_max and ||grad L||^2, V shifted by `shift` (a stage's V, see NoShift) or not.
   // Every thread sees them on return.
   // v: d x n (row-major), a: n, data: data_size(); s, u: n, beta, r: d, work: d + m (shared).
   template <class Shift = NoShift>
@@ -98,7 +138,6 @@ struct BlockRun {
   template <class Shift = NoShift>
   __device__ void softmax_and_beta(const ModelShape& shape, const Real* v, const Real* a, Real* s, Real* beta,
                                    Real& s_max_out, Real& s_sq_out, const Shift& shift = Shift()) {
-    constexpr bool kShifted = !std::is_same_v<Shift, NoShift>;
     const int d = shape.d, n = shape.n, t = threadIdx.x, warp = t / 32, lane = t % 32;
     constexpr int kWarps = B / 32;
     Real local = a[t < n ? t : 0];
@@ -121,11 +160,7 @@ struct BlockRun {
     // beta = V s: warp w takes rows w, w + B / 32, ...; its lanes stride along the row, four loads in flight.
     for (int i = warp; i < d; i += kWarps) {
       const Real* row = v + (long long)i * n;
-      // As the CPU forms the stage's state: V + c (r_i s_j).
-      auto entry = [&](int j) {
-        if constexpr (kShifted) return row[j] + shift.c * (shift.r[i] * shift.s[j]);
-        else return row[j];
-      };
+      auto entry = [&](int j) { return shift.at(row[j], i, j); };
       Real p0 = 0, p1 = 0, p2 = 0, p3 = 0;
       int j = lane;
       for (; j + 96 < n; j += 128) {
@@ -149,17 +184,12 @@ struct BlockRun {
   template <class Shift = NoShift>
   __device__ void tangent(const ModelShape& shape, const Real* v, const Real* s, const Real* r, Real* u,
                           const Shift& shift = Shift()) {
-    constexpr bool kShifted = !std::is_same_v<Shift, NoShift>;
     const int d = shape.d, n = shape.n, t = threadIdx.x;
     // u = V^T r (four loads in flight per thread), then da = s .* (u - <s, u>) as softmax_jacobian_apply.
     Real su = 0;
     for (int j = t; j < n; j += B) {
       const Real* column = v + j;
-      // Entry i of the (shifted) column, formed as in the beta pass.
-      auto entry = [&](int i) {
-        if constexpr (kShifted) return column[(long long)i * n] + shift.c * (shift.r[i] * shift.s[j]);
-        else return column[(long long)i * n];
-      };
+      auto entry = [&](int i) { return shift.at(column[(long long)i * n], i, j); };
       Real u0 = 0, u1 = 0, u2 = 0, u3 = 0;
       int i = 0;
       for (; i + 3 < d; i += 4) {
@@ -195,6 +225,31 @@ inline void with_block_size(int threads, Launch&& launch) {
     case 512: return launch(std::integral_constant<int, 512>{});
     default: return launch(std::integral_constant<int, 1024>{});
   }
+}
+
+// Launches kernel<Real, B> with B threads per block over `runs` runs, the run vectors (`entries` Reals) in dynamic
+// shared memory.
+template <class Kernel, class Args>
+void launch_block_kernel(Kernel kernel, int threads, const Args& args, long long runs, long long entries) {
+  const size_t bytes = size_t(entries) * (sizeof(args.states[0]));
+  SOFTFLOW_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)));
+  int device = 0, sms = 0, blocks_per_sm = 0;
+  SOFTFLOW_CUDA_CHECK(cudaGetDevice(&device));
+  SOFTFLOW_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+  SOFTFLOW_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks_per_sm, kernel, threads, bytes));
+  const long long resident = (long long)std::max(1, blocks_per_sm) * sms;
+  const unsigned grid = unsigned(std::max(1LL, std::min(runs, 4 * resident)));
+  kernel<<<grid, threads, bytes>>>(args);
+  SOFTFLOW_CUDA_CHECK(cudaGetLastError());
+}
+
+// Whether `entries` Reals of run vectors fit one block's shared memory on this device.
+inline bool run_vectors_fit(long long entries, int real_bytes) {
+  int device = 0, limit = 0;
+  SOFTFLOW_CUDA_CHECK(cudaGetDevice(&device));
+  SOFTFLOW_CUDA_CHECK(cudaDeviceGetAttribute(&limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
+  const long long static_bytes = 8192;  // CUB temp storage, the record and flags: well under this
+  return entries * real_bytes + static_bytes <= limit;
 }
 
 }  // namespace softflow

@@ -12,6 +12,7 @@
 #include "cuda_check.h"
 #include "device_array.cuh"
 #include "device_statistics.cuh"
+#include "block_dopri5.cuh"
 #include "block_per_run.cuh"
 #include "fused_gd.cuh"
 #include "fused_rk4.cuh"
@@ -192,6 +193,7 @@ struct CudaCellSimulation<Real>::Impl {
   bool block_gd = false;  // gd steps by the block-per-run kernel (block_per_run.cuh)
   bool fused_rk4 = false;  // rk4 steps by the fused register kernel (fused_rk4.cuh)
   bool block_rk4 = false;  // rk4 steps by the block-per-run kernel (block_per_run.cuh)
+  bool block_dopri5 = false;  // dopri5 steps by the block-per-run kernel (block_dopri5.cuh)
   std::unique_ptr<SharedRegressionSteps<Real>> shared_regression;  // regression gd through cuBLAS, when chosen
   cudaEvent_t kernel_start = nullptr, kernel_stop = nullptr;
 
@@ -271,6 +273,9 @@ struct CudaCellSimulation<Real>::Impl {
     block_rk4 = in.method == Method::rk4 && !fused_rk4 && in.block_rk4 != 0 &&
                 (in.block_rk4 == 1 || shape.state_size() >= kBlockGdMinState) &&
                 block_rk4_available(shape, int(sizeof(Real)));
+    block_dopri5 = in.method == Method::dopri5 && in.block_dopri5 != 0 &&
+                   (in.block_dopri5 == 1 || shape.state_size() >= kBlockGdMinState) &&
+                   block_dopri5_available(shape, int(sizeof(Real)));
     SOFTFLOW_CUDA_CHECK(cudaEventCreate(&kernel_start));
     SOFTFLOW_CUDA_CHECK(cudaEventCreate(&kernel_stop));
     for (long long wave = 0; wave < waves; ++wave) {
@@ -373,11 +378,15 @@ void CudaCellSimulation<Real>::advance_and_summarize(size_t c, CheckpointSummary
         block_gd_advance(segment);
       step_from = in.steps[c];  // the kernel below only observes
     }
-    if (s.block_gd || s.block_rk4 || s.shared_regression) {
+    if (s.block_dopri5)
+      block_dopri5_advance(AdaptiveSegmentArgs<Real>{in.shape, in.adaptive, in.times[c], in.stop, s.args.runs,
+                                                     s.states.get(), s.records.get(), s.data.get(),
+                                                     s.args.data_stride});
+    if (s.block_gd || s.block_rk4 || s.block_dopri5 || s.shared_regression) {
       const CellArgs<Real>& a = s.args;
       block_observe(BlockObserveArgs<Real>{a.shape, a.stop, a.init, a.seed, a.cell_index, in.times[c], a.first_run,
                                            a.runs, a.total_runs, a.states, a.records, a.data, a.data_stride,
-                                           a.values, a.winners});
+                                           a.values, a.winners, s.block_dopri5});
     } else {
       advance_observe_kernel<Real><<<s.grid, kThreadsPerBlock>>>(s.args, int(c), in.times[c], step_from, in.steps[c]);
       SOFTFLOW_CUDA_CHECK(cudaGetLastError());
@@ -418,6 +427,7 @@ template <class Real>
 std::string CudaCellSimulation<Real>::stepping_kernel() const {
   const Impl& s = *impl_;
   if (s.shared_regression) return "cublas regression gd";
+  if (s.block_dopri5) return "block dopri5";
   return s.fused_gd ? "fused gd" : s.block_gd ? "block gd" : s.fused_rk4 ? "fused rk4" : s.block_rk4 ? "block rk4"
                                                                                                        : "generic";
 }

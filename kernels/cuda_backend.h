@@ -44,6 +44,8 @@ struct CudaCellInput {
                                  // default until a GPU has validated it)
   int cublas_regression = 0;     // regression gd with shared data through cuBLAS (shared_regression.cuh): 1 = where
                                  // it applies; 0 = never (the default until a GPU has validated and measured it)
+  int block_dopri5 = 0;          // block-per-run dopri5 kernel (block_dopri5.cuh): 1 = always, -1 = as block_gd's
+                                 // rule; 0 = never (the default until a GPU has validated it)
   long long wave_runs = 0;       // most runs per wave (0 = as many as device memory holds; tests force waves)
 };
 
@@ -65,8 +67,9 @@ class CudaCellSimulation {
   void advance_and_summarize(size_t c, CheckpointSummary& out);
   // Seconds spent in the advance-and-observe kernels so far (CUDA events).
   double kernel_seconds() const;
-  // The kernel that takes the cell's steps: "fused gd", "block gd", "fused rk4", "block rk4", "cublas regression
-  // gd" or "generic" (the thread-per-run kernel on the shared math, which also takes dopri5 and the other models).
+  // The kernel that takes the cell's steps: "fused gd", "block gd", "fused rk4", "block rk4", "block dopri5",
+  // "cublas regression gd" or "generic" (the thread-per-run kernel on the shared math, which takes every integrator
+  // and model).
   std::string stepping_kernel() const;
   // Total accepted + rejected steps over all runs so far (reduced on the device).
   long long trajectory_steps() const;

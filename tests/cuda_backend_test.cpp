@@ -5,6 +5,7 @@
 // classes included). Skips with a reason where no CUDA device is present.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <utility>
@@ -40,6 +41,7 @@ struct BothBackends {
   std::vector<RunRecord> cpu_records, cuda_records;
   int state_size = 0;
   std::string cuda_kernel;  // CudaCellSimulation::stepping_kernel()
+  CheckpointSummary cpu_summary, cuda_summary;  // the last checkpoint's statistics
   testing::KernelRun<double> cpu() const { return {as_double(cpu_states), cpu_records, state_size}; }
   testing::KernelRun<double> cuda() const { return {as_double(cuda_states), cuda_records, state_size}; }
   static std::vector<double> as_double(const std::vector<Real>& x) { return {x.begin(), x.end()}; }
@@ -54,6 +56,7 @@ struct KernelChoice {
   int block_rk4 = 0;        // block-per-run rk4 kernel: 1 forced, 0 off
   int cublas_regression = 0;  // regression gd with shared data through cuBLAS: 1 where it applies, 0 off
   long long wave_runs = 0;    // most runs per wave (0: as memory allows)
+  int block_dopri5 = 0;       // block-per-run dopri5 kernel: 1 forced, 0 off
 };
 
 template <class Real>
@@ -71,14 +74,15 @@ BothBackends<Real> run_both(const Study& study, bool initial_only = false, Kerne
   input.block_rk4 = choice.block_rk4;
   input.cublas_regression = choice.cublas_regression;
   input.wave_runs = choice.wave_runs;
+  input.block_dopri5 = choice.block_dopri5;
   CudaCellSimulation<Real> cuda(input);
   if (!initial_only) {
     CheckpointObservations observations;
-    CheckpointSummary summary;
     for (size_t c = 0; c < cpu.checkpoint_count(); ++c) {
       cpu.advance_and_observe(c, observations, nullptr);
-      cuda.advance_and_summarize(c, summary);
+      cuda.advance_and_summarize(c, out.cuda_summary);
     }
+    out.cpu_summary = summarize_checkpoint(observations, cell.shape.n, input.histogram_bins);
   }
   for (long long run = 0; run < study.runs; ++run) {
     out.cpu_states.insert(out.cpu_states.end(), cpu.state(run), cpu.state(run) + out.state_size);
@@ -519,6 +523,108 @@ TEST_F(CudaBackendTest, Dopri5ReachesTheSameCheckpointsWithinTolerance) {
   const auto both = run_both<double>(study);
   EXPECT_LT(max_relative_difference(both.cuda_states, both.cpu_states), 1e-6);
   for (size_t r = 0; r < both.cuda_records.size(); ++r) EXPECT_EQ(both.cuda_records[r].t, 700.0);
+}
+
+KernelChoice block_dopri5_choice() {
+  KernelChoice choice;
+  choice.block_dopri5 = 1;
+  return choice;
+}
+
+// Records of dopri5 runs on two backends: the same status, and the same times, step counts and first passages up
+// to the rounding differences of two summation orders (an accept/reject decision or the clipping of the last step
+// of a segment may flip, so steps within 2; times within 1e-6 relative).
+void expect_same_adaptive_records(const std::vector<RunRecord>& cuda, const std::vector<RunRecord>& cpu,
+                                  const std::string& label) {
+  ASSERT_EQ(cuda.size(), cpu.size());
+  auto near = [](double a, double b) { return std::abs(a - b) <= 1e-6 * std::max(1.0, std::abs(b)); };
+  for (size_t r = 0; r < cpu.size(); ++r) {
+    const RunRecord &a = cuda[r], &b = cpu[r];
+    EXPECT_EQ(a.status, b.status) << label << " run " << r;
+    EXPECT_TRUE(near(a.t, b.t)) << label << " run " << r << ": t " << a.t << " vs " << b.t;
+    EXPECT_TRUE(near(a.stop_time, b.stop_time)) << label << " run " << r;
+    EXPECT_LE(std::abs(a.steps - b.steps), 2) << label << " run " << r;
+    EXPECT_LE(std::abs(a.rejected - b.rejected), 2) << label << " run " << r;
+    for (int k = 0; k < kPassageCount; ++k)
+      EXPECT_TRUE(near(a.first_time[k], b.first_time[k]))
+          << label << " run " << r << " passage " << k << ": " << a.first_time[k] << " vs " << b.first_time[k];
+  }
+}
+
+// The last checkpoint's statistics of dopri5 runs on two backends: the same counts, and every observable's mean
+// within expect_same_adaptive_records' tolerances (steps and rejected steps within 2).
+void expect_close_adaptive_summaries(const CheckpointSummary& cuda, const CheckpointSummary& cpu,
+                                     const std::string& label) {
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(cuda.by_status[i], cpu.by_status[i]) << label << " status " << i;
+  EXPECT_EQ(cuda.finite, cpu.finite) << label;
+  EXPECT_EQ(cuda.winner_counts, cpu.winner_counts) << label;
+  for (int o = 0; o < kSummarizedCount; ++o) {
+    const Moments &a = cuda.observables[o].moments, &b = cpu.observables[o].moments;
+    EXPECT_EQ(a.count, b.count) << label << " " << summarized_name(o);
+    if (b.count == 0) continue;
+    const double tolerance = (o == kSteps || o == kRejectedSteps) ? 2.0 : 1e-6 * std::max(1.0, std::abs(b.mean));
+    EXPECT_NEAR(a.mean, b.mean, tolerance) << label << " " << summarized_name(o);
+  }
+}
+
+TEST_F(CudaBackendTest, BlockDopri5KernelMatchesTheCpu) {
+  // One block per run for dopri5 (block_dopri5.cuh), forced on: the block gd test's sizes, every value-softmax loss,
+  // tolerances tight enough that both backends follow the exact flow to ~1e-9; the starting steps the kernel
+  // chooses, its step counts and its first passages (on the dense output) agree with the CPU's. float32 (at rtol
+  // 1e-5) within a small multiple of the CPU's float32 error.
+  const std::vector<std::pair<int, int>> sizes = {{6, 5}, {40, 70}, {3, 300}, {300, 3}, {33, 33}};
+  for (const auto& [d, n] : sizes)
+    for (const char* loss : {"logistic", "square", "cross_entropy", "regression"}) {
+      nlohmann::json changes = {{"runs", 60}, {"loss", loss}, {"integrator", "dopri5"}, {"rtol", 1e-9},
+                                {"atol", 1e-12}, {"sigma_a", 0.3}, {"d", d}, {"n", n}, {"regression_samples", 7},
+                                {"checkpoints", {{"schedule", "list"}, {"times", {0, 1.5, 40, 300}}}}};
+      const std::string label = std::to_string(d) + "x" + std::to_string(n) + " " + loss;
+      const auto reference = run_both<double>(testing::study_with(changes), false, block_dopri5_choice());
+      EXPECT_EQ(reference.cuda_kernel, "block dopri5");
+      EXPECT_LT(max_relative_difference(reference.cuda_states, reference.cpu_states), 1e-6) << label;
+      expect_same_adaptive_records(reference.cuda_records, reference.cpu_records, label);
+      expect_close_adaptive_summaries(reference.cuda_summary, reference.cpu_summary, label);
+      changes["precision"] = "float32";
+      changes["rtol"] = 1e-5;
+      changes["atol"] = 1e-8;
+      const auto both = run_both<float>(testing::study_with(changes), false, block_dopri5_choice());
+      const double cpu_error = max_relative_difference(both.cpu_states, reference.cpu_states);
+      const double cuda_error = max_relative_difference(both.cuda_states, reference.cpu_states);
+      EXPECT_LT(cuda_error, 4 * cpu_error + 1e-6) << label << ": cpu float32 error " << cpu_error;
+    }
+}
+
+TEST_F(CudaBackendTest, BlockDopri5KernelStopsLikeTheCpu) {
+  // Polarization inside a segment (logistic, d = n = 16: on the CPU 95 of the 96 runs by t = 4500), a step budget
+  // that fails some runs (max_steps 80 with a fixed starting step: on the CPU 32 fail, 64 polarize first); then
+  // 20000 runs, more than the kernel's grid, so the grid-stride loop, the skipping of stopped runs and the reuse of
+  // the block's record are exercised (on the CPU 15409 polarize by t = 300).
+  nlohmann::json changes = {{"runs", 96}, {"integrator", "dopri5"}, {"d", 16}, {"n", 16}, {"sigma_v", 1.5},
+                            {"rtol", 1e-9}, {"atol", 1e-12}, {"stop", {{"polarized_eps", 0.1}}},
+                            {"checkpoints", {{"schedule", "list"}, {"times", {0, 1500, 4500}}}}};
+  auto stopped = [](const std::vector<RunRecord>& records, RunStatus status) {
+    return std::count_if(records.begin(), records.end(), [&](const RunRecord& r) { return r.status == status; });
+  };
+  const auto polarizing = run_both<double>(testing::study_with(changes), false, block_dopri5_choice());
+  EXPECT_EQ(polarizing.cuda_kernel, "block dopri5");
+  expect_same_adaptive_records(polarizing.cuda_records, polarizing.cpu_records, "polarizing");
+  EXPECT_GT(stopped(polarizing.cpu_records, RunStatus::polarized), 30);
+
+  changes["max_steps"] = 80;
+  changes["initial_step"] = 0.01;
+  const auto budgeted = run_both<double>(testing::study_with(changes), false, block_dopri5_choice());
+  expect_same_adaptive_records(budgeted.cuda_records, budgeted.cpu_records, "max_steps 80");
+  EXPECT_GT(stopped(budgeted.cpu_records, RunStatus::failed), 10);
+  EXPECT_GT(stopped(budgeted.cpu_records, RunStatus::polarized), 10);
+
+  const Study many = testing::study_with({{"runs", 20000}, {"integrator", "dopri5"}, {"d", 6}, {"n", 5},
+                                          {"sigma_v", 1.5}, {"stop", {{"polarized_eps", 0.1}}},
+                                          {"checkpoints", {{"schedule", "list"}, {"times", {0, 100, 300}}}}});
+  const auto both = run_both<double>(many, false, block_dopri5_choice());
+  expect_same_adaptive_records(both.cuda_records, both.cpu_records, "20000 runs");
+  const auto polarized = stopped(both.cpu_records, RunStatus::polarized);
+  EXPECT_GT(polarized, 1000);
+  EXPECT_LT(polarized, 20000);
 }
 
 // One cell's checkpoint statistics agree between the backends: counts exactly, observables to 1e-9.

@@ -115,34 +115,107 @@ struct Dopri5Tableau {
   double e[7] = {71.0 / 57600, 0.0, -71.0 / 16695, 71.0 / 1920, -17253.0 / 339200, 22.0 / 525, -1.0 / 40};
 };
 
+// One term of scaled_rms: (x / (atol + rtol max(|y|, |z|)))^2, in double.
+template <class Real>
+SOFTFLOW_HD inline double scaled_square(Real x, Real y, Real z, const AdaptiveRule& rule) {
+  const double scale = rule.atol + rule.rtol * max_of(abs_of(double(y)), abs_of(double(z)));
+  const double ratio = double(x) / scale;
+  return ratio * ratio;
+}
+
 // Root-mean-square of x_i / (atol + rtol max(|y_i|, |z_i|)). x, y, z: p.
 template <class Real>
 SOFTFLOW_HD inline double scaled_rms(int p, const Real* x, const Real* y, const Real* z, const AdaptiveRule& rule) {
   double total = 0;
-  for (int i = 0; i < p; ++i) {
-    const double scale = rule.atol + rule.rtol * max_of(abs_of(double(y[i])), abs_of(double(z[i])));
-    const double ratio = double(x[i]) / scale;
-    total += ratio * ratio;
-  }
+  for (int i = 0; i < p; ++i) total += scaled_square(x[i], y[i], z[i], rule);
   return sqrt(total / p);
 }
 
-// Starting step of Hairer-Norsett-Wanner (Solving ODEs I, II.4) for an order-5 method. k1 = f(theta) on entry.
+// Hairer-Norsett-Wanner's starting step (Solving ODEs I, II.4) for an order-5 method, in two halves shared by the
+// backends. The probe step h0 from d0 = ||theta|| and d1 = ||f(theta)|| (scaled_rms norms)...
+SOFTFLOW_HD inline double dopri5_probe_step(double d0, double d1) {
+  return (d0 < 1e-5 || d1 < 1e-5) ? 1e-6 : 0.01 * d0 / d1;
+}
+// ... and the starting step from h0, d1 and d2 = ||f(theta + h0 f(theta)) - f(theta)|| / h0.
+SOFTFLOW_HD inline double dopri5_starting_step(double h0, double d1, double d2) {
+  const double dmax = max_of(d1, d2);
+  const double h1 = dmax <= 1e-15 ? max_of(1e-6, h0 * 1e-3) : pow(0.01 / dmax, 0.2);
+  return min_of(100 * h0, h1);
+}
+
+// The starting step of one run. k1 = f(theta) on entry.
 template <class Real>
 SOFTFLOW_HD inline double dopri5_initial_step(const ModelShape& shape, const AdaptiveRule& rule, const Real* theta,
                                               const Real* data, const Real* k1, Real* k2, Real* trial,
                                               Real* scratch) {
   const int p = shape.state_size();
-  const double d0 = scaled_rms(p, theta, theta, theta, rule);
   const double d1 = scaled_rms(p, k1, theta, theta, rule);
-  const double h0 = (d0 < 1e-5 || d1 < 1e-5) ? 1e-6 : 0.01 * d0 / d1;
+  const double h0 = dopri5_probe_step(scaled_rms(p, theta, theta, theta, rule), d1);
   for (int i = 0; i < p; ++i) trial[i] = theta[i] + Real(h0) * k1[i];
   evaluate_flow(shape, trial, data, k2, scratch);
   for (int i = 0; i < p; ++i) trial[i] = k2[i] - k1[i];
-  const double d2 = scaled_rms(p, trial, theta, theta, rule) / h0;
-  const double dmax = max_of(d1, d2);
-  const double h1 = dmax <= 1e-15 ? max_of(1e-6, h0 * 1e-3) : pow(0.01 / dmax, 0.2);
-  return min_of(100 * h0, h1);
+  return dopri5_starting_step(h0, d1, scaled_rms(p, trial, theta, theta, rule) / h0);
+}
+
+// The step control of advance_adaptive, shared by the backends' dopri5 loops. What the next step does: take a step
+// of h (clipped: it lands on t_end), stop at t_end (already there), or nothing (the run failed: its step collapsed
+// or it exceeded max_steps; rec says so).
+enum class StepAction : int { take, at_end, failed };
+struct Dopri5Plan {
+  StepAction action;
+  double h;
+  bool clipped;
+};
+
+// Plans the step from rec.t toward t_end with the proposed rec.h; marks the run failed (or, at_end, sets rec.t =
+// t_end) where the plan says so.
+SOFTFLOW_HD inline Dopri5Plan dopri5_plan_step(const AdaptiveRule& rule, double t_end, RunRecord& rec) {
+  if (rule.max_steps > 0 && rec.steps + rec.rejected >= rule.max_steps) {
+    rec.status = RunStatus::failed;
+    rec.stop_time = rec.t;
+    return {StepAction::failed, 0.0, false};
+  }
+  // Clip to land on t_end; a step that would leave less than 1 % of itself before t_end is stretched to it, so
+  // no sliver of a step (which the minimum-step guard below would call a failure) is ever left.
+  const bool clipped = rec.t + 1.01 * rec.h >= t_end;
+  const double h = clipped ? t_end - rec.t : rec.h;
+  const double min_step = 1e-12 * max_of(1.0, abs_of(rec.t));
+  if (clipped && h <= min_step) {  // two checkpoints closer than the time resolution: the state is already there
+    rec.t = t_end;
+    return {StepAction::at_end, h, true};
+  }
+  if (!(h > min_step)) {
+    rec.status = RunStatus::failed;
+    rec.stop_time = rec.t;
+    return {StepAction::failed, h, clipped};
+  }
+  return {StepAction::take, h, clipped};
+}
+
+// The verdict on a step whose scaled error norm is err (a non-finite trial is a rejected step, not a diverged run):
+// accepted or not, and the factor on h that the error suggests.
+struct Dopri5Verdict {
+  bool accepted;
+  double factor;
+};
+SOFTFLOW_HD inline Dopri5Verdict dopri5_verdict(double err) {
+  if (!is_finite(err)) err = 1e10;
+  return {err <= 1.0, err == 0 ? 10.0 : 0.9 * pow(err, -0.2)};
+}
+
+// Books a step planned by `plan` with verdict `verdict` into rec: an accepted step advances rec.t (to t_end when
+// clipped) and counts, a rejected one counts as rejected; either proposes the next rec.h.
+SOFTFLOW_HD inline void dopri5_book_step(const Dopri5Plan& plan, const Dopri5Verdict& verdict, double t_end,
+                                         RunRecord& rec) {
+  if (verdict.accepted) {
+    rec.t = plan.clipped ? t_end : rec.t + plan.h;
+    ++rec.steps;
+    const double proposal = plan.h * min_of(10.0, max_of(0.2, verdict.factor));
+    rec.h = plan.clipped ? max_of(rec.h, proposal) : proposal;
+  } else {
+    ++rec.rejected;
+    rec.h = plan.h * min_of(1.0, max_of(0.2, verdict.factor));
+  }
 }
 
 // First passages of s_max inside one accepted step of the value-softmax flow, located on the cubic Hermite
@@ -199,25 +272,9 @@ SOFTFLOW_HD inline void advance_adaptive(const ModelShape& shape, const Adaptive
     rec.h = rule.initial_step > 0 ? rule.initial_step
                                   : dopri5_initial_step(shape, rule, theta, data, k[0], k[1], trial, scratch);
   while (rec.t < t_end) {
-    if (rule.max_steps > 0 && rec.steps + rec.rejected >= rule.max_steps) {
-      rec.status = RunStatus::failed;
-      rec.stop_time = rec.t;
-      return;
-    }
-    // Clip to land on t_end; a step that would leave less than 1 % of itself before t_end is stretched to it, so
-    // no sliver of a step (which the minimum-step guard below would call a failure) is ever left.
-    const bool clipped = rec.t + 1.01 * rec.h >= t_end;
-    const double h = clipped ? t_end - rec.t : rec.h;
-    const double min_step = 1e-12 * max_of(1.0, abs_of(rec.t));
-    if (clipped && h <= min_step) {  // two checkpoints closer than the time resolution: the state is already there
-      rec.t = t_end;
-      return;
-    }
-    if (!(h > min_step)) {
-      rec.status = RunStatus::failed;
-      rec.stop_time = rec.t;
-      return;
-    }
+    const Dopri5Plan plan = dopri5_plan_step(rule, t_end, rec);
+    if (plan.action != StepAction::take) return;
+    const double h = plan.h;
     for (int stage = 1; stage < 7; ++stage) {
       axpy_stages(p, theta, Real(h), tableau.a[stage], k, stage, trial);
       if (stage < 6) evaluate_flow(shape, trial, data, k[stage], scratch);
@@ -226,10 +283,8 @@ SOFTFLOW_HD inline void advance_adaptive(const ModelShape& shape, const Adaptive
     eval = evaluate_flow(shape, trial, data, k[6], scratch);
     for (int i = 0; i < p; ++i) error[i] = 0;
     axpy_stages(p, error, Real(h), tableau.e, k, 7, error);
-    double err = scaled_rms(p, error, theta, trial, rule);
-    if (!is_finite(err)) err = 1e10;  // a non-finite trial is a rejected step, not a diverged run
-    double factor = err == 0 ? 10.0 : 0.9 * pow(err, -0.2);
-    if (err <= 1.0) {
+    const Dopri5Verdict verdict = dopri5_verdict(scaled_rms(p, error, theta, trial, rule));
+    if (verdict.accepted) {
       if (eval.s_max == eval.s_max)  // first passages inside the step, placed on the dense output (value-softmax)
         locate_passages_in_step(shape, theta + shape.matrix_size(), k[0] + shape.matrix_size(),
                                 trial + shape.matrix_size(), k[6] + shape.matrix_size(), rec.t, h, double(eval.s_max),
@@ -238,15 +293,9 @@ SOFTFLOW_HD inline void advance_adaptive(const ModelShape& shape, const Adaptive
         theta[i] = trial[i];
         k[0][i] = k[6][i];
       }
-      rec.t = clipped ? t_end : rec.t + h;
-      ++rec.steps;
-      const double proposal = h * min_of(10.0, max_of(0.2, factor));
-      rec.h = clipped ? max_of(rec.h, proposal) : proposal;
-      if (!apply_checks(eval, rec.t, stop, true, rec)) return;
-    } else {
-      ++rec.rejected;
-      rec.h = h * min_of(1.0, max_of(0.2, factor));
     }
+    dopri5_book_step(plan, verdict, t_end, rec);
+    if (verdict.accepted && !apply_checks(eval, rec.t, stop, true, rec)) return;
   }
 }
 
