@@ -1,4 +1,4 @@
-// Purpose: kernel playground for the value-softmax gd and rk4 steps (in the manner of llm.c's dev/cuda): every variant
+// Purpose: kernel playground for the value-softmax gd, rk4 and dopri5 steps (in the manner of llm.c's dev/cuda): every variant
 // is first validated against the CPU reference on a small study, then timed on the throughput target's shape.
 // Variants (gd):
 //   generic     the thread-per-run kernel on the shared math (kernels/cuda_backend.cu), state in global memory
@@ -11,17 +11,20 @@
 //   generic     the thread-per-run kernel
 //   rk4 lanes=T the fused rk4 kernel (kernels/fused_rk4.cuh), T in fused_rk4_lane_choices(d, n)
 //   block rk4   one thread block per run
+// Variants (--integrator dopri5: the horizon is t = 0.1 --steps, as for gd; each run takes its own steps):
+//   generic       the thread-per-run kernel
+//   block dopri5  one thread block per run (kernels/block_dopri5.cuh)
 // Variants (--loss regression: gd, one data set of --samples rows shared by all runs):
 //   generic, block as for gd
 //   cublas      the X products across runs by cuBLAS between block kernels (kernels/shared_regression.cuh)
 // Usage (on a GPU machine, after scripts/build or scripts/device-check):
 //   build-device/bench/fused_gd_playground [--size 16] [--precision float32] [--integrator gd] [--runs 1048576]
 //                                          [--steps 10000] [--loss logistic | regression [--samples M]]
+//   (--integrator gd | rk4 | dopri5)
 // (--size: d = n, any size; the fused variants exist for 8, 16 and 32 only)
-// Prints one line per variant: validation error, kernel seconds, trajectory-steps/s, useful GFLOP/s (6 d n per
-// step for gd, 34 d n for rk4, as `softflow bench` counts; regression's 4 m d a step on X are not counted) and the
-// fraction of the FP32 (or FP64) peak from the
-// device's properties. A variant that fails its validation (FAIL) or throws (error: ...) makes the exit code 1.
+// Prints one line per variant: validation error, kernel seconds, trajectory-steps/s (dopri5: accepted and rejected
+// steps), useful GFLOP/s (6 d n per step for gd, 34 d n for rk4, as `softflow bench` counts; regression's 4 m d a
+// step on X and dopri5 are not counted) and the fraction of the FP32 (or FP64) peak from the device's properties. A variant that fails its validation (FAIL) or throws (error: ...) makes the exit code 1.
 #include <cuda_runtime.h>
 
 #include <CLI/CLI.hpp>
@@ -50,9 +53,11 @@ struct Variant {
   long long steps = 0;
   int block_rk4 = 0;       // block-per-run rk4 kernel
   int cublas = 0;          // shared regression data through cuBLAS
+  int block_dopri5 = 0;    // block-per-run dopri5 kernel
 
   std::string name() const {
     if (cublas) return "cublas";
+    if (block_dopri5) return "block dopri5";
     if (block_rk4) return "block rk4";
     if (rk4_lanes > 0) return "rk4 lanes=" + std::to_string(rk4_lanes);
     if (fused_lanes >= 0) return "v" + std::to_string(fused_variant) + " lanes=" + std::to_string(fused_lanes);
@@ -90,6 +95,7 @@ CudaCellInput<Real> variant_input(const Study& study, const CellData<Real>& data
   input.fused_rk4_lanes = v.rk4_lanes;
   input.block_rk4 = v.block_rk4;
   input.cublas_regression = v.cublas;
+  input.block_dopri5 = v.block_dopri5;
   return input;
 }
 
@@ -126,16 +132,18 @@ template <class Real>
 bool run_variant(int size, const std::string& precision, long long runs, const Variant& v, const LossChoice& loss,
                  double peak) {
   const double error = validation_error<Real>(size, precision, v, loss);
-  const double tolerance = sizeof(Real) == 8 ? 1e-10 : 1e-4;
+  // dopri5: the step control may decide a step differently on rounding-level differences (rtol 1e-6).
+  const bool adaptive = v.integrator == "dopri5";
+  const double tolerance = sizeof(Real) == 8 ? (adaptive ? 1e-6 : 1e-10) : (adaptive ? 1e-3 : 1e-4);
   const Study study = playground_study(size, precision, v.integrator, runs, v.steps, loss);
   const CellData<Real> data(study.cells[0], study.seed, 0, study.runs);
   CudaCellSimulation<Real> cuda(variant_input(study, data, v));
   CheckpointSummary summary;
   for (size_t c = 0; c < cuda.checkpoint_count(); ++c) cuda.advance_and_summarize(c, summary);
   const double seconds = cuda.kernel_seconds();
-  const double trajectory_steps = double(runs) * double(v.steps);
+  const double trajectory_steps = adaptive ? double(cuda.trajectory_steps()) : double(runs) * double(v.steps);
   const double gflops = useful_flops_per_step(study.cells[0].method, size, size) * trajectory_steps / seconds / 1e9;
-  std::printf("| %-11s | %.2e %-4s | %9.4f | %.3e | %9.1f | %5.1f%% |\n", v.name().c_str(), error,
+  std::printf("| %-12s | %.2e %-4s | %9.4f | %.3e | %9.1f | %5.1f%% |\n", v.name().c_str(), error,
               error <= tolerance ? "ok" : "FAIL", seconds, trajectory_steps / seconds, gflops, 100 * gflops / peak);
   return error <= tolerance;
 }
@@ -144,20 +152,20 @@ bool run_variant(int size, const std::string& precision, long long runs, const V
 }  // namespace softflow
 
 int main(int argc, char** argv) {
-  CLI::App app{"fused gd / rk4 kernel playground"};
+  CLI::App app{"value-softmax step kernel playground (gd, rk4, dopri5)"};
   int size = 16;
   std::string precision = "float32", integrator = "gd";
   softflow::LossChoice loss;
   long long runs = 1 << 20, steps = 10000;
   app.add_option("--size", size, "d = n (fused variants: 8, 16 or 32; rk4: 8 or 16)")->check(CLI::Range(2, 4096));
   app.add_option("--precision", precision)->check(CLI::IsMember({"float32", "float64"}));
-  app.add_option("--integrator", integrator)->check(CLI::IsMember({"gd", "rk4"}));
+  app.add_option("--integrator", integrator)->check(CLI::IsMember({"gd", "rk4", "dopri5"}));
   app.add_option("--loss", loss.loss, "logistic, or regression (gd, one shared data set)")
       ->check(CLI::IsMember({"logistic", "regression"}));
   app.add_option("--samples", loss.samples, "regression: rows of the shared data set (default: d)")
       ->check(CLI::Range(1, 1 << 20));
   app.add_option("--runs", runs, "default: 2^20, at most 2^28 / (d n) (1 GiB of float32 states)");
-  app.add_option("--steps", steps, "default: 10^4 (gd), 2500 (rk4)");
+  app.add_option("--steps", steps, "default: 10^4 (gd), 2500 (rk4); dopri5: the horizon t = 0.1 steps");
   CLI11_PARSE(app, argc, argv);
   if (loss.loss == "regression" && integrator != "gd") {
     std::fprintf(stderr, "fused_gd_playground: --loss regression times gd only\n");
@@ -179,8 +187,8 @@ int main(int argc, char** argv) {
               properties.name, sms, clock_khz / 1e3, precision.c_str(), peak, size, loss.loss.c_str(),
               loss.loss == "regression" ? (" (" + std::to_string(loss.samples) + " shared rows)").c_str() : "", runs,
               steps, integrator.c_str(), generic_steps, block_steps);
-  std::printf("| variant     | validation    | kernel s  | steps/s   | GFLOP/s   | peak   |\n");
-  std::printf("|-------------|---------------|-----------|-----------|-----------|--------|\n");
+  std::printf("| variant      | validation    | kernel s  | steps/s   | GFLOP/s   | peak   |\n");
+  std::printf("|--------------|---------------|-----------|-----------|-----------|--------|\n");
   using softflow::Variant;
   std::vector<Variant> variants = {{integrator, -1, -1, 0, 0, generic_steps}};
   if (loss.loss == "regression") {
@@ -190,6 +198,10 @@ int main(int argc, char** argv) {
     variants.push_back({integrator, -1, -1, 1, 0, block_steps});
     for (int lanes : softflow::fused_gd_lane_choices(size, size))
       for (int loop : {0, 1, 2}) variants.push_back({integrator, lanes, loop, 0, 0, steps});
+  } else if (integrator == "dopri5") {
+    Variant block{integrator, -1, -1, 0, 0, block_steps};
+    block.block_dopri5 = 1;
+    variants.push_back(block);
   } else {
     for (int lanes : softflow::fused_rk4_lane_choices(size, size))
       variants.push_back({integrator, -1, -1, 0, lanes, steps});
@@ -203,7 +215,7 @@ int main(int argc, char** argv) {
                              : softflow::run_variant<double>(size, precision, runs, v, loss, peak);
       failures += valid ? 0 : 1;
     } catch (const std::exception& e) {  // one variant's failure (a CUDA error, say) does not hide the others
-      std::printf("| %-11s | error: %s |\n", v.name().c_str(), e.what());
+      std::printf("| %-12s | error: %s |\n", v.name().c_str(), e.what());
       ++failures;
     }
   }
