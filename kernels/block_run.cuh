@@ -134,12 +134,12 @@ struct BlockRun {
   }
 
   // The first half of evaluate: s = softmax(a) with max_j s_j and sum_j s_j^2 (in every thread), and beta = V s
-  // (V shifted or not); s and beta are visible to the whole block on return. s: n, beta: d (shared or global).
+  // (V shifted or not: rows_times); s and beta are visible to the whole block on return. s: n, beta: d (shared or
+  // global).
   template <class Shift = NoShift>
   __device__ void softmax_and_beta(const ModelShape& shape, const Real* v, const Real* a, Real* s, Real* beta,
                                    Real& s_max_out, Real& s_sq_out, const Shift& shift = Shift()) {
-    const int d = shape.d, n = shape.n, t = threadIdx.x, warp = t / 32, lane = t % 32;
-    constexpr int kWarps = B / 32;
+    const int d = shape.d, n = shape.n, t = threadIdx.x;
     Real local = a[t < n ? t : 0];
     for (int j = t + B; j < n; j += B) local = max_of(local, a[j]);
     const Real a_max = reduce.max(local);
@@ -157,26 +157,36 @@ struct BlockRun {
     }
     s_max = reduce.max(s_max);  // its syncs also publish s to every thread
     s_sq = reduce.sum(s_sq);
-    // beta = V s: warp w takes rows w, w + B / 32, ...; its lanes stride along the row, four loads in flight.
-    for (int i = warp; i < d; i += kWarps) {
-      const Real* row = v + (long long)i * n;
+    rows_times(v, d, n, s, beta, shift);
+    s_max_out = s_max;
+    s_sq_out = s_sq;
+  }
+
+  // out_i = sum_j M'_ij x_j for i < rows, M' = M shifted by `shift` (M: rows x cols, row-major): warp w takes rows
+  // w, w + B / 32, ...; its lanes stride along the row, four loads in flight. Visible to the whole block on return.
+  // x: cols, out: rows.
+  template <class Shift = NoShift>
+  static __device__ void rows_times(const Real* m, int rows, int cols, const Real* x, Real* out,
+                                    const Shift& shift = Shift()) {
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    constexpr int kWarps = B / 32;
+    for (int i = warp; i < rows; i += kWarps) {
+      const Real* row = m + (long long)i * cols;
       auto entry = [&](int j) { return shift.at(row[j], i, j); };
       Real p0 = 0, p1 = 0, p2 = 0, p3 = 0;
       int j = lane;
-      for (; j + 96 < n; j += 128) {
-        p0 += entry(j) * s[j];
-        p1 += entry(j + 32) * s[j + 32];
-        p2 += entry(j + 64) * s[j + 64];
-        p3 += entry(j + 96) * s[j + 96];
+      for (; j + 96 < cols; j += 128) {
+        p0 += entry(j) * x[j];
+        p1 += entry(j + 32) * x[j + 32];
+        p2 += entry(j + 64) * x[j + 64];
+        p3 += entry(j + 96) * x[j + 96];
       }
-      for (; j < n; j += 32) p0 += entry(j) * s[j];
+      for (; j < cols; j += 32) p0 += entry(j) * x[j];
       Real partial = (p0 + p1) + (p2 + p3);
       for (int offset = 16; offset > 0; offset /= 2) partial += __shfl_xor_sync(0xffffffffu, partial, offset);
-      if (lane == 0) beta[i] = partial;
+      if (lane == 0) out[i] = partial;
     }
     __syncthreads();
-    s_max_out = s_max;
-    s_sq_out = s_sq;
   }
 
   // The second half, given r: da = s .* (u - <s, u>) with u = V^T r (V shifted or not) into u, and ||da||^2 added

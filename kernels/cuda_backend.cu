@@ -14,6 +14,7 @@
 #include "device_statistics.cuh"
 #include "block_dopri5.cuh"
 #include "block_per_run.cuh"
+#include "block_tied.cuh"
 #include "fused_gd.cuh"
 #include "fused_rk4.cuh"
 #include "shared_regression.cuh"
@@ -194,6 +195,7 @@ struct CudaCellSimulation<Real>::Impl {
   bool fused_rk4 = false;  // rk4 steps by the fused register kernel (fused_rk4.cuh)
   bool block_rk4 = false;  // rk4 steps by the block-per-run kernel (block_per_run.cuh)
   bool block_dopri5 = false;  // dopri5 steps by the block-per-run kernel (block_dopri5.cuh)
+  bool block_tied = false;  // the tied model's gd steps by the block-per-run kernel (block_tied.cuh)
   std::unique_ptr<SharedRegressionSteps<Real>> shared_regression;  // regression gd through cuBLAS, when chosen
   cudaEvent_t kernel_start = nullptr, kernel_stop = nullptr;
 
@@ -276,6 +278,9 @@ struct CudaCellSimulation<Real>::Impl {
     block_dopri5 = in.method == Method::dopri5 && in.block_dopri5 != 0 &&
                    (in.block_dopri5 == 1 || shape.state_size() >= kBlockGdMinState) &&
                    block_dopri5_available(shape, int(sizeof(Real)));
+    block_tied = in.method == Method::gd && in.block_tied != 0 &&
+                 (in.block_tied == 1 || shape.state_size() >= kBlockGdMinState) &&
+                 block_tied_gd_available(shape, int(sizeof(Real)));
     SOFTFLOW_CUDA_CHECK(cudaEventCreate(&kernel_start));
     SOFTFLOW_CUDA_CHECK(cudaEventCreate(&kernel_stop));
     for (long long wave = 0; wave < waves; ++wave) {
@@ -360,7 +365,7 @@ void CudaCellSimulation<Real>::advance_and_summarize(size_t c, CheckpointSummary
     s.select_wave(wave, true);
     SOFTFLOW_CUDA_CHECK(cudaEventRecord(s.kernel_start));
     long long step_from = c > 0 ? in.steps[c - 1] : 0;
-    if ((s.fused_gd || s.block_gd || s.fused_rk4 || s.block_rk4 || s.shared_regression) &&
+    if ((s.fused_gd || s.block_gd || s.fused_rk4 || s.block_rk4 || s.block_tied || s.shared_regression) &&
         step_from < in.steps[c]) {
       const FixedStepSegmentArgs<Real> segment{in.shape,       in.step,        step_from,
                                                in.steps[c],    in.stop,        s.args.runs,
@@ -372,6 +377,8 @@ void CudaCellSimulation<Real>::advance_and_summarize(size_t c, CheckpointSummary
         fused_rk4_advance(segment, in.fused_rk4_lanes);
       else if (s.block_rk4)
         block_rk4_advance(segment);
+      else if (s.block_tied)
+        block_tied_gd_advance(segment);
       else if (s.shared_regression)
         s.shared_regression->advance(segment);
       else
@@ -428,6 +435,7 @@ std::string CudaCellSimulation<Real>::stepping_kernel() const {
   const Impl& s = *impl_;
   if (s.shared_regression) return "cublas regression gd";
   if (s.block_dopri5) return "block dopri5";
+  if (s.block_tied) return "block tied gd";
   return s.fused_gd ? "fused gd" : s.block_gd ? "block gd" : s.fused_rk4 ? "fused rk4" : s.block_rk4 ? "block rk4"
                                                                                                        : "generic";
 }

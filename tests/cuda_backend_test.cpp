@@ -57,6 +57,7 @@ struct KernelChoice {
   int cublas_regression = 0;  // regression gd with shared data through cuBLAS: 1 where it applies, 0 off
   long long wave_runs = 0;    // most runs per wave (0: as memory allows)
   int block_dopri5 = 0;       // block-per-run dopri5 kernel: 1 forced, 0 off
+  int block_tied = 0;         // block-per-run gd kernel of the tied model: 1 forced, 0 off
 };
 
 template <class Real>
@@ -75,6 +76,7 @@ BothBackends<Real> run_both(const Study& study, bool initial_only = false, Kerne
   input.cublas_regression = choice.cublas_regression;
   input.wave_runs = choice.wave_runs;
   input.block_dopri5 = choice.block_dopri5;
+  input.block_tied = choice.block_tied;
   CudaCellSimulation<Real> cuda(input);
   if (!initial_only) {
     CheckpointObservations observations;
@@ -625,6 +627,35 @@ TEST_F(CudaBackendTest, BlockDopri5KernelStopsLikeTheCpu) {
   const auto polarized = stopped(both.cpu_records, RunStatus::polarized);
   EXPECT_GT(polarized, 1000);
   EXPECT_LT(polarized, 20000);
+}
+
+TEST_F(CudaBackendTest, BlockTiedGdKernelMatchesTheCpu) {
+  // The tied model's gd with one block per run (block_tied.cuh), forced on, at the science doc's sizes D = 10, 20,
+  // 50, 100 from U(0) = I: 1000 steps; then polarization (eps 0.01: on the CPU 66 of 200 runs at D = 20 by t = 20,
+  // all by t = 30) stopping runs inside a segment, with testing::expect_same_stops.
+  KernelChoice block;
+  block.block_tied = 1;
+  for (int size : {10, 20, 50, 100}) {
+    nlohmann::json changes = {{"model", "tied"}, {"loss", "logistic"}, {"n", size}, {"identity_init", true},
+                              {"sigma_v", 0.0}, {"mu_a", 1.0}, {"sigma_a", 0.1}, {"integrator", "gd"},
+                              {"step", 0.05}, {"runs", size >= 50 ? 40 : 100},
+                              {"checkpoints", {{"schedule", "list"}, {"times", {0, 20, 50}}}}};  // 1000 steps
+    const auto reference = run_both<double>(testing::study_with(changes), false, block);
+    EXPECT_EQ(reference.cuda_kernel, "block tied gd");
+    EXPECT_LT(max_relative_difference(reference.cuda_states, reference.cpu_states), 1e-10) << "D = " << size;
+    EXPECT_EQ(reference.cuda_records[3].steps, reference.cpu_records[3].steps);
+    changes["precision"] = "float32";
+    const auto both = run_both<float>(testing::study_with(changes), false, block);
+    const double cpu_error = max_relative_difference(both.cpu_states, reference.cpu_states);
+    const double cuda_error = max_relative_difference(both.cuda_states, reference.cpu_states);
+    EXPECT_LT(cuda_error, 4 * cpu_error + 1e-6) << "D = " << size << ": cpu float32 error " << cpu_error;
+  }
+  const Study stopping = testing::study_with(
+      {{"model", "tied"}, {"loss", "logistic"}, {"n", 20}, {"identity_init", true}, {"sigma_v", 0.0}, {"mu_a", 1.0},
+       {"sigma_a", 0.1}, {"integrator", "gd"}, {"step", 0.05}, {"runs", 200}, {"stop", {{"polarized_eps", 0.01}}},
+       {"checkpoints", {{"schedule", "list"}, {"times", {0, 25, 40}}}}});
+  const auto both = run_both<double>(stopping, false, block);
+  EXPECT_EQ(testing::expect_same_stops(stopping, both.cuda(), both.cpu()), 200);
 }
 
 // One cell's checkpoint statistics agree between the backends: counts exactly, observables to 1e-9.
