@@ -115,8 +115,8 @@ struct BlockRun {
   }
 
   // Fills s = softmax(a), beta = V s, r and the loss (thread 0, shared loss_and_residual), da = s .* (u - <s,u>)
-  // with u = V^T r (in u), and eval's loss, s_max and ||grad L||^2, V shifted by `shift` (a stage's V, see NoShift) or not.
-  // Every thread sees them on return.
+  // with u = V^T r (in u), and eval's loss, s_max and ||grad L||^2, V shifted by `shift` (a stage's V, see
+  // NoShift) or not. Every thread sees them on return.
   // v: d x n (row-major), a: n, data: data_size(); s, u: n, beta, r: d, work: d + m (shared).
   template <class Shift = NoShift>
   __device__ void evaluate(const ModelShape& shape, const Real* v, const Real* a, const Real* data, Real* s,

@@ -69,8 +69,8 @@ class CudaCellSimulation {
   // Seconds spent in the advance-and-observe kernels so far (CUDA events).
   double kernel_seconds() const;
   // The kernel that takes the cell's steps: "fused gd", "block gd", "fused rk4", "block rk4", "block dopri5",
-  // "block tied gd", "cublas regression gd" or "generic" (the thread-per-run kernel on the shared math, which takes every integrator
-  // and model).
+  // "block tied gd", "cublas regression gd" or "generic" (the thread-per-run kernel on the shared math, which
+  // takes every integrator and model).
   std::string stepping_kernel() const;
   // Total accepted + rejected steps over all runs so far (reduced on the device).
   long long trajectory_steps() const;
