@@ -17,6 +17,7 @@
 #include "block_tied.cuh"
 #include "fused_gd.cuh"
 #include "fused_rk4.cuh"
+#include "shared_attention.cuh"
 #include "shared_regression.cuh"
 #include "softflow/observables.h"
 
@@ -197,6 +198,7 @@ struct CudaCellSimulation<Real>::Impl {
   bool block_dopri5 = false;  // dopri5 steps by the block-per-run kernel (block_dopri5.cuh)
   bool block_tied = false;  // the tied model's gd steps by the block-per-run kernel (block_tied.cuh)
   std::unique_ptr<SharedRegressionSteps<Real>> shared_regression;  // regression gd through cuBLAS, when chosen
+  std::unique_ptr<SharedAttentionSteps<Real>> shared_attention;    // attention steps through cuBLAS, when chosen
   cudaEvent_t kernel_start = nullptr, kernel_stop = nullptr;
 
   explicit Impl(const CudaCellInput<Real>& in)
@@ -229,10 +231,17 @@ struct CudaCellSimulation<Real>::Impl {
     SOFTFLOW_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
     const bool cublas_steps = in.method == Method::gd && in.cublas_regression != 0 &&
                               shared_regression_available(shape, in.shared_data, int(sizeof(Real)));
-    const double per_run = double(sizeof(Real)) * double(p + (in.shared_data ? 0 : q)) + sizeof(RunRecord) +
-                           (cublas_steps ? double(shared_regression_bytes_per_run(shape, int(sizeof(Real)))) : 0.0);
+    const bool cublas_attention = in.cublas_attention != 0 &&
+                                  shared_attention_available(shape, in.method, in.shared_data);
+    const double per_run =
+        double(sizeof(Real)) * double(p + (in.shared_data ? 0 : q)) + sizeof(RunRecord) +
+        (cublas_steps ? double(shared_regression_bytes_per_run(shape, int(sizeof(Real)))) : 0.0) +
+        (cublas_attention ? double(shared_attention_bytes_per_run(shape, int(sizeof(Real)))) : 0.0);
     wave_runs = std::min<long long>(in.runs, (long long)(0.85 * double(free_bytes) / per_run));
     if (cublas_steps) wave_runs = std::min<long long>(wave_runs, 1LL << 28);  // cuBLAS sizes are ints
+    if (cublas_attention)  // cuBLAS sizes and leading dimensions are ints: runs x rows must stay below 2^31
+      wave_runs = std::min<long long>(
+          wave_runs, (1LL << 30) / std::max<long long>(p, (long long)shape.inputs * shape.n));
     if (in.wave_runs > 0) wave_runs = std::min<long long>(wave_runs, in.wave_runs);
     if (wave_runs <= 0) throw CudaError("too little device memory for one run beside the workspace");
     waves = (in.runs + wave_runs - 1) / wave_runs;
@@ -266,6 +275,8 @@ struct CudaCellSimulation<Real>::Impl {
     args.values = values.get();
     args.winners = winners.get();
     if (cublas_steps) shared_regression.reset(new SharedRegressionSteps<Real>(shape, wave_runs));
+    if (cublas_attention)
+      shared_attention.reset(new SharedAttentionSteps<Real>(shape, in.method, data.get(), wave_runs));
     fused_gd = in.method == Method::gd && in.fused_lanes >= 0 && fused_gd_available(shape, int(sizeof(Real)), nullptr);
     fused_rk4 = in.method == Method::rk4 && in.fused_rk4_lanes != 0 &&
                 fused_rk4_available(shape, int(sizeof(Real)), nullptr);
@@ -365,7 +376,8 @@ void CudaCellSimulation<Real>::advance_and_summarize(size_t c, CheckpointSummary
     s.select_wave(wave, true);
     SOFTFLOW_CUDA_CHECK(cudaEventRecord(s.kernel_start));
     long long step_from = c > 0 ? in.steps[c - 1] : 0;
-    if ((s.fused_gd || s.block_gd || s.fused_rk4 || s.block_rk4 || s.block_tied || s.shared_regression) &&
+    if ((s.fused_gd || s.block_gd || s.fused_rk4 || s.block_rk4 || s.block_tied || s.shared_regression ||
+         s.shared_attention) &&
         step_from < in.steps[c]) {
       const FixedStepSegmentArgs<Real> segment{in.shape,       in.step,        step_from,
                                                in.steps[c],    in.stop,        s.args.runs,
@@ -381,6 +393,8 @@ void CudaCellSimulation<Real>::advance_and_summarize(size_t c, CheckpointSummary
         block_tied_gd_advance(segment);
       else if (s.shared_regression)
         s.shared_regression->advance(segment);
+      else if (s.shared_attention)
+        s.shared_attention->advance(segment);
       else
         block_gd_advance(segment);
       step_from = in.steps[c];  // the kernel below only observes
@@ -434,6 +448,7 @@ template <class Real>
 std::string CudaCellSimulation<Real>::stepping_kernel() const {
   const Impl& s = *impl_;
   if (s.shared_regression) return "cublas regression gd";
+  if (s.shared_attention) return "cublas attention";
   if (s.block_dopri5) return "block dopri5";
   if (s.block_tied) return "block tied gd";
   return s.fused_gd ? "fused gd" : s.block_gd ? "block gd" : s.fused_rk4 ? "fused rk4" : s.block_rk4 ? "block rk4"

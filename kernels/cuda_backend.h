@@ -44,6 +44,8 @@ struct CudaCellInput {
                                  // default until a GPU has validated it)
   int cublas_regression = 0;     // regression gd with shared data through cuBLAS (shared_regression.cuh): 1 = where
                                  // it applies; 0 = never (the default until a GPU has validated and measured it)
+  int cublas_attention = 0;      // attention gd / normalized gd with shared data through cuBLAS
+                                 // (shared_attention.cuh): as cublas_regression
   int block_dopri5 = 0;          // block-per-run dopri5 kernel (block_dopri5.cuh): 1 = always, -1 = as block_gd's
                                  // rule; 0 = never (the default until a GPU has validated it)
   int block_tied = 0;            // block-per-run gd kernel of the tied model (block_tied.cuh): as block_dopri5
@@ -69,7 +71,7 @@ class CudaCellSimulation {
   // Seconds spent in the advance-and-observe kernels so far (CUDA events).
   double kernel_seconds() const;
   // The kernel that takes the cell's steps: "fused gd", "block gd", "fused rk4", "block rk4", "block dopri5",
-  // "block tied gd", "cublas regression gd" or "generic" (the thread-per-run kernel on the shared math, which
+  // "block tied gd", "cublas regression gd", "cublas attention" or "generic" (the thread-per-run kernel on the shared math, which
   // takes every integrator and model).
   std::string stepping_kernel() const;
   // Total accepted + rejected steps over all runs so far (reduced on the device).

@@ -1,5 +1,4 @@
 // Purpose: gd with a shared regression data set through cuBLAS (see shared_regression.cuh).
-#include <cublas_v2.h>
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -8,32 +7,13 @@
 
 #include "block_per_run.cuh"
 #include "block_run.cuh"
+#include "cublas_gemm.cuh"
 #include "cuda_check.h"
 #include "device_array.cuh"
 #include "shared_regression.cuh"
 
 namespace softflow {
 namespace {
-
-// Throws CudaError naming the cuBLAS call if status is not CUBLAS_STATUS_SUCCESS.
-void cublas_check(cublasStatus_t status, const char* call, const char* file, int line) {
-  if (status == CUBLAS_STATUS_SUCCESS) return;
-  throw CudaError(std::string("cuBLAS error in ") + call + " at " + file + ":" + std::to_string(line) + ": " +
-                  cublasGetStatusString(status));
-}
-#define SOFTFLOW_CUBLAS_CHECK(call) cublas_check((call), #call, __FILE__, __LINE__)
-
-// C (rows x cols, column-major) = alpha op(A) op(B), in the precision of Real.
-cublasStatus_t gemm(cublasHandle_t handle, cublasOperation_t op_a, cublasOperation_t op_b, int rows, int cols,
-                    int inner, float alpha, const float* a, int lda, const float* b, int ldb, float* c, int ldc) {
-  const float zero = 0;
-  return cublasSgemm(handle, op_a, op_b, rows, cols, inner, &alpha, a, lda, b, ldb, &zero, c, ldc);
-}
-cublasStatus_t gemm(cublasHandle_t handle, cublasOperation_t op_a, cublasOperation_t op_b, int rows, int cols,
-                    int inner, double alpha, const double* a, int lda, const double* b, int ldb, double* c, int ldc) {
-  const double zero = 0;
-  return cublasDgemm(handle, op_a, op_b, rows, cols, inner, &alpha, a, lda, b, ldb, &zero, c, ldc);
-}
 
 // Every running run's s = softmax(a) (row of S) and beta = V s (row of B); a stopped run's beta row is zeroed so
 // the products stay finite. One block per run, grid-stride.
@@ -125,11 +105,8 @@ struct SharedRegressionSteps<Real>::Impl {
   ModelShape shape;
   long long max_runs = 0;
   DeviceArray<Real> s, beta, e, r;  // S (runs x n), B (runs x d), E (runs x m), R (runs x d)
-  cublasHandle_t handle = nullptr;
+  CublasHandle handle;
   int sms = 1;
-  ~Impl() {
-    if (handle) cublasDestroy(handle);
-  }
 };
 
 template <class Real>
@@ -142,9 +119,6 @@ SharedRegressionSteps<Real>::SharedRegressionSteps(const ModelShape& shape, long
   x.beta.allocate(size_t(max_runs * shape.d));
   x.e.allocate(size_t(max_runs * shape.m));
   x.r.allocate(size_t(max_runs * shape.d));
-  SOFTFLOW_CUBLAS_CHECK(cublasCreate(&x.handle));
-  // At least the requested precision throughout (no TF32 tensor cores): the results must match the CPU's to rounding.
-  SOFTFLOW_CUBLAS_CHECK(cublasSetMathMode(x.handle, CUBLAS_DEFAULT_MATH));
   int device = 0;
   SOFTFLOW_CUDA_CHECK(cudaGetDevice(&device));
   SOFTFLOW_CUDA_CHECK(cudaDeviceGetAttribute(&x.sms, cudaDevAttrMultiProcessorCount, device));
@@ -173,13 +147,13 @@ void SharedRegressionSteps<Real>::advance(const FixedStepSegmentArgs<Real>& args
       softmax_beta_kernel<Real, B><<<grid, B>>>(args, x.s.get(), x.beta.get());
       SOFTFLOW_CUDA_CHECK(cudaGetLastError());
       // E^T (m x runs, column-major) = X (m x d) B^T: X is column-major d x m (op T), B^T column-major d x runs.
-      SOFTFLOW_CUBLAS_CHECK(gemm(x.handle, CUBLAS_OP_T, CUBLAS_OP_N, m, runs, d, Real(1), data, d, x.beta.get(), d,
-                                 x.e.get(), m));
+      SOFTFLOW_CUBLAS_CHECK(gemm(x.handle.get(), CUBLAS_OP_T, CUBLAS_OP_N, m, runs, d, Real(1), data, d,
+                                 x.beta.get(), d, x.e.get(), m));
       residual_kernel<Real><<<residual_grid, 256>>>(x.e.get(), y, args.runs, m);
       SOFTFLOW_CUDA_CHECK(cudaGetLastError());
       // R^T (d x runs) = 2 X^T E^T: X^T is X's column-major d x m (op N), E^T column-major m x runs.
-      SOFTFLOW_CUBLAS_CHECK(gemm(x.handle, CUBLAS_OP_N, CUBLAS_OP_N, d, runs, m, Real(2), data, d, x.e.get(), m,
-                                 x.r.get(), d));
+      SOFTFLOW_CUBLAS_CHECK(gemm(x.handle.get(), CUBLAS_OP_N, CUBLAS_OP_N, d, runs, m, Real(2), data, d,
+                                 x.e.get(), m, x.r.get(), d));
       check_and_update_kernel<Real, B><<<grid, B, u_bytes>>>(args, k, x.s.get(), x.e.get(), x.r.get());
       SOFTFLOW_CUDA_CHECK(cudaGetLastError());
     }

@@ -58,6 +58,7 @@ struct KernelChoice {
   long long wave_runs = 0;    // most runs per wave (0: as memory allows)
   int block_dopri5 = 0;       // block-per-run dopri5 kernel: 1 forced, 0 off
   int block_tied = 0;         // block-per-run gd kernel of the tied model: 1 forced, 0 off
+  int cublas_attention = 0;   // attention steps with shared data through cuBLAS: 1 where it applies, 0 off
 };
 
 template <class Real>
@@ -77,6 +78,7 @@ BothBackends<Real> run_both(const Study& study, bool initial_only = false, Kerne
   input.wave_runs = choice.wave_runs;
   input.block_dopri5 = choice.block_dopri5;
   input.block_tied = choice.block_tied;
+  input.cublas_attention = choice.cublas_attention;
   CudaCellSimulation<Real> cuda(input);
   if (!initial_only) {
     CheckpointObservations observations;
@@ -553,9 +555,9 @@ void expect_same_adaptive_records(const std::vector<RunRecord>& cuda, const std:
   }
 }
 
-// The last checkpoint's statistics of dopri5 runs on two backends: the same counts, and every observable's mean
-// within expect_same_adaptive_records' tolerances (steps and rejected steps within 2).
-void expect_close_adaptive_summaries(const CheckpointSummary& cuda, const CheckpointSummary& cpu,
+// The last checkpoint's statistics of two backends' runs: the same counts, and every observable's mean within 1e-6
+// relative (steps and rejected steps within 2, as expect_same_adaptive_records allows dopri5).
+void expect_close_summaries(const CheckpointSummary& cuda, const CheckpointSummary& cpu,
                                      const std::string& label) {
   for (int i = 0; i < 5; ++i) EXPECT_EQ(cuda.by_status[i], cpu.by_status[i]) << label << " status " << i;
   EXPECT_EQ(cuda.finite, cpu.finite) << label;
@@ -585,7 +587,7 @@ TEST_F(CudaBackendTest, BlockDopri5KernelMatchesTheCpu) {
       EXPECT_EQ(reference.cuda_kernel, "block dopri5");
       EXPECT_LT(max_relative_difference(reference.cuda_states, reference.cpu_states), 1e-6) << label;
       expect_same_adaptive_records(reference.cuda_records, reference.cpu_records, label);
-      expect_close_adaptive_summaries(reference.cuda_summary, reference.cpu_summary, label);
+      expect_close_summaries(reference.cuda_summary, reference.cpu_summary, label);
       changes["precision"] = "float32";
       changes["rtol"] = 1e-5;
       changes["atol"] = 1e-8;
@@ -746,6 +748,49 @@ TEST_F(CudaBackendTest, AttentionStatesAndStatisticsMatchTheCpu) {
     expect_same_cell_statistics(run_cell_on_cpu(study, 0, silent, CpuKernel::scalar).json,
                                 run_cell_on_cuda(study, 0, silent).json);
   }
+}
+
+TEST_F(CudaBackendTest, CublasAttentionStepsMatchTheCpu) {
+  // Attention runs sharing one data set, their data products through cuBLAS (shared_attention.cuh), forced on:
+  // each trainable set on a random shared data set and the single-input toy set, 1000 normalized gd steps, then gd;
+  // one case again in waves of 110 runs. float64 states within 1e-10 (M = X W is formed once, so the association
+  // differs from the CPU's X (W p) by rounding) and the last checkpoint's statistics, direction classes included;
+  // float32 within 4x the CPU float32 error.
+  KernelChoice cublas;
+  cublas.cublas_attention = 1;
+  const std::vector<nlohmann::json> cases = {
+      {{"trainable", "p"}, {"dataset", "gaussian"}, {"inputs", 4}, {"tokens", 4}, {"d", 8}, {"target", "shared"}},
+      {{"trainable", "W"}, {"dataset", "sphere"}, {"inputs", 6}, {"tokens", 8}, {"d", 10}, {"target", "shared"}},
+      {{"trainable", "vp"}, {"dataset", "gaussian"}, {"inputs", 3}, {"tokens", 5}, {"d", 6}, {"loss", "exponential"},
+       {"target", "shared"}},
+      {{"trainable", "p"}, {"dataset", "single_global"}}};
+  for (const char* method : {"normalized_gd", "gd"})
+    for (const nlohmann::json& shape : cases) {
+      nlohmann::json raw = {{"model", "attention"}, {"integrator", method}, {"step", 0.1}, {"runs", 300},
+                            {"sigma_v", 1.0}, {"checkpoints", {{"schedule", "list"}, {"times", {0, 10, 100}}}}};
+      raw.update(shape);
+      const std::string label = std::string(method) + " " + shape.dump();
+      const Study study = parse_study(raw, "cuBLAS attention study");
+      ASSERT_TRUE(study.cells[0].data_shared()) << label;
+      const auto reference = run_both<double>(study, false, cublas);
+      EXPECT_EQ(reference.cuda_kernel, "cublas attention") << label;
+      EXPECT_LT(max_relative_difference(reference.cuda_states, reference.cpu_states), 1e-10) << label;
+      EXPECT_EQ(reference.cuda_records[3].steps, reference.cpu_records[3].steps) << label;
+      expect_close_summaries(reference.cuda_summary, reference.cpu_summary, label);
+      raw["precision"] = "float32";
+      const auto both = run_both<float>(parse_study(raw, "cuBLAS attention study"), false, cublas);
+      const double cpu_error = max_relative_difference(both.cpu_states, reference.cpu_states);
+      const double cuda_error = max_relative_difference(both.cuda_states, reference.cpu_states);
+      EXPECT_LT(cuda_error, 4 * cpu_error + 1e-6) << label << ": cpu float32 error " << cpu_error;
+    }
+  KernelChoice waves = cublas;
+  waves.wave_runs = 110;
+  nlohmann::json raw = {{"model", "attention"}, {"integrator", "normalized_gd"}, {"step", 0.1}, {"runs", 300},
+                        {"sigma_v", 1.0}, {"checkpoints", {{"schedule", "list"}, {"times", {0, 10, 100}}}}};
+  raw.update(cases[2]);
+  const auto in_waves = run_both<double>(parse_study(raw, "cuBLAS attention study"), false, waves);
+  EXPECT_LT(max_relative_difference(in_waves.cuda_states, in_waves.cpu_states), 1e-10);
+  expect_close_summaries(in_waves.cuda_summary, in_waves.cpu_summary, "waves of 110");
 }
 
 }  // namespace
