@@ -48,6 +48,9 @@ struct Dopri5Vectors {
 
 extern __shared__ __align__(16) unsigned char block_vectors[];
 
+// The tableau in constant memory (broadcast to the block), not in each thread's local memory.
+__constant__ Dopri5Tableau kTableau;
+
 // advance_adaptive, one block per run. Thread 0 keeps the record and the step control; the others see its
 // decisions through shared memory after a barrier.
 template <class Real, int B>
@@ -61,7 +64,7 @@ __global__ void __launch_bounds__(B) block_dopri5_kernel(AdaptiveSegmentArgs<Rea
   const int d = shape.d, n = shape.n, t = threadIdx.x;
   const double p = double(shape.state_size());
   const Dopri5Vectors<Real> x(reinterpret_cast<Real*>(block_vectors), shape);
-  const Dopri5Tableau tableau;
+  const Dopri5Tableau& tableau = kTableau;
   const AdaptiveRule& rule = args.rule;
 
   for (long long run = blockIdx.x; run < args.runs; run += gridDim.x) {

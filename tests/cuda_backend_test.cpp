@@ -536,8 +536,11 @@ KernelChoice block_dopri5_choice() {
 }
 
 // Records of dopri5 runs on two backends: the same status, and the same times, step counts and first passages up
-// to the rounding differences of two summation orders (an accept/reject decision or the clipping of the last step
-// of a segment may flip, so steps within 2; times within 1e-6 relative).
+// to the rounding differences of two summation orders and of the GPU's fused multiply-adds. Times within 1e-6
+// relative; steps and rejected steps within 2 or 1 % of the steps: where a run converges to a fixed point (square
+// and regression losses at rtol 1e-9) the error estimate sits at the rounding floor, so the proposed step follows
+// the rounding (a CPU emulation of the kernel, summing in its order, moved the final step size by up to 7 % and a
+// rejected count by 1).
 void expect_same_adaptive_records(const std::vector<RunRecord>& cuda, const std::vector<RunRecord>& cpu,
                                   const std::string& label) {
   ASSERT_EQ(cuda.size(), cpu.size());
@@ -547,8 +550,9 @@ void expect_same_adaptive_records(const std::vector<RunRecord>& cuda, const std:
     EXPECT_EQ(a.status, b.status) << label << " run " << r;
     EXPECT_TRUE(near(a.t, b.t)) << label << " run " << r << ": t " << a.t << " vs " << b.t;
     EXPECT_TRUE(near(a.stop_time, b.stop_time)) << label << " run " << r;
-    EXPECT_LE(std::abs(a.steps - b.steps), 2) << label << " run " << r;
-    EXPECT_LE(std::abs(a.rejected - b.rejected), 2) << label << " run " << r;
+    const long long slack = std::max(2LL, b.steps / 100);
+    EXPECT_LE(std::abs(a.steps - b.steps), slack) << label << " run " << r;
+    EXPECT_LE(std::abs(a.rejected - b.rejected), slack) << label << " run " << r;
     for (int k = 0; k < kPassageCount; ++k)
       EXPECT_TRUE(near(a.first_time[k], b.first_time[k]))
           << label << " run " << r << " passage " << k << ": " << a.first_time[k] << " vs " << b.first_time[k];
@@ -556,7 +560,7 @@ void expect_same_adaptive_records(const std::vector<RunRecord>& cuda, const std:
 }
 
 // The last checkpoint's statistics of two backends' runs: the same counts, and every observable's mean within 1e-6
-// relative (steps and rejected steps within 2, as expect_same_adaptive_records allows dopri5).
+// relative (the means of steps and rejected steps within 2 or 1 %, as expect_same_adaptive_records allows dopri5).
 void expect_close_summaries(const CheckpointSummary& cuda, const CheckpointSummary& cpu,
                                      const std::string& label) {
   for (int i = 0; i < 5; ++i) EXPECT_EQ(cuda.by_status[i], cpu.by_status[i]) << label << " status " << i;
@@ -566,7 +570,8 @@ void expect_close_summaries(const CheckpointSummary& cuda, const CheckpointSumma
     const Moments &a = cuda.observables[o].moments, &b = cpu.observables[o].moments;
     EXPECT_EQ(a.count, b.count) << label << " " << summarized_name(o);
     if (b.count == 0) continue;
-    const double tolerance = (o == kSteps || o == kRejectedSteps) ? 2.0 : 1e-6 * std::max(1.0, std::abs(b.mean));
+    const double tolerance = (o == kSteps || o == kRejectedSteps) ? std::max(2.0, 0.01 * b.mean)
+                                                                  : 1e-6 * std::max(1.0, std::abs(b.mean));
     EXPECT_NEAR(a.mean, b.mean, tolerance) << label << " " << summarized_name(o);
   }
 }
