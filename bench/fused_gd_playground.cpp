@@ -17,10 +17,14 @@
 // Variants (--loss regression: gd, one data set of --samples rows shared by all runs):
 //   generic, block as for gd
 //   cublas      the X products across runs by cuBLAS between block kernels (kernels/shared_regression.cuh)
+// Variants (--model attention: --trainable p | W | vp, --inputs N x --tokens T Gaussian tokens of dimension --size,
+// one data set shared by all runs; --integrator gd or normalized_gd):
+//   generic     the thread-per-run kernel
+//   cublas      the data products across runs by cuBLAS (kernels/shared_attention.cuh)
 // Usage (on a GPU machine, after scripts/build or scripts/device-check):
 //   build-device/bench/fused_gd_playground [--size 16] [--precision float32] [--integrator gd] [--runs 1048576]
 //                                          [--steps 10000] [--loss logistic | regression [--samples M]]
-//   (--integrator gd | rk4 | dopri5)
+//   (--integrator gd | rk4 | dopri5 | normalized_gd)
 // (--size: d = n, any size; the fused variants exist for 8, 16 and 32 only)
 // Prints one line per variant: validation error, kernel seconds, trajectory-steps/s (dopri5: accepted and rejected
 // steps), useful GFLOP/s (6 d n per step for gd, 34 d n for rk4, as `softflow bench` counts; regression's 4 m d a
@@ -54,9 +58,10 @@ struct Variant {
   int block_rk4 = 0;       // block-per-run rk4 kernel
   int cublas = 0;          // shared regression data through cuBLAS
   int block_dopri5 = 0;    // block-per-run dopri5 kernel
+  int cublas_attention = 0;  // attention with shared data through cuBLAS
 
   std::string name() const {
-    if (cublas) return "cublas";
+    if (cublas || cublas_attention) return "cublas";
     if (block_dopri5) return "block dopri5";
     if (block_rk4) return "block rk4";
     if (rk4_lanes > 0) return "rk4 lanes=" + std::to_string(rk4_lanes);
@@ -65,10 +70,14 @@ struct Variant {
   }
 };
 
-// The loss and, for regression, the rows of the shared data set.
+// The model and loss: for regression, the rows of the shared data set; for attention, its trainable set and the
+// shape of its shared data set.
 struct LossChoice {
   std::string loss = "logistic";
   int samples = 0;
+  std::string model = "value_softmax";
+  std::string trainable = "p";
+  int inputs = 6, tokens = 8;
 };
 
 Study playground_study(int size, const std::string& precision, const std::string& integrator, long long runs,
@@ -81,6 +90,12 @@ Study playground_study(int size, const std::string& precision, const std::string
   if (loss.loss == "regression") {
     raw["regression_samples"] = loss.samples;
     raw["target"] = "shared";
+  }
+  if (loss.model == "attention") {
+    raw.erase("n");
+    raw.erase("sigma_a");
+    raw.update({{"model", "attention"}, {"trainable", loss.trainable}, {"dataset", "gaussian"}, {"target", "shared"},
+                {"inputs", loss.inputs}, {"tokens", loss.tokens}, {"sigma_v", 1.0}});
   }
   return parse_study(raw, "playground");
 }
@@ -96,6 +111,7 @@ CudaCellInput<Real> variant_input(const Study& study, const CellData<Real>& data
   input.block_rk4 = v.block_rk4;
   input.cublas_regression = v.cublas;
   input.block_dopri5 = v.block_dopri5;
+  input.cublas_attention = v.cublas_attention;
   return input;
 }
 
@@ -159,7 +175,12 @@ int main(int argc, char** argv) {
   long long runs = 1 << 20, steps = 10000;
   app.add_option("--size", size, "d = n (fused variants: 8, 16 or 32; rk4: 8 or 16)")->check(CLI::Range(2, 4096));
   app.add_option("--precision", precision)->check(CLI::IsMember({"float32", "float64"}));
-  app.add_option("--integrator", integrator)->check(CLI::IsMember({"gd", "rk4", "dopri5"}));
+  app.add_option("--integrator", integrator)->check(CLI::IsMember({"gd", "rk4", "dopri5", "normalized_gd"}));
+  app.add_option("--model", loss.model, "value_softmax, or attention (gd / normalized_gd, one shared data set)")
+      ->check(CLI::IsMember({"value_softmax", "attention"}));
+  app.add_option("--trainable", loss.trainable, "attention: p, W or vp")->check(CLI::IsMember({"p", "W", "vp"}));
+  app.add_option("--inputs", loss.inputs, "attention: inputs N of the data set")->check(CLI::Range(1, 4096));
+  app.add_option("--tokens", loss.tokens, "attention: tokens T per input")->check(CLI::Range(2, 4096));
   app.add_option("--loss", loss.loss, "logistic, or regression (gd, one shared data set)")
       ->check(CLI::IsMember({"logistic", "regression"}));
   app.add_option("--samples", loss.samples, "regression: rows of the shared data set (default: d)")
@@ -169,6 +190,11 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   if (loss.loss == "regression" && integrator != "gd") {
     std::fprintf(stderr, "fused_gd_playground: --loss regression times gd only\n");
+    return 2;
+  }
+  const bool attention = loss.model == "attention";
+  if (attention ? (integrator != "gd" && integrator != "normalized_gd") : integrator == "normalized_gd") {
+    std::fprintf(stderr, "fused_gd_playground: normalized_gd is for --model attention, which times gd or it only\n");
     return 2;
   }
   if (loss.samples == 0) loss.samples = size;
@@ -182,16 +208,25 @@ int main(int argc, char** argv) {
   // Hopper: 128 FP32 lanes and 64 FP64 lanes per SM, 2 FLOPs per FMA.
   const double peak = sms * (precision == "float32" ? 128.0 : 64.0) * 2.0 * clock_khz * 1e3 / 1e9;
   const long long generic_steps = std::max(1LL, steps / 100), block_steps = std::max(1LL, steps / 10);
-  std::printf("%s, %d SMs at %.0f MHz: %s peak %.0f GFLOP/s; d = n = %d, %s loss%s, %lld runs x %lld %s steps "
+  std::string shape = "d = n = " + std::to_string(size) + ", " + loss.loss + " loss";
+  if (loss.loss == "regression") shape += " (" + std::to_string(loss.samples) + " shared rows)";
+  if (attention)
+    shape = "attention, trainable " + loss.trainable + ", one shared data set of " + std::to_string(loss.inputs) +
+            " inputs x " + std::to_string(loss.tokens) + " tokens, d = " + std::to_string(size) + ", " + loss.loss +
+            " loss";
+  std::printf("%s, %d SMs at %.0f MHz: %s peak %.0f GFLOP/s; %s, %lld runs x %lld %s steps "
               "(generic: %lld, block: %lld)\n\n",
-              properties.name, sms, clock_khz / 1e3, precision.c_str(), peak, size, loss.loss.c_str(),
-              loss.loss == "regression" ? (" (" + std::to_string(loss.samples) + " shared rows)").c_str() : "", runs,
-              steps, integrator.c_str(), generic_steps, block_steps);
+              properties.name, sms, clock_khz / 1e3, precision.c_str(), peak, shape.c_str(), runs, steps,
+              integrator.c_str(), generic_steps, block_steps);
   std::printf("| variant      | validation    | kernel s  | steps/s   | GFLOP/s   | peak   |\n");
   std::printf("|--------------|---------------|-----------|-----------|-----------|--------|\n");
   using softflow::Variant;
   std::vector<Variant> variants = {{integrator, -1, -1, 0, 0, generic_steps}};
-  if (loss.loss == "regression") {
+  if (loss.model == "attention") {
+    Variant cublas{integrator, -1, -1, 0, 0, block_steps};
+    cublas.cublas_attention = 1;
+    variants.push_back(cublas);
+  } else if (loss.loss == "regression") {
     variants.push_back({integrator, -1, -1, 1, 0, block_steps});
     variants.push_back({integrator, -1, -1, 0, 0, block_steps, 0, 1});
   } else if (integrator == "gd") {
