@@ -46,8 +46,6 @@ struct Dopri5Vectors {
   }
 };
 
-extern __shared__ __align__(16) unsigned char block_vectors[];
-
 // The tableau in constant memory (broadcast to the block), not in each thread's local memory.
 __constant__ Dopri5Tableau kTableau;
 

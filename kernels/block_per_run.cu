@@ -32,8 +32,6 @@ struct RunVectors {
         work(base + 2 * shape.n + 2 * shape.d) {}
 };
 
-extern __shared__ __align__(16) unsigned char block_vectors[];
-
 template <class Real, int B>
 __global__ void __launch_bounds__(B) block_gd_kernel(FixedStepSegmentArgs<Real> args) {
   __shared__ BlockRun<Real, B> block;

@@ -224,6 +224,14 @@ struct BlockRun {
   }
 };
 
+// The block kernels' run vectors in dynamic shared memory (one declaration for block_per_run.cu, block_dopri5.cu
+// and block_tied.cu). Under SOFTFLOW_HOST_EMULATION (the CPU emulation test, tests/emulation) a host buffer.
+#ifdef SOFTFLOW_HOST_EMULATION
+extern unsigned char block_vectors[];
+#else
+extern __shared__ __align__(16) unsigned char block_vectors[];
+#endif
+
 // Calls launch(std::integral_constant<int, B>) with B = threads, one of the instantiated block sizes.
 template <class Launch>
 inline void with_block_size(int threads, Launch&& launch) {
@@ -249,7 +257,11 @@ void launch_block_kernel(Kernel kernel, int threads, const Args& args, long long
   SOFTFLOW_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks_per_sm, kernel, threads, bytes));
   const long long resident = (long long)std::max(1, blocks_per_sm) * sms;
   const unsigned grid = unsigned(std::max(1LL, std::min(runs, 4 * resident)));
+#ifdef SOFTFLOW_HOST_EMULATION
+  emulation::launch_kernel(kernel, grid, threads, bytes, args);  // the block emulated on the host (tests/emulation)
+#else
   kernel<<<grid, threads, bytes>>>(args);
+#endif
   SOFTFLOW_CUDA_CHECK(cudaGetLastError());
 }
 

@@ -21,8 +21,6 @@ struct TiedVectors {
         gvec(base + 4 * shape.n), da(base + 5 * shape.n) {}
 };
 
-extern __shared__ __align__(16) unsigned char block_vectors[];
-
 // tied_flow at (U, a): alpha = softmax(U a), beta = U alpha, margin = <beta*, beta>, r = g beta* (g the logistic
 // weight), gvec = C(alpha) U^T r, da = U^T gvec; dU = r alpha^T + gvec a^T is left implicit (formed entry by
 // entry where it is used). Sets block.eval's loss, s_max and ||grad L||^2. Every thread sees the vectors and eval

@@ -1,0 +1,57 @@
+// Purpose: the stand-in for <cuda_runtime.h> that the CPU emulation test (tests/block_kernel_emulation_test.cpp,
+// built with -DSOFTFLOW_HOST_EMULATION and tests/emulation first on its include path) gives the block-per-run
+// kernels: the CUDA qualifiers as plain C++ (__shared__ variables become function statics, shared by a block's
+// threads; __constant__ and __device__ vanish), __syncthreads and __shfl_xor_sync on the host block model
+// (host_block_emulation.h), and the few runtime calls launch_block_kernel and run_vectors_fit make, answered for an
+// emulated device (emulation::multiprocessors SMs, one resident block each, kDynamicSharedBytes of shared memory).
+// Nothing else of CUDA is provided: a kernel that needs more fails to compile here, which is the point.
+#pragma once
+
+#include <cstddef>
+
+#include "host_block_emulation.h"
+
+#ifndef SOFTFLOW_HOST_EMULATION
+#error "tests/emulation/cuda_runtime.h is for the host emulation build (-DSOFTFLOW_HOST_EMULATION) only"
+#endif
+
+#define __global__
+#define __device__
+#define __host__
+#define __constant__
+#define __forceinline__ inline
+#define __shared__ static
+#define __launch_bounds__(...)
+#define __align__(n) alignas(n)
+
+inline void __syncthreads() { softflow::emulation::sync_block(); }
+
+template <class T>
+T __shfl_xor_sync(unsigned mask, T value, int lane_mask) {
+  return softflow::emulation::shfl_xor(mask, value, lane_mask);
+}
+
+enum cudaError_t : int { cudaSuccess = 0 };
+enum cudaFuncAttribute : int { cudaFuncAttributeMaxDynamicSharedMemorySize };
+enum cudaDeviceAttr : int { cudaDevAttrMultiProcessorCount, cudaDevAttrMaxSharedMemoryPerBlockOptin };
+
+inline const char* cudaGetErrorString(cudaError_t) { return "no error"; }
+inline cudaError_t cudaGetLastError() { return cudaSuccess; }
+inline cudaError_t cudaGetDevice(int* device) {
+  *device = 0;
+  return cudaSuccess;
+}
+inline cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attribute, int) {
+  *value = attribute == cudaDevAttrMultiProcessorCount ? softflow::emulation::multiprocessors
+                                                       : int(softflow::emulation::kDynamicSharedBytes);
+  return cudaSuccess;
+}
+template <class Kernel>
+cudaError_t cudaFuncSetAttribute(Kernel, cudaFuncAttribute, int) {
+  return cudaSuccess;
+}
+template <class Kernel>
+cudaError_t cudaOccupancyMaxActiveBlocksPerMultiprocessor(int* blocks, Kernel, int, std::size_t) {
+  *blocks = 1;
+  return cudaSuccess;
+}
