@@ -561,8 +561,7 @@ void expect_same_adaptive_records(const std::vector<RunRecord>& cuda, const std:
 
 // The last checkpoint's statistics of two backends' runs: the same counts, and every observable's mean within 1e-6
 // relative (the means of steps and rejected steps within 2 or 1 %, as expect_same_adaptive_records allows dopri5).
-void expect_close_summaries(const CheckpointSummary& cuda, const CheckpointSummary& cpu,
-                                     const std::string& label) {
+void expect_close_summaries(const CheckpointSummary& cuda, const CheckpointSummary& cpu, const std::string& label) {
   for (int i = 0; i < 5; ++i) EXPECT_EQ(cuda.by_status[i], cpu.by_status[i]) << label << " status " << i;
   EXPECT_EQ(cuda.finite, cpu.finite) << label;
   EXPECT_EQ(cuda.winner_counts, cpu.winner_counts) << label;
