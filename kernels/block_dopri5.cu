@@ -73,8 +73,7 @@ __global__ void __launch_bounds__(B) block_dopri5_kernel(AdaptiveSegmentArgs<Rea
     // k1 = f(theta), checked at rec.t.
     block.evaluate(shape, v, a, data, x.s(0), x.da(0), x.beta, x.r(0), x.work);
     if (!block.check_adaptive(rec.t, args.stop)) {
-      if (t == 0) args.records[run] = rec;
-      __syncthreads();
+      block.end_run(args.records, run);
       continue;
     }
     const bool choose_step = rec.h <= 0;  // the run's first segment
@@ -166,8 +165,7 @@ __global__ void __launch_bounds__(B) block_dopri5_kernel(AdaptiveSegmentArgs<Rea
       __syncthreads();
       if (!block.check_adaptive(rec.t, args.stop)) break;  // the trial's evaluation (stage 7) at the new rec.t
     }
-    if (t == 0) args.records[run] = rec;
-    __syncthreads();
+    block.end_run(args.records, run);
   }
 }
 

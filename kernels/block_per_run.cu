@@ -35,7 +35,6 @@ struct RunVectors {
 template <class Real, int B>
 __global__ void __launch_bounds__(B) block_gd_kernel(FixedStepSegmentArgs<Real> args) {
   __shared__ BlockRun<Real, B> block;
-  RunRecord& rec = block.rec();
   const ModelShape shape = args.shape;
   const int d = shape.d, n = shape.n, t = threadIdx.x;
   const RunVectors<Real> x(reinterpret_cast<Real*>(block_vectors), shape);
@@ -57,11 +56,7 @@ __global__ void __launch_bounds__(B) block_gd_kernel(FixedStepSegmentArgs<Real> 
       }
       __syncthreads();  // V and a are read across threads by the next step
     }
-    if (t == 0) {
-      if (rec.status == RunStatus::running) rec.t = double(args.step_to) * args.step;
-      args.records[run] = rec;
-    }
-    __syncthreads();
+    block.end_segment(args.records, run, double(args.step_to) * args.step);
   }
 }
 
@@ -87,7 +82,6 @@ struct Rk4Vectors {
 template <class Real, int B>
 __global__ void __launch_bounds__(B) block_rk4_kernel(FixedStepSegmentArgs<Real> args) {
   __shared__ BlockRun<Real, B> block;
-  RunRecord& rec = block.rec();
   const ModelShape shape = args.shape;
   const int d = shape.d, n = shape.n, t = threadIdx.x;
   const Rk4Vectors<Real> x(reinterpret_cast<Real*>(block_vectors), shape);
@@ -118,11 +112,7 @@ __global__ void __launch_bounds__(B) block_rk4_kernel(FixedStepSegmentArgs<Real>
       }
       __syncthreads();  // V and a are read across threads by the next step
     }
-    if (t == 0) {
-      if (rec.status == RunStatus::running) rec.t = double(args.step_to) * args.step;
-      args.records[run] = rec;
-    }
-    __syncthreads();
+    block.end_segment(args.records, run, double(args.step_to) * args.step);
   }
 }
 

@@ -94,6 +94,18 @@ struct BlockRun {
     return running;
   }
 
+  // Stores rec() as run `run`'s record (thread 0); every thread returns once it is stored and rec() is free for the
+  // next run.
+  __device__ void end_run(RunRecord* records, long long run) {
+    if (threadIdx.x == 0) records[run] = rec();
+    __syncthreads();
+  }
+  // end_run after a fixed-step segment that ends at t_end: a run still running is at t_end (as advance_fixed_step).
+  __device__ void end_segment(RunRecord* records, long long run, double t_end) {
+    if (threadIdx.x == 0 && rec().status == RunStatus::running) rec().t = t_end;
+    end_run(records, run);
+  }
+
   // apply_checks on eval at time t (thread 0), as advance_fixed_step: a step that passes is counted, a run that
   // stops keeps t as its time. In every thread, whether the run goes on.
   __device__ bool check_step(double t, const StopRule& stop) {

@@ -65,7 +65,6 @@ __device__ void tied_evaluate(BlockRun<Real, B>& block, const ModelShape& shape,
 template <class Real, int B>
 __global__ void __launch_bounds__(B) block_tied_gd_kernel(FixedStepSegmentArgs<Real> args) {
   __shared__ BlockRun<Real, B> block;
-  RunRecord& rec = block.rec();
   const ModelShape shape = args.shape;
   const int n = shape.n, t = threadIdx.x;
   const TiedVectors<Real> x(reinterpret_cast<Real*>(block_vectors), shape);
@@ -86,11 +85,7 @@ __global__ void __launch_bounds__(B) block_tied_gd_kernel(FixedStepSegmentArgs<R
       }
       __syncthreads();  // U and a are read across threads by the next step
     }
-    if (t == 0) {
-      if (rec.status == RunStatus::running) rec.t = double(args.step_to) * args.step;
-      args.records[run] = rec;
-    }
-    __syncthreads();
+    block.end_segment(args.records, run, double(args.step_to) * args.step);
   }
 }
 
