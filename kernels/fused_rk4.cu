@@ -80,7 +80,7 @@ __global__ void __launch_bounds__(kFusedThreadsPerBlock) fused_rk4_kernel(FixedS
 }
 
 template <class Real, int D, int N, int T>
-void launch(const FixedStepSegmentArgs<Real>& args) {
+void launch_rk4(const FixedStepSegmentArgs<Real>& args) {
   launch_lane_groups<T>(fused_rk4_kernel<Real, D, N, T>, args);
 }
 
@@ -107,9 +107,11 @@ void fused_rk4_advance(const FixedStepSegmentArgs<Real>& args, int lanes) {
   const int d = args.shape.d, n = args.shape.n;
   if (lanes <= 0) fused_rk4_available(args.shape, int(sizeof(Real)), &lanes);
   if (d == 8 && n == 8)
-    return with_lane_count<1, 2, 4>(lanes, "fused rk4", [&](auto t) { launch<Real, 8, 8, decltype(t)::value>(args); });
+    return with_lane_count<1, 2, 4>(lanes, "fused rk4",
+                                    [&](auto t) { launch_rk4<Real, 8, 8, decltype(t)::value>(args); });
   if (d == 16 && n == 16)
-    return with_lane_count<4, 8>(lanes, "fused rk4", [&](auto t) { launch<Real, 16, 16, decltype(t)::value>(args); });
+    return with_lane_count<4, 8>(lanes, "fused rk4",
+                                 [&](auto t) { launch_rk4<Real, 16, 16, decltype(t)::value>(args); });
   throw std::logic_error("fused_rk4_advance: no instance for this size");
 }
 

@@ -100,7 +100,11 @@ template <int T, class Kernel, class Args>
 void launch_lane_groups(Kernel kernel, const Args& args) {
   const long long threads = args.runs * T;
   const unsigned blocks = unsigned((threads + kFusedThreadsPerBlock - 1) / kFusedThreadsPerBlock);
+#ifdef SOFTFLOW_HOST_EMULATION
+  emulation::launch_kernel(kernel, blocks, kFusedThreadsPerBlock, 0, args);  // on the host (tests/emulation)
+#else
   kernel<<<blocks, kFusedThreadsPerBlock>>>(args);
+#endif
   SOFTFLOW_CUDA_CHECK(cudaGetLastError());
 }
 

@@ -29,177 +29,14 @@
 #include "block_dopri5.cu"
 #include "block_per_run.cu"
 #include "block_tied.cu"
+#include "emulated_cells.h"
 
 namespace softflow {
-
-// cuda_check.h's check, for the stand-in runtime (kernels/cuda_check.cu is CUDA's and is not linked here).
-void cuda_check(int code, const char* call, const char* file, int line) {
-  if (code != 0)
-    throw CudaError(std::string("emulated CUDA error in ") + call + " at " + file + ":" + std::to_string(line));
-}
-
 namespace {
 
-constexpr std::uint64_t kSeed = 20251123;
-constexpr std::uint32_t kCell = 2;
-
-// One cell's runs: initial states from draw_initial_state (so the observation can redraw V(0)), per-run data
-// (targets from draw_target_vector; regression X and y drawn here), records from initial_record.
-template <class Real>
-struct Cell {
-  ModelShape shape;
-  InitParams init;
-  int runs = 0, p = 0, q = 0;
-  std::vector<Real> states, data;
-  std::vector<RunRecord> records;
-  Real* state(int r) { return states.data() + size_t(r) * p; }
-  const Real* data_of(int r) const { return data.data() + size_t(r) * q; }
-};
-
-ModelShape value_softmax(int d, int n, LossKind loss) {
-  ModelShape shape;
-  shape.loss = loss;
-  shape.d = d;
-  shape.n = n;
-  shape.m = loss == LossKind::regression ? 7 : 0;
-  return shape;
-}
-
-ModelShape tied(int dim) {
-  ModelShape shape;
-  shape.model = ModelKind::tied;
-  shape.d = shape.n = dim;
-  return shape;
-}
-
-const char* loss_name(LossKind loss) {
-  switch (loss) {
-    case LossKind::logistic: return "logistic";
-    case LossKind::square: return "square";
-    case LossKind::cross_entropy: return "cross_entropy";
-    case LossKind::regression: return "regression";
-    default: return "?";
-  }
-}
-
-std::string label_of(const ModelShape& shape) {
-  return std::string(shape.model == ModelKind::tied ? "tied " : "") + std::to_string(shape.d) + "x" +
-         std::to_string(shape.n) + " " + loss_name(shape.loss);
-}
-
-template <class Real>
-Cell<Real> make_cell(const ModelShape& shape, const InitParams& init, int runs) {
-  Cell<Real> cell;
-  cell.shape = shape;
-  cell.init = init;
-  cell.runs = runs;
-  cell.p = shape.state_size();
-  cell.q = shape.data_size();
-  cell.states.resize(size_t(runs) * cell.p);
-  cell.data.resize(size_t(runs) * cell.q);
-  cell.records.resize(size_t(runs));
-  std::vector<Real> scratch(size_t(shape.scratch_size()));
-  for (int r = 0; r < runs; ++r) {
-    draw_initial_state(shape, init, kSeed, kCell, std::uint32_t(r), cell.state(r));
-    Real* data = cell.data.data() + size_t(r) * cell.q;
-    if (shape.loss == LossKind::regression) {
-      std::mt19937_64 generator(kSeed + std::uint64_t(r));
-      std::normal_distribution<double> normal;
-      for (int i = 0; i < shape.m * shape.d; ++i) data[i] = Real(normal(generator) / std::sqrt(double(shape.d)));
-      for (int k = 0; k < shape.m; ++k) data[shape.m * shape.d + k] = Real(normal(generator));
-    } else {
-      draw_target_vector(shape, init, kSeed, kCell, std::uint32_t(r), data);
-    }
-    cell.records[size_t(r)] = initial_record(shape, cell.state(r), data, scratch.data());
-  }
-  return cell;
-}
-
-// |x - y| / max(1, |y|) at worst (as test_support.h's max_relative_difference), infinite where exactly one is NaN.
-template <class Real>
-double max_relative_difference(const std::vector<Real>& x, const std::vector<Real>& y) {
-  double worst = 0;
-  for (size_t i = 0; i < x.size(); ++i) {
-    const double a = double(x[i]), b = double(y[i]);
-    if (std::isnan(a) || std::isnan(b)) {
-      if (std::isnan(a) != std::isnan(b)) return INFINITY;
-      continue;
-    }
-    worst = std::max(worst, std::abs(a - b) / std::max(1.0, std::abs(b)));
-  }
-  return worst;
-}
-
-bool near(double a, double b, double tolerance) {
-  return (std::isnan(a) && std::isnan(b)) || std::abs(a - b) <= tolerance * std::max(1.0, std::abs(b));
-}
-
-// Fixed-step records: every field equal, but last_s_max (a rounded s_max: the block sums in another order) to
-// `tolerance` (1e-12 for float64).
-void expect_same_fixed_records(const std::vector<RunRecord>& kernel, const std::vector<RunRecord>& cpu,
-                               const std::string& label, double tolerance = 1e-12) {
-  ASSERT_EQ(kernel.size(), cpu.size());
-  for (size_t r = 0; r < cpu.size(); ++r) {
-    const RunRecord &a = kernel[r], &b = cpu[r];
-    const std::string where = label + " run " + std::to_string(r);
-    EXPECT_EQ(a.status, b.status) << where;
-    EXPECT_EQ(a.t, b.t) << where;
-    EXPECT_EQ(a.h, b.h) << where;
-    EXPECT_EQ(a.stop_time, b.stop_time) << where;
-    EXPECT_EQ(a.steps, b.steps) << where;
-    EXPECT_EQ(a.rejected, b.rejected) << where;
-    EXPECT_EQ(a.last_check_t, b.last_check_t) << where;
-    EXPECT_TRUE(near(a.last_s_max, b.last_s_max, tolerance)) << where << ": " << a.last_s_max << " vs " << b.last_s_max;
-    for (int k = 0; k < kPassageCount; ++k) EXPECT_EQ(a.first_time[k], b.first_time[k]) << where << " passage " << k;
-    EXPECT_EQ(a.sum_a0, b.sum_a0) << where;
-    EXPECT_EQ(a.argmax_a0, b.argmax_a0) << where;
-    EXPECT_EQ(a.argmax_u0, b.argmax_u0) << where;
-  }
-}
-
-// dopri5 records as tests/cuda_backend_test.cpp's expect_same_adaptive_records.
-void expect_same_adaptive_records(const std::vector<RunRecord>& kernel, const std::vector<RunRecord>& cpu,
-                                  const std::string& label) {
-  ASSERT_EQ(kernel.size(), cpu.size());
-  for (size_t r = 0; r < cpu.size(); ++r) {
-    const RunRecord &a = kernel[r], &b = cpu[r];
-    const std::string where = label + " run " + std::to_string(r);
-    EXPECT_EQ(a.status, b.status) << where;
-    EXPECT_TRUE(near(a.t, b.t, 1e-6)) << where << ": t " << a.t << " vs " << b.t;
-    EXPECT_TRUE(near(a.stop_time, b.stop_time, 1e-6)) << where << ": stop " << a.stop_time << " vs " << b.stop_time;
-    const long long slack = std::max(2LL, b.steps / 100);
-    EXPECT_LE(std::abs(a.steps - b.steps), slack) << where << ": steps " << a.steps << " vs " << b.steps;
-    EXPECT_LE(std::abs(a.rejected - b.rejected), slack) << where << ": rejected " << a.rejected << " vs " << b.rejected;
-    for (int k = 0; k < kPassageCount; ++k)
-      EXPECT_TRUE(near(a.first_time[k], b.first_time[k], 1e-6))
-          << where << " passage " << k << ": " << a.first_time[k] << " vs " << b.first_time[k];
-  }
-}
-
-int count_status(const std::vector<RunRecord>& records, RunStatus status) {
-  return int(std::count_if(records.begin(), records.end(), [&](const RunRecord& r) { return r.status == status; }));
-}
+using namespace emulated;
 
 enum class FixedKernel { gd, rk4, tied_gd };
-
-// The CPU reference of one fixed-step segment: advance_fixed_step on every running run (as the CPU backend).
-template <class Real>
-void cpu_fixed_segment(Cell<Real>& cell, Method method, double step, long long from, long long to,
-                       const StopRule& stop) {
-  std::vector<Real> work(size_t(integrator_workspace_size(cell.shape)));
-  for (int r = 0; r < cell.runs; ++r) {
-    RunRecord& rec = cell.records[size_t(r)];
-    if (rec.status == RunStatus::running)
-      advance_fixed_step(cell.shape, method, step, from, to, stop, cell.state(r), cell.data_of(r), rec, work.data());
-  }
-}
-
-template <class Real>
-FixedStepSegmentArgs<Real> segment_args(Cell<Real>& cell, double step, long long from, long long to,
-                                        const StopRule& stop) {
-  return FixedStepSegmentArgs<Real>{
-      cell.shape, step, from, to, stop, cell.runs, cell.states.data(), cell.records.data(), cell.data.data(), cell.q};
-}
 
 // The kernel and the CPU over the segments between consecutive `steps`, from the same cell; returns the CPU's cell.
 template <class Real>
@@ -223,21 +60,6 @@ Cell<Real> compare_fixed(FixedKernel kernel, const ModelShape& shape, const Init
   }
   return cpu;
 }
-
-const LossKind kValueLosses[] = {LossKind::logistic, LossKind::square, LossKind::cross_entropy, LossKind::regression};
-
-InitParams spread(double sigma_v, double sigma_a = 0.3) {
-  InitParams init;
-  init.sigma_v = sigma_v;
-  init.sigma_a = sigma_a;
-  return init;
-}
-
-// V of scale 1 / sqrt(d), so that beta = V s is of order one whatever d and the steps below stay well inside gd's
-// and rk4's stability regions: the trajectories do not amplify rounding (with V of scale one, 300x3 square runs
-// amplify a 1e-15 perturbation of the initial state to 7e-11 in 40 gd steps and to 5e-6 in 25 rk4 steps, on the
-// CPU alone).
-InitParams spread_for(const ModelShape& shape) { return spread(1.0 / std::sqrt(double(shape.d))); }
 
 // Logistic runs (8 x 6) whose s_max passes 0.9 (a first passage) and which polarize at s_max >= 1 - eps: with eps
 // 0.07, of the first 9 runs on the CPU three stop (near t = 23, 65, 120), two more pass 0.9 (near t = 140, 155).

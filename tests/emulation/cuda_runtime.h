@@ -1,12 +1,15 @@
-// Purpose: the stand-in for <cuda_runtime.h> that the CPU emulation test (tests/block_kernel_emulation_test.cpp,
-// built with -DSOFTFLOW_HOST_EMULATION and tests/emulation first on its include path) gives the block-per-run
-// kernels: the CUDA qualifiers as plain C++ (__shared__ variables become function statics, shared by a block's
-// threads; __constant__ and __device__ vanish), __syncthreads and __shfl_xor_sync on the host block model
-// (host_block_emulation.h), and the few runtime calls launch_block_kernel and run_vectors_fit make, answered for an
-// emulated device (emulation::multiprocessors SMs, one resident block each, kDynamicSharedBytes of shared memory).
+// Purpose: the stand-in for <cuda_runtime.h> that the CPU emulation tests (tests/block_kernel_emulation_test.cpp,
+// tests/fused_kernel_emulation_test.cpp, built with -DSOFTFLOW_HOST_EMULATION and tests/emulation first on their
+// include path) give the block-per-run and fused kernels: the CUDA qualifiers as plain C++ (__shared__ variables
+// become function statics, shared by a block's threads; __constant__ and __device__ vanish), __syncthreads,
+// __shfl_xor_sync (any mask and width) and the votes __any_sync / __all_sync on the host block model
+// (host_block_emulation.h), CUDA's host-and-device maths (fmaxf, exp, ...) as <cmath>'s, and the few runtime calls
+// launch_block_kernel and run_vectors_fit make, answered for an emulated device (emulation::multiprocessors SMs, one
+// resident block each, kDynamicSharedBytes of shared memory).
 // Nothing else of CUDA is provided: a kernel that needs more fails to compile here, which is the point.
 #pragma once
 
+#include <cmath>
 #include <cstddef>
 
 #include "host_block_emulation.h"
@@ -27,9 +30,11 @@
 inline void __syncthreads() { softflow::emulation::sync_block(); }
 
 template <class T>
-T __shfl_xor_sync(unsigned mask, T value, int lane_mask) {
-  return softflow::emulation::shfl_xor(mask, value, lane_mask);
+T __shfl_xor_sync(unsigned mask, T value, int lane_mask, int width = 32) {
+  return softflow::emulation::shfl_xor(mask, value, lane_mask, width);
 }
+inline int __any_sync(unsigned mask, int predicate) { return softflow::emulation::vote(false, mask, predicate != 0); }
+inline int __all_sync(unsigned mask, int predicate) { return softflow::emulation::vote(true, mask, predicate != 0); }
 
 enum cudaError_t : int { cudaSuccess = 0 };
 enum cudaFuncAttribute : int { cudaFuncAttributeMaxDynamicSharedMemorySize };

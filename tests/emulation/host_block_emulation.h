@@ -1,11 +1,13 @@
-// Purpose: CUDA's block model on the host, for the CPU test of the block-per-run kernels
-// (tests/block_kernel_emulation_test.cpp). Every thread of a block is a fiber (its own stack, switched in user space:
-// a few instructions on x86-64, ucontext elsewhere) on one OS thread, with threadIdx set as it runs; a thread runs
-// until it waits at a barrier (__syncthreads: the block's threads; __shfl_xor_sync: its warp's 32 lanes, values
-// exchanged through per-lane slots) or exits. A scheduler picks the next thread at random among the runnable ones
-// (a fixed-seed generator, so a run is reproducible), so the stretches between barriers run in ever different
-// orders and a missing barrier shows up as a wrong result; a barrier that some threads never reach (divergent
-// __syncthreads, a lane exiting during a shuffle) or a deadlock aborts with a message instead of hanging.
+// Purpose: CUDA's block model on the host, for the CPU tests of the block-per-run and fused kernels
+// (tests/block_kernel_emulation_test.cpp, tests/fused_kernel_emulation_test.cpp). Every thread of a block is a fiber
+// (its own stack, switched in user space: a few instructions on x86-64, ucontext elsewhere) on one OS thread, with
+// threadIdx set as it runs; a thread runs until it waits at a barrier (__syncthreads: the block's threads) or a warp
+// operation (__shfl_xor_sync with any mask and width, __any_sync, __all_sync: the lanes of its mask, which must
+// all meet at the same operation and mask; the last to arrive computes every lane's result) or exits. A scheduler
+// picks the next thread at random among the runnable ones (a fixed-seed generator, so a run is reproducible), so the
+// stretches between barriers run in ever different orders and a missing barrier shows up as a wrong result; a
+// barrier or warp operation that some threads never reach (divergent __syncthreads, a lane of the mask exiting
+// during a shuffle) or a deadlock aborts with a message instead of hanging.
 // OS threads per block thread (the first prototype) cost ~10 us a thread a barrier here; these fibers ~0.05 us
 // (ucontext's, which make system calls, ~50 times that). Not for sanitizer builds (they do not follow the switches).
 // launch_kernel runs the blocks of a grid one after another (a kernel's __shared__ variables are function statics
@@ -104,11 +106,10 @@ class Scheduler {
     block_waiting_.clear();
     for (auto& waiting : warp_waiting_) waiting.clear();
     exited_ = 0;
-    std::fill(exited_in_warp_, exited_in_warp_ + kMaxThreads / kWarpSize, 0);
+    std::fill(exited_lanes_, exited_lanes_ + kMaxThreads / kWarpSize, 0u);
     ready_.clear();
     for (int t = 0; t < threads; ++t) {
       start_fiber(t);
-      parity_[t] = 0;
       ready_.push_back(t);
     }
     while (!ready_.empty()) {
@@ -130,22 +131,24 @@ class Scheduler {
     suspend();
   }
 
-  // __shfl_xor_sync over the full warp: posts `value`, waits for the warp's 32 lanes, returns lane ^ lane_mask's.
-  // Two slot sets by parity: a lane cannot post twice into one before every lane has read it (it would first have
-  // to pass the next shuffle's wait, which needs every lane).
+  // __shfl_xor_sync(mask, value, lane_mask, width): posts `value`, waits until every lane of `mask` has posted
+  // (the lanes of one warp, this one among them), returns the value of lane ^ lane_mask (its own where that lane
+  // lies outside its width-segment, as CUDA).
   template <class T>
-  T shfl_xor(unsigned mask, T value, int lane_mask) {
+  T shfl_xor(unsigned mask, T value, int lane_mask, int width) {
     static_assert(std::is_trivially_copyable<T>::value && sizeof(T) <= 8, "shuffle of a word or two");
-    if (mask != 0xffffffffu) fail("__shfl_xor_sync with a partial mask is not emulated");
-    const int warp = current_ / kWarpSize, lane = current_ % kWarpSize, parity = parity_[current_];
-    parity_[current_] ^= 1;
-    std::memcpy(slots_[parity][warp][lane], &value, sizeof(T));
-    if (exited_in_warp_[warp] > 0) fail("divergent __shfl_xor_sync: a lane of the warp has exited");
-    warp_waiting_[warp].push_back(current_);
-    suspend();
+    if (width <= 0 || width > kWarpSize || (width & (width - 1)) != 0) fail("__shfl_xor_sync: width not a power of two");
+    std::uint64_t bits = 0;
+    std::memcpy(&bits, &value, sizeof(T));
+    const std::uint64_t result = warp_exchange(WarpOp::shuffle_xor, mask, bits, lane_mask, width);
     T out;
-    std::memcpy(&out, slots_[parity][warp][lane ^ lane_mask], sizeof(T));
+    std::memcpy(&out, &result, sizeof(T));
     return out;
+  }
+
+  // __any_sync / __all_sync: waits for the lanes of `mask`, returns whether any / all of their predicates hold.
+  bool vote(bool all, unsigned mask, bool predicate) {
+    return warp_exchange(all ? WarpOp::all : WarpOp::any, mask, predicate ? 1 : 0, 0, kWarpSize) != 0;
   }
 
  private:
@@ -170,24 +173,79 @@ class Scheduler {
   static void fiber_entry() { fiber_main(); }
 #endif
 
-  void on_exit() {
-    ++exited_;
-    ++exited_in_warp_[current_ / kWarpSize];
-    if (!block_waiting_.empty()) fail("divergent __syncthreads: a thread exited while others wait at a barrier");
-    if (!warp_waiting_[current_ / kWarpSize].empty())
-      fail("divergent __shfl_xor_sync: a lane exited while others wait to shuffle");
+  enum class WarpOp { shuffle_xor, any, all };
+
+  // One lane's part in a warp operation: it posts `bits` and waits until every lane of `mask` is waiting with the
+  // same operation and mask; the last to arrive computes every participant's result (before any of them runs on,
+  // so no lane can post again before its partners have read), and all become runnable.
+  std::uint64_t warp_exchange(WarpOp op, unsigned mask, std::uint64_t bits, int lane_mask, int width) {
+    const int warp = current_ / kWarpSize, lane = current_ % kWarpSize;
+    if ((mask >> lane & 1u) == 0) fail("warp operation by a lane outside its own mask");
+    if (exited_lanes_[warp] & mask) fail("divergent warp operation: a lane of its mask has exited");
+    Posted& mine = posted_[current_];
+    mine = Posted{op, mask, bits, lane_mask, width, 0};
+    warp_waiting_[warp].push_back(current_);
+    complete_warp_operation(warp, mask);
+    suspend();
+    return posted_[current_].result;
   }
 
-  // Barriers whose threads have all arrived: their threads become runnable.
+  // If every lane of `mask` waits at a warp operation, checks that they agree on it, computes their results and
+  // makes them runnable.
+  void complete_warp_operation(int warp, unsigned mask) {
+    std::vector<int>& waiting = warp_waiting_[warp];
+    unsigned arrived = 0;
+    for (int t : waiting)
+      if (mask >> (t % kWarpSize) & 1u) arrived |= 1u << (t % kWarpSize);
+    if (arrived != mask) return;
+    const Posted& first = posted_[warp * kWarpSize + lowest_lane(mask)];
+    std::uint64_t any = 0, all = 1;
+    for (int lane = 0; lane < kWarpSize; ++lane) {
+      if ((mask >> lane & 1u) == 0) continue;
+      const Posted& p = posted_[warp * kWarpSize + lane];
+      if (p.mask != mask || p.op != first.op) fail("lanes of one mask meet at different warp operations or masks");
+      any |= p.bits != 0;
+      all &= p.bits != 0;
+    }
+    for (int lane = 0; lane < kWarpSize; ++lane) {
+      if ((mask >> lane & 1u) == 0) continue;
+      Posted& p = posted_[warp * kWarpSize + lane];
+      if (p.op == WarpOp::any) {
+        p.result = any;
+      } else if (p.op == WarpOp::all) {
+        p.result = all;
+      } else {
+        int source = lane ^ p.lane_mask;
+        if (source / p.width != lane / p.width) source = lane;
+        if (source >= kWarpSize || (mask >> source & 1u) == 0) fail("__shfl_xor_sync from a lane outside the mask");
+        p.result = posted_[warp * kWarpSize + source].bits;
+      }
+    }
+    std::vector<int> still_waiting;
+    for (int t : waiting) (mask >> (t % kWarpSize) & 1u ? ready_ : still_waiting).push_back(t);
+    waiting.swap(still_waiting);
+  }
+
+  static int lowest_lane(unsigned mask) {
+    int lane = 0;
+    while ((mask >> lane & 1u) == 0) ++lane;
+    return lane;
+  }
+
+  void on_exit() {
+    ++exited_;
+    const int warp = current_ / kWarpSize, lane = current_ % kWarpSize;
+    exited_lanes_[warp] |= 1u << lane;
+    if (!block_waiting_.empty()) fail("divergent __syncthreads: a thread exited while others wait at a barrier");
+    for (int t : warp_waiting_[warp])
+      if (posted_[t].mask >> lane & 1u) fail("divergent warp operation: a lane of its mask exited while others wait");
+  }
+
+  // A completed __syncthreads: its threads become runnable.
   void release_completed_barriers() {
     if (int(block_waiting_.size()) == threads_) {
       ready_.insert(ready_.end(), block_waiting_.begin(), block_waiting_.end());
       block_waiting_.clear();
-    }
-    const int warp = current_ / kWarpSize;
-    if (int(warp_waiting_[warp].size()) == kWarpSize) {
-      ready_.insert(ready_.end(), warp_waiting_[warp].begin(), warp_waiting_[warp].end());
-      warp_waiting_[warp].clear();
     }
   }
 
@@ -248,9 +306,14 @@ class Scheduler {
   const void* body_ = nullptr;
   void (*call_body_)(const void*) = nullptr;
   std::vector<int> ready_, block_waiting_, warp_waiting_[kMaxThreads / kWarpSize];
-  int exited_in_warp_[kMaxThreads / kWarpSize] = {};
-  int parity_[kMaxThreads] = {};
-  alignas(8) unsigned char slots_[2][kMaxThreads / kWarpSize][kWarpSize][8] = {};
+  unsigned exited_lanes_[kMaxThreads / kWarpSize] = {};  // per warp, a bit per lane
+  struct Posted {
+    WarpOp op;
+    unsigned mask;
+    std::uint64_t bits;  // the value or predicate posted
+    int lane_mask, width;
+    std::uint64_t result;
+  } posted_[kMaxThreads] = {};
   Fiber fibers_[kMaxThreads];
   std::uint64_t random_ = 20251123;  // splitmix64's state
 #ifdef SOFTFLOW_EMULATION_USE_UCONTEXT
@@ -268,9 +331,11 @@ inline Scheduler& Scheduler::scheduler() {
 inline void sync_block() { Scheduler::scheduler().sync_block(); }
 
 template <class T>
-T shfl_xor(unsigned mask, T value, int lane_mask) {
-  return Scheduler::scheduler().shfl_xor(mask, value, lane_mask);
+T shfl_xor(unsigned mask, T value, int lane_mask, int width) {
+  return Scheduler::scheduler().shfl_xor(mask, value, lane_mask, width);
 }
+
+inline bool vote(bool all, unsigned mask, bool predicate) { return Scheduler::scheduler().vote(all, mask, predicate); }
 
 }  // namespace softflow::emulation
 

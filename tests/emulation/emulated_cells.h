@@ -1,0 +1,198 @@
+// Purpose: the cells of runs that the CPU emulation tests of the CUDA kernels (tests/block_kernel_emulation_test.cpp,
+// tests/fused_kernel_emulation_test.cpp) advance on both sides, and their comparisons: initial states and data
+// drawn as the backends draw them, the CPU reference of a fixed-step segment (advance_fixed_step), the kernels'
+// arguments for the same cell, and the agreement of states and records.
+// Shapes: states runs x state_size (run-major), data runs x data_size, records runs.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "fixed_step_segment.cuh"
+#include "softflow/initial_state.h"
+#include "softflow/integrators.h"
+
+namespace softflow::emulated {
+
+inline constexpr std::uint64_t kSeed = 20251123;
+inline constexpr std::uint32_t kCell = 2;
+
+// One cell's runs: initial states from draw_initial_state (so the observation can redraw V(0)), per-run data
+// (targets from draw_target_vector; regression X and y drawn here), records from initial_record.
+template <class Real>
+struct Cell {
+  ModelShape shape;
+  InitParams init;
+  int runs = 0, p = 0, q = 0;
+  std::vector<Real> states, data;
+  std::vector<RunRecord> records;
+  Real* state(int r) { return states.data() + size_t(r) * p; }
+  const Real* data_of(int r) const { return data.data() + size_t(r) * q; }
+};
+
+inline ModelShape value_softmax(int d, int n, LossKind loss) {
+  ModelShape shape;
+  shape.loss = loss;
+  shape.d = d;
+  shape.n = n;
+  shape.m = loss == LossKind::regression ? 7 : 0;
+  return shape;
+}
+
+inline ModelShape tied(int dim) {
+  ModelShape shape;
+  shape.model = ModelKind::tied;
+  shape.d = shape.n = dim;
+  return shape;
+}
+
+inline const char* loss_name(LossKind loss) {
+  switch (loss) {
+    case LossKind::logistic: return "logistic";
+    case LossKind::square: return "square";
+    case LossKind::cross_entropy: return "cross_entropy";
+    case LossKind::regression: return "regression";
+    default: return "?";
+  }
+}
+
+inline std::string label_of(const ModelShape& shape) {
+  return std::string(shape.model == ModelKind::tied ? "tied " : "") + std::to_string(shape.d) + "x" +
+         std::to_string(shape.n) + " " + loss_name(shape.loss);
+}
+
+template <class Real>
+Cell<Real> make_cell(const ModelShape& shape, const InitParams& init, int runs) {
+  Cell<Real> cell;
+  cell.shape = shape;
+  cell.init = init;
+  cell.runs = runs;
+  cell.p = shape.state_size();
+  cell.q = shape.data_size();
+  cell.states.resize(size_t(runs) * cell.p);
+  cell.data.resize(size_t(runs) * cell.q);
+  cell.records.resize(size_t(runs));
+  std::vector<Real> scratch(size_t(shape.scratch_size()));
+  for (int r = 0; r < runs; ++r) {
+    draw_initial_state(shape, init, kSeed, kCell, std::uint32_t(r), cell.state(r));
+    Real* data = cell.data.data() + size_t(r) * cell.q;
+    if (shape.loss == LossKind::regression) {
+      std::mt19937_64 generator(kSeed + std::uint64_t(r));
+      std::normal_distribution<double> normal;
+      for (int i = 0; i < shape.m * shape.d; ++i) data[i] = Real(normal(generator) / std::sqrt(double(shape.d)));
+      for (int k = 0; k < shape.m; ++k) data[shape.m * shape.d + k] = Real(normal(generator));
+    } else {
+      draw_target_vector(shape, init, kSeed, kCell, std::uint32_t(r), data);
+    }
+    cell.records[size_t(r)] = initial_record(shape, cell.state(r), data, scratch.data());
+  }
+  return cell;
+}
+
+// |x - y| / max(1, |y|) at worst (as test_support.h's max_relative_difference), infinite where exactly one is NaN.
+template <class Real>
+double max_relative_difference(const std::vector<Real>& x, const std::vector<Real>& y) {
+  double worst = 0;
+  for (size_t i = 0; i < x.size(); ++i) {
+    const double a = double(x[i]), b = double(y[i]);
+    if (std::isnan(a) || std::isnan(b)) {
+      if (std::isnan(a) != std::isnan(b)) return INFINITY;
+      continue;
+    }
+    worst = std::max(worst, std::abs(a - b) / std::max(1.0, std::abs(b)));
+  }
+  return worst;
+}
+
+inline bool near(double a, double b, double tolerance) {
+  return (std::isnan(a) && std::isnan(b)) || std::abs(a - b) <= tolerance * std::max(1.0, std::abs(b));
+}
+
+// Fixed-step records: every field equal, but last_s_max (a rounded s_max: the block sums in another order) to
+// `tolerance` (1e-12 for float64).
+inline void expect_same_fixed_records(const std::vector<RunRecord>& kernel, const std::vector<RunRecord>& cpu,
+                               const std::string& label, double tolerance = 1e-12) {
+  ASSERT_EQ(kernel.size(), cpu.size());
+  for (size_t r = 0; r < cpu.size(); ++r) {
+    const RunRecord &a = kernel[r], &b = cpu[r];
+    const std::string where = label + " run " + std::to_string(r);
+    EXPECT_EQ(a.status, b.status) << where;
+    EXPECT_EQ(a.t, b.t) << where;
+    EXPECT_EQ(a.h, b.h) << where;
+    EXPECT_EQ(a.stop_time, b.stop_time) << where;
+    EXPECT_EQ(a.steps, b.steps) << where;
+    EXPECT_EQ(a.rejected, b.rejected) << where;
+    EXPECT_EQ(a.last_check_t, b.last_check_t) << where;
+    EXPECT_TRUE(near(a.last_s_max, b.last_s_max, tolerance)) << where << ": " << a.last_s_max << " vs " << b.last_s_max;
+    for (int k = 0; k < kPassageCount; ++k) EXPECT_EQ(a.first_time[k], b.first_time[k]) << where << " passage " << k;
+    EXPECT_EQ(a.sum_a0, b.sum_a0) << where;
+    EXPECT_EQ(a.argmax_a0, b.argmax_a0) << where;
+    EXPECT_EQ(a.argmax_u0, b.argmax_u0) << where;
+  }
+}
+
+// dopri5 records as tests/cuda_backend_test.cpp's expect_same_adaptive_records.
+inline void expect_same_adaptive_records(const std::vector<RunRecord>& kernel, const std::vector<RunRecord>& cpu,
+                                  const std::string& label) {
+  ASSERT_EQ(kernel.size(), cpu.size());
+  for (size_t r = 0; r < cpu.size(); ++r) {
+    const RunRecord &a = kernel[r], &b = cpu[r];
+    const std::string where = label + " run " + std::to_string(r);
+    EXPECT_EQ(a.status, b.status) << where;
+    EXPECT_TRUE(near(a.t, b.t, 1e-6)) << where << ": t " << a.t << " vs " << b.t;
+    EXPECT_TRUE(near(a.stop_time, b.stop_time, 1e-6)) << where << ": stop " << a.stop_time << " vs " << b.stop_time;
+    const long long slack = std::max(2LL, b.steps / 100);
+    EXPECT_LE(std::abs(a.steps - b.steps), slack) << where << ": steps " << a.steps << " vs " << b.steps;
+    EXPECT_LE(std::abs(a.rejected - b.rejected), slack) << where << ": rejected " << a.rejected << " vs " << b.rejected;
+    for (int k = 0; k < kPassageCount; ++k)
+      EXPECT_TRUE(near(a.first_time[k], b.first_time[k], 1e-6))
+          << where << " passage " << k << ": " << a.first_time[k] << " vs " << b.first_time[k];
+  }
+}
+
+inline int count_status(const std::vector<RunRecord>& records, RunStatus status) {
+  return int(std::count_if(records.begin(), records.end(), [&](const RunRecord& r) { return r.status == status; }));
+}
+
+// The CPU reference of one fixed-step segment: advance_fixed_step on every running run (as the CPU backend).
+template <class Real>
+void cpu_fixed_segment(Cell<Real>& cell, Method method, double step, long long from, long long to,
+                       const StopRule& stop) {
+  std::vector<Real> work(size_t(integrator_workspace_size(cell.shape)));
+  for (int r = 0; r < cell.runs; ++r) {
+    RunRecord& rec = cell.records[size_t(r)];
+    if (rec.status == RunStatus::running)
+      advance_fixed_step(cell.shape, method, step, from, to, stop, cell.state(r), cell.data_of(r), rec, work.data());
+  }
+}
+
+template <class Real>
+FixedStepSegmentArgs<Real> segment_args(Cell<Real>& cell, double step, long long from, long long to,
+                                        const StopRule& stop) {
+  return FixedStepSegmentArgs<Real>{
+      cell.shape, step, from, to, stop, cell.runs, cell.states.data(), cell.records.data(), cell.data.data(), cell.q};
+}
+
+inline const LossKind kValueLosses[] = {LossKind::logistic, LossKind::square, LossKind::cross_entropy,
+                                        LossKind::regression};
+
+inline InitParams spread(double sigma_v, double sigma_a = 0.3) {
+  InitParams init;
+  init.sigma_v = sigma_v;
+  init.sigma_a = sigma_a;
+  return init;
+}
+
+// V of scale 1 / sqrt(d), so that beta = V s is of order one whatever d and the steps below stay well inside gd's
+// and rk4's stability regions: the trajectories do not amplify rounding (with V of scale one, 300x3 square runs
+// amplify a 1e-15 perturbation of the initial state to 7e-11 in 40 gd steps and to 5e-6 in 25 rk4 steps, on the
+// CPU alone).
+inline InitParams spread_for(const ModelShape& shape) { return spread(1.0 / std::sqrt(double(shape.d))); }
+
+}  // namespace softflow::emulated

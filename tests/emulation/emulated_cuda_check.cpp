@@ -1,0 +1,14 @@
+// Purpose: cuda_check.h's check for the emulation tests' stand-in runtime (tests/emulation/cuda_runtime.h):
+// kernels/cuda_check.cu is CUDA's and is not linked into them.
+#include <string>
+
+#include "cuda_check.h"
+
+namespace softflow {
+
+void cuda_check(int code, const char* call, const char* file, int line) {
+  if (code != 0)
+    throw CudaError(std::string("emulated CUDA error in ") + call + " at " + file + ":" + std::to_string(line));
+}
+
+}  // namespace softflow
