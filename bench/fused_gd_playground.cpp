@@ -14,6 +14,7 @@
 // Variants (--integrator dopri5: the horizon is t = 0.1 --steps, as for gd; each run takes its own steps):
 //   generic       the thread-per-run kernel
 //   block dopri5  one thread block per run (kernels/block_dopri5.cuh)
+//   dopri5 lanes=T  the fused dopri5 kernel (kernels/fused_dopri5.cuh), T in fused_dopri5_lane_choices(d, n)
 // Variants (--loss regression: gd, one data set of --samples rows shared by all runs):
 //   generic, block as for gd
 //   cublas      the X products across runs by cuBLAS between block kernels (kernels/shared_regression.cuh)
@@ -41,6 +42,7 @@
 #include "cpu_backend.h"
 #include "cuda_cell_input.h"
 #include "bench_metrics.h"
+#include "fused_dopri5.cuh"
 #include "fused_gd.cuh"
 #include "fused_rk4.cuh"
 
@@ -59,10 +61,12 @@ struct Variant {
   int cublas = 0;          // shared regression data through cuBLAS
   int block_dopri5 = 0;    // block-per-run dopri5 kernel
   int cublas_attention = 0;  // attention with shared data through cuBLAS
+  int dopri5_lanes = 0;      // fused dopri5 lanes per run (0: not the fused dopri5 kernel)
 
   std::string name() const {
     if (cublas || cublas_attention) return "cublas";
     if (block_dopri5) return "block dopri5";
+    if (dopri5_lanes > 0) return "dopri5 lanes=" + std::to_string(dopri5_lanes);
     if (block_rk4) return "block rk4";
     if (rk4_lanes > 0) return "rk4 lanes=" + std::to_string(rk4_lanes);
     if (fused_lanes >= 0) return "v" + std::to_string(fused_variant) + " lanes=" + std::to_string(fused_lanes);
@@ -112,6 +116,7 @@ CudaCellInput<Real> variant_input(const Study& study, const CellData<Real>& data
   input.cublas_regression = v.cublas;
   input.block_dopri5 = v.block_dopri5;
   input.cublas_attention = v.cublas_attention;
+  input.fused_dopri5_lanes = v.dopri5_lanes;
   return input;
 }
 
@@ -237,6 +242,11 @@ int main(int argc, char** argv) {
     Variant block{integrator, -1, -1, 0, 0, block_steps};
     block.block_dopri5 = 1;
     variants.push_back(block);
+    for (int lanes : softflow::fused_dopri5_lane_choices(size, size)) {
+      Variant fused{integrator, -1, -1, 0, 0, steps};
+      fused.dopri5_lanes = lanes;
+      variants.push_back(fused);
+    }
   } else {
     for (int lanes : softflow::fused_rk4_lane_choices(size, size))
       variants.push_back({integrator, -1, -1, 0, lanes, steps});

@@ -13,6 +13,7 @@
 #include "device_array.cuh"
 #include "device_statistics.cuh"
 #include "block_dopri5.cuh"
+#include "fused_dopri5.cuh"
 #include "block_per_run.cuh"
 #include "block_tied.cuh"
 #include "fused_gd.cuh"
@@ -196,6 +197,7 @@ struct CudaCellSimulation<Real>::Impl {
   bool fused_rk4 = false;  // rk4 steps by the fused register kernel (fused_rk4.cuh)
   bool block_rk4 = false;  // rk4 steps by the block-per-run kernel (block_per_run.cuh)
   bool block_dopri5 = false;  // dopri5 steps by the block-per-run kernel (block_dopri5.cuh)
+  bool fused_dopri5 = false;  // dopri5 steps by the fused register kernel (fused_dopri5.cuh)
   bool block_tied = false;  // the tied model's gd steps by the block-per-run kernel (block_tied.cuh)
   std::unique_ptr<SharedRegressionSteps<Real>> shared_regression;  // regression gd through cuBLAS, when chosen
   std::unique_ptr<SharedAttentionSteps<Real>> shared_attention;    // attention steps through cuBLAS, when chosen
@@ -286,7 +288,9 @@ struct CudaCellSimulation<Real>::Impl {
     block_rk4 = in.method == Method::rk4 && !fused_rk4 && in.block_rk4 != 0 &&
                 (in.block_rk4 == 1 || shape.state_size() >= kBlockGdMinState) &&
                 block_rk4_available(shape, int(sizeof(Real)));
-    block_dopri5 = in.method == Method::dopri5 && in.block_dopri5 != 0 &&
+    fused_dopri5 = in.method == Method::dopri5 && in.fused_dopri5_lanes != 0 &&
+                   fused_dopri5_available(shape, int(sizeof(Real)), nullptr);
+    block_dopri5 = in.method == Method::dopri5 && !fused_dopri5 && in.block_dopri5 != 0 &&
                    (in.block_dopri5 == 1 || shape.state_size() >= kBlockGdMinState) &&
                    block_dopri5_available(shape, int(sizeof(Real)));
     block_tied = in.method == Method::gd && in.block_tied != 0 &&
@@ -399,10 +403,13 @@ void CudaCellSimulation<Real>::advance_and_summarize(size_t c, CheckpointSummary
         block_gd_advance(segment);
       step_from = in.steps[c];  // the kernel below only observes
     }
-    if (s.block_dopri5)
-      block_dopri5_advance(AdaptiveSegmentArgs<Real>{in.shape, in.adaptive, in.times[c], in.stop, s.args.runs,
-                                                     s.states.get(), s.records.get(), s.data.get(),
-                                                     s.args.data_stride});
+    const AdaptiveSegmentArgs<Real> adaptive_segment{in.shape,       in.adaptive,      in.times[c],
+                                                     in.stop,        s.args.runs,      s.states.get(),
+                                                     s.records.get(), s.data.get(),    s.args.data_stride};
+    if (s.block_dopri5) block_dopri5_advance(adaptive_segment);
+    // The fused kernel only steps; the generic kernel below observes (its advance_adaptive finds every run at the
+    // checkpoint already and only repeats the checks there).
+    if (s.fused_dopri5) fused_dopri5_advance(adaptive_segment, in.fused_dopri5_lanes);
     if (s.block_gd || s.block_rk4 || s.block_dopri5 || s.shared_regression) {
       const CellArgs<Real>& a = s.args;
       block_observe(BlockObserveArgs<Real>{a.shape, a.stop, a.init, a.seed, a.cell_index, in.times[c], a.first_run,
@@ -450,6 +457,7 @@ std::string CudaCellSimulation<Real>::stepping_kernel() const {
   if (s.shared_regression) return "cublas regression gd";
   if (s.shared_attention) return "cublas attention";
   if (s.block_dopri5) return "block dopri5";
+  if (s.fused_dopri5) return "fused dopri5";
   if (s.block_tied) return "block tied gd";
   return s.fused_gd ? "fused gd" : s.block_gd ? "block gd" : s.fused_rk4 ? "fused rk4" : s.block_rk4 ? "block rk4"
                                                                                                        : "generic";

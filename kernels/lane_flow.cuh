@@ -1,7 +1,7 @@
 // Purpose: the value-softmax flow in the fused kernels' lane layout (lane_group.cuh), shared by fused gd (variants 0
-// and 1; variant 2 uses the softmax weights alone) and fused rk4: the group softmax, and the evaluation of the vector
-// field at a run's state or at an rk4 stage's rank-one shift of it, with the loss residual from the shared
-// loss_and_residual (model.h).
+// and 1; variant 2 uses the softmax weights alone), fused rk4 and fused dopri5: the group softmax, and the
+// evaluation of the vector field at a run's state, at an rk4 stage's rank-one shift of it or at a dopri5 stage's
+// sum of earlier stages, with the loss residual from the shared loss_and_residual (model.h).
 #pragma once
 
 #include <type_traits>
@@ -63,16 +63,41 @@ struct VShift {
 };
 struct NoShift {};
 
-// Row i's factor of the shift (c r_i), and entry (i, j) of the shifted V given it.
+// A dopri5 stage's V: V + h sum_{m < Count} w_m r_m s_m^T over the first Count of the stages kept (r_m: D, s_m: C
+// per lane), formed entry by entry in advance_adaptive's order (axpy_stages: the weighted sum of the stage
+// derivatives r_m[i] s_m[j], then times h, then added).
+template <class Real, int D, int C, int Count, int Stages>
+struct StageSum {
+  static constexpr int kCount = Count;
+  Real h;
+  Real w[Count];
+  const Real (&r)[Stages][D];
+  const Real (&s)[Stages][C];
+};
+template <class T>
+struct IsStageSum : std::false_type {};
+template <class Real, int D, int C, int Count, int Stages>
+struct IsStageSum<StageSum<Real, D, C, Count, Stages>> : std::true_type {};
+
+// Row i's factor of a rank-one shift (c r_i), and entry (i, j) of the shifted V given it (a StageSum needs no row
+// factor).
 template <class Shift, class Real>
 __device__ inline Real shift_row(const Shift& shift, int i) {
-  if constexpr (std::is_same_v<Shift, NoShift>) return Real(0);
+  if constexpr (std::is_same_v<Shift, NoShift> || IsStageSum<Shift>::value) return Real(0);
   else return shift.c * shift.r[i];
 }
 template <class Shift, class Real>
-__device__ inline Real shifted_entry(const Shift& shift, Real v, Real row_factor, int j) {
-  if constexpr (std::is_same_v<Shift, NoShift>) return v;
-  else return v + row_factor * shift.s[j];
+__device__ inline Real shifted_entry(const Shift& shift, Real v, Real row_factor, int i, int j) {
+  if constexpr (std::is_same_v<Shift, NoShift>) {
+    return v;
+  } else if constexpr (IsStageSum<Shift>::value) {
+    Real increment = 0;
+#pragma unroll
+    for (int m = 0; m < Shift::kCount; ++m) increment += shift.w[m] * (shift.r[m][i] * shift.s[m][j]);
+    return v + shift.h * increment;
+  } else {
+    return v + row_factor * shift.s[j];
+  }
 }
 
 // The flow at the run's state (V shifted by `shift`) given s = softmax(a): beta = V s (all-reduce over the group),
@@ -89,7 +114,7 @@ __device__ inline FlowEval<Real> group_evaluate(const ModelShape& shape, const L
     const Real row_factor = shift_row<Shift, Real>(shift, i);
     Real partial = 0;
 #pragma unroll
-    for (int c = 0; c < C; ++c) partial += shifted_entry(shift, x.v[i][c], row_factor, c) * s[c];
+    for (int c = 0; c < C; ++c) partial += shifted_entry(shift, x.v[i][c], row_factor, i, c) * s[c];
     beta[i] = group_sum<T>(partial, mask);
   }
   FlowEval<Real> eval;
@@ -103,7 +128,7 @@ __device__ inline FlowEval<Real> group_evaluate(const ModelShape& shape, const L
   for (int i = 0; i < D; ++i) {
     const Real row_factor = shift_row<Shift, Real>(shift, i);
 #pragma unroll
-    for (int c = 0; c < C; ++c) da[c] += shifted_entry(shift, x.v[i][c], row_factor, c) * r[i];  // u_c
+    for (int c = 0; c < C; ++c) da[c] += shifted_entry(shift, x.v[i][c], row_factor, i, c) * r[i];  // u_c
   }
 #pragma unroll
   for (int c = 0; c < C; ++c) su += s[c] * da[c];

@@ -17,6 +17,7 @@
 #include "cuda_cell_input.h"
 #include "cuda_check.h"
 #include "engine.h"
+#include "fused_dopri5.cuh"
 #include "fused_gd.cuh"
 #include "fused_rk4.cuh"
 #include "progress.h"
@@ -59,6 +60,7 @@ struct KernelChoice {
   int block_dopri5 = 0;       // block-per-run dopri5 kernel: 1 forced, 0 off
   int block_tied = 0;         // block-per-run gd kernel of the tied model: 1 forced, 0 off
   int cublas_attention = 0;   // attention steps with shared data through cuBLAS: 1 where it applies, 0 off
+  int fused_dopri5_lanes = 0;  // fused dopri5 kernel: lanes per run (0: off, -1: by size)
 };
 
 template <class Real>
@@ -79,6 +81,7 @@ BothBackends<Real> run_both(const Study& study, bool initial_only = false, Kerne
   input.block_dopri5 = choice.block_dopri5;
   input.block_tied = choice.block_tied;
   input.cublas_attention = choice.cublas_attention;
+  input.fused_dopri5_lanes = choice.fused_dopri5_lanes;
   CudaCellSimulation<Real> cuda(input);
   if (!initial_only) {
     CheckpointObservations observations;
@@ -633,6 +636,67 @@ TEST_F(CudaBackendTest, BlockDopri5KernelStopsLikeTheCpu) {
   const auto polarized = stopped(both.cpu_records, RunStatus::polarized);
   EXPECT_GT(polarized, 1000);
   EXPECT_LT(polarized, 20000);
+}
+
+KernelChoice fused_dopri5_choice(int lanes) {
+  KernelChoice choice;
+  choice.fused_dopri5_lanes = lanes;
+  return choice;
+}
+
+TEST_F(CudaBackendTest, FusedDopri5KernelMatchesTheCpu) {
+  // The fused dopri5 kernel (fused_dopri5.cuh) at every size and lane choice it is instantiated for, every loss it
+  // serves, as the block dopri5 test: float64 at rtol 1e-9 (states, records with their starting steps, step counts
+  // and first passages, statistics), float32 at rtol 1e-5 within a small multiple of the CPU's float32 error.
+  for (int size : {8, 16})
+    for (int lanes : fused_dopri5_lane_choices(size, size))
+      for (const char* loss : {"logistic", "square", "cross_entropy"}) {
+        nlohmann::json changes = {{"runs", 150}, {"loss", loss}, {"integrator", "dopri5"}, {"rtol", 1e-9},
+                                  {"atol", 1e-12}, {"sigma_a", 0.3}, {"d", size}, {"n", size},
+                                  {"checkpoints", {{"schedule", "list"}, {"times", {0, 1.5, 40, 300}}}}};
+        const std::string label = std::to_string(size) + " " + std::to_string(lanes) + " lanes " + loss;
+        const auto reference = run_both<double>(testing::study_with(changes), false, fused_dopri5_choice(lanes));
+        EXPECT_EQ(reference.cuda_kernel, "fused dopri5");
+        EXPECT_LT(max_relative_difference(reference.cuda_states, reference.cpu_states), 1e-6) << label;
+        expect_same_adaptive_records(reference.cuda_records, reference.cpu_records, label);
+        expect_close_summaries(reference.cuda_summary, reference.cpu_summary, label);
+        changes["precision"] = "float32";
+        changes["rtol"] = 1e-5;
+        changes["atol"] = 1e-8;
+        const auto both = run_both<float>(testing::study_with(changes), false, fused_dopri5_choice(lanes));
+        const double cpu_error = max_relative_difference(both.cpu_states, reference.cpu_states);
+        const double cuda_error = max_relative_difference(both.cuda_states, reference.cpu_states);
+        EXPECT_LT(cuda_error, 4 * cpu_error + 1e-6) << label << ": cpu float32 error " << cpu_error;
+      }
+}
+
+TEST_F(CudaBackendTest, FusedDopri5KernelStopsLikeTheCpu) {
+  // The block dopri5 stop test's studies on the fused kernel (d = n = 16, its default lanes): polarization inside
+  // segments with first passages on the dense output, a step budget failing some runs, and then the default study
+  // (d = n = 8) with 20000 runs.
+  nlohmann::json changes = {{"runs", 96}, {"integrator", "dopri5"}, {"d", 16}, {"n", 16}, {"sigma_v", 1.5},
+                            {"rtol", 1e-9}, {"atol", 1e-12}, {"stop", {{"polarized_eps", 0.1}}},
+                            {"checkpoints", {{"schedule", "list"}, {"times", {0, 1500, 4500}}}}};
+  auto stopped = [](const std::vector<RunRecord>& records, RunStatus status) {
+    return std::count_if(records.begin(), records.end(), [&](const RunRecord& r) { return r.status == status; });
+  };
+  const auto polarizing = run_both<double>(testing::study_with(changes), false, fused_dopri5_choice(-1));
+  EXPECT_EQ(polarizing.cuda_kernel, "fused dopri5");
+  expect_same_adaptive_records(polarizing.cuda_records, polarizing.cpu_records, "polarizing");
+  EXPECT_GT(stopped(polarizing.cpu_records, RunStatus::polarized), 30);
+
+  changes["max_steps"] = 80;
+  changes["initial_step"] = 0.01;
+  const auto budgeted = run_both<double>(testing::study_with(changes), false, fused_dopri5_choice(-1));
+  expect_same_adaptive_records(budgeted.cuda_records, budgeted.cpu_records, "max_steps 80");
+  EXPECT_GT(stopped(budgeted.cpu_records, RunStatus::failed), 10);
+  EXPECT_GT(stopped(budgeted.cpu_records, RunStatus::polarized), 10);
+
+  const Study defaults = testing::study_with({{"runs", 20000}});
+  const auto both = run_both<double>(defaults, false, fused_dopri5_choice(-1));
+  EXPECT_EQ(both.cuda_kernel, "fused dopri5");
+  expect_same_adaptive_records(both.cuda_records, both.cpu_records, "default study");
+  expect_close_summaries(both.cuda_summary, both.cpu_summary, "default study");
 }
 
 TEST_F(CudaBackendTest, BlockTiedGdKernelMatchesTheCpu) {

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "emulated_cells.h"
+#include "fused_dopri5.cu"
 #include "fused_gd.cu"
 #include "fused_gd_logistic.cu"
 #include "fused_rk4.cu"
@@ -125,7 +126,7 @@ TEST(FusedKernelEmulation, Float32MatchesTheCpu) {
 // gradient rules stop them at different steps inside the segments.
 InitParams stopping_init() { return spread(3.0, 1.5); }
 
-StopRule rule(const char* which) {
+StopRule rule_named(const char* which) {
   StopRule stop;
   if (std::string(which) == "polarized") stop.polarized_eps = 0.07;
   if (std::string(which) == "loss") stop.loss_below = 0.008;
@@ -142,7 +143,7 @@ TEST(FusedKernelEmulation, RunsStopInsideSegmentsLikeTheCpu) {
     for (int lanes : lane_choices(kernel, 8))
       for (const char* which : {"polarized", "loss", "gradient"}) {
         const Cell<double> cpu = compare_fused<double>(kernel, lanes, shape, stopping_init(), 21, 0.5,
-                                                       {0, 40, 120, 300}, rule(which), 1e-12,
+                                                       {0, 40, 120, 300}, rule_named(which), 1e-12,
                                                        std::string(which) + " " + label_of(kernel, lanes, shape));
         const int stopped = 21 - count_status(cpu.records, RunStatus::running);
         const int passed = int(std::count_if(cpu.records.begin(), cpu.records.end(),
@@ -208,6 +209,82 @@ TEST(FusedKernelEmulation, DivergedRunsStopLikeTheCpu) {
       EXPECT_LE(diverged, 18) << label;
     }
   }
+}
+
+// dopri5 on the fused kernel and the CPU over checkpoints `times` (the first 0: the starting step is chosen there);
+// states to `tolerance`, records as expect_same_adaptive_records. Returns the CPU's cell.
+template <class Real>
+Cell<Real> compare_fused_dopri5(int lanes, const ModelShape& shape, const InitParams& init, int runs,
+                                const AdaptiveRule& rule, const StopRule& stop, const std::vector<double>& times,
+                                double tolerance, const std::string& label) {
+  Cell<Real> cpu = make_cell<Real>(shape, init, runs), emulated = cpu;
+  std::vector<Real> work(size_t(integrator_workspace_size(shape)));
+  for (double t_end : times) {
+    for (int r = 0; r < runs; ++r)
+      if (cpu.records[size_t(r)].status == RunStatus::running)
+        advance_adaptive(shape, rule, t_end, stop, cpu.state(r), cpu.data_of(r), cpu.records[size_t(r)], work.data());
+    fused_dopri5_advance(AdaptiveSegmentArgs<Real>{shape, rule, t_end, stop, runs, emulated.states.data(),
+                                                   emulated.records.data(), emulated.data.data(), emulated.q},
+                         lanes);
+    const std::string where = label + " t " + std::to_string(t_end);
+    EXPECT_LE(max_relative_difference(emulated.states, cpu.states), tolerance) << where;
+    expect_same_adaptive_records(emulated.records, cpu.records, where);
+  }
+  return cpu;
+}
+
+AdaptiveRule tight_rule() {
+  AdaptiveRule rule;
+  rule.rtol = 1e-9;
+  rule.atol = 1e-12;
+  return rule;
+}
+
+TEST(FusedKernelEmulation, Dopri5MatchesTheCpu) {
+  // Every size, lane choice and loss, at tolerances where both follow the exact flow to ~1e-9: checkpoints 0 (the
+  // starting step only), 1.5, 40, 300.
+  for (int size : {8, 16})
+    for (int lanes : fused_dopri5_lane_choices(size, size))
+      for (LossKind loss : kFusedLosses) {
+        const ModelShape shape = value_softmax(size, size, loss);
+        compare_fused_dopri5<double>(lanes, shape, spread_for(shape), 21, tight_rule(), StopRule{}, {0, 1.5, 40, 300},
+                                     1e-9, "fused dopri5 " + std::to_string(lanes) + " lanes " + emulated::label_of(shape));
+      }
+}
+
+TEST(FusedKernelEmulation, Dopri5StopsLikeTheCpu) {
+  // The wide logistic runs of RunsStopInsideSegmentsLikeTheCpu under dopri5's default tolerances: first passages
+  // placed on the dense output inside steps, polarization inside segments; then a step budget (max_steps with a
+  // fixed starting step) that fails some runs while others go on. Every lane choice at 8 x 8.
+  const ModelShape shape = value_softmax(8, 8, LossKind::logistic);
+  for (int lanes : fused_dopri5_lane_choices(8, 8)) {
+    AdaptiveRule rule;
+    const std::string label = "fused dopri5 " + std::to_string(lanes) + " lanes";
+    const Cell<double> polarizing = compare_fused_dopri5<double>(lanes, shape, stopping_init(), 21, rule,
+                                                                 rule_named("polarized"), {0, 20, 60, 150}, 1e-9,
+                                                                 label + " polarizing");
+    EXPECT_GE(count_status(polarizing.records, RunStatus::polarized), 4);
+    EXPECT_GE(count_status(polarizing.records, RunStatus::running), 4);
+    rule.max_steps = 20;  // on the CPU: 8 fail, 7 polarize, 6 go on
+    rule.initial_step = 0.05;
+    const Cell<double> budget = compare_fused_dopri5<double>(lanes, shape, stopping_init(), 21, rule,
+                                                             rule_named("polarized"), {0, 20, 60, 150}, 1e-9,
+                                                             label + " max_steps");
+    EXPECT_GE(count_status(budget.records, RunStatus::failed), 4);
+    EXPECT_GE(count_status(budget.records, RunStatus::polarized), 4);
+  }
+}
+
+TEST(FusedKernelEmulation, Dopri5Float32MatchesTheCpu) {
+  AdaptiveRule rule;
+  rule.rtol = 1e-5;
+  rule.atol = 1e-8;
+  for (int lanes : fused_dopri5_lane_choices(16, 16))
+    for (LossKind loss : kFusedLosses) {
+      const ModelShape shape = value_softmax(16, 16, loss);
+      compare_fused_dopri5<float>(lanes, shape, spread_for(shape), 21, rule, StopRule{}, {0, 1.5, 40}, 1e-4,
+                                  "fused dopri5 float32 " + std::to_string(lanes) + " lanes " + emulated::label_of(shape));
+    }
 }
 
 // The emulation's warp operations as the fused kernels use them: butterfly sums within aligned groups of 4 lanes
