@@ -273,32 +273,13 @@ TEST(BlockKernelEmulation, ObserveAdaptiveMatchesTheCpu) {
   }
 }
 
-// dopri5 on the kernel and the CPU over checkpoints `times` (the first 0: the starting step is chosen there);
-// returns the CPU's cell.
+// dopri5 on the block kernel and the CPU (emulated_cells.h's compare_dopri5).
 template <class Real>
 Cell<Real> compare_dopri5(const ModelShape& shape, const InitParams& init, int runs, const AdaptiveRule& rule,
                           const StopRule& stop, const std::vector<double>& times, double tolerance,
                           const std::string& label) {
-  Cell<Real> cpu = make_cell<Real>(shape, init, runs), emulated = cpu;
-  std::vector<Real> work(size_t(integrator_workspace_size(shape)));
-  for (double t_end : times) {
-    for (int r = 0; r < runs; ++r)
-      if (cpu.records[size_t(r)].status == RunStatus::running)
-        advance_adaptive(shape, rule, t_end, stop, cpu.state(r), cpu.data_of(r), cpu.records[size_t(r)], work.data());
-    block_dopri5_advance(AdaptiveSegmentArgs<Real>{shape, rule, t_end, stop, runs, emulated.states.data(),
-                                                   emulated.records.data(), emulated.data.data(), emulated.q});
-    const std::string where = label + " t " + std::to_string(t_end);
-    EXPECT_LE(max_relative_difference(emulated.states, cpu.states), tolerance) << where;
-    expect_same_adaptive_records(emulated.records, cpu.records, where);
-  }
-  return cpu;
-}
-
-AdaptiveRule tight_rule() {
-  AdaptiveRule rule;
-  rule.rtol = 1e-9;
-  rule.atol = 1e-12;
-  return rule;
+  return emulated::compare_dopri5<Real>([](const AdaptiveSegmentArgs<Real>& args) { block_dopri5_advance(args); },
+                                        shape, init, runs, rule, stop, times, tolerance, label);
 }
 
 TEST(BlockKernelEmulation, Dopri5MatchesTheCpu) {

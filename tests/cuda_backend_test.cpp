@@ -562,6 +562,10 @@ void expect_same_adaptive_records(const std::vector<RunRecord>& cuda, const std:
   }
 }
 
+long long count_status(const std::vector<RunRecord>& records, RunStatus status) {
+  return std::count_if(records.begin(), records.end(), [&](const RunRecord& r) { return r.status == status; });
+}
+
 // The last checkpoint's statistics of two backends' runs: the same counts, and every observable's mean within 1e-6
 // relative (the means of steps and rejected steps within 2 or 1 %, as expect_same_adaptive_records allows dopri5).
 void expect_close_summaries(const CheckpointSummary& cuda, const CheckpointSummary& cpu, const std::string& label) {
@@ -605,35 +609,37 @@ TEST_F(CudaBackendTest, BlockDopri5KernelMatchesTheCpu) {
     }
 }
 
-TEST_F(CudaBackendTest, BlockDopri5KernelStopsLikeTheCpu) {
-  // Polarization inside a segment (logistic, d = n = 16: on the CPU 95 of the 96 runs by t = 4500), a step budget
-  // that fails some runs (max_steps 80 with a fixed starting step: on the CPU 32 fail, 64 polarize first); then
-  // 20000 runs, more than the kernel's grid, so the grid-stride loop, the skipping of stopped runs and the reuse of
-  // the block's record are exercised (on the CPU 15409 polarize by t = 300).
+// A dopri5 kernel's stops against the CPU's: polarization inside a segment (logistic, d = n = 16: on the CPU 95 of
+// the 96 runs by t = 4500) with first passages on the dense output, and a step budget that fails some runs
+// (max_steps 80 with a fixed starting step: on the CPU 32 fail, 64 polarize first).
+void expect_dopri5_stops_like_the_cpu(const KernelChoice& choice, const std::string& kernel) {
   nlohmann::json changes = {{"runs", 96}, {"integrator", "dopri5"}, {"d", 16}, {"n", 16}, {"sigma_v", 1.5},
                             {"rtol", 1e-9}, {"atol", 1e-12}, {"stop", {{"polarized_eps", 0.1}}},
                             {"checkpoints", {{"schedule", "list"}, {"times", {0, 1500, 4500}}}}};
-  auto stopped = [](const std::vector<RunRecord>& records, RunStatus status) {
-    return std::count_if(records.begin(), records.end(), [&](const RunRecord& r) { return r.status == status; });
-  };
-  const auto polarizing = run_both<double>(testing::study_with(changes), false, block_dopri5_choice());
-  EXPECT_EQ(polarizing.cuda_kernel, "block dopri5");
-  expect_same_adaptive_records(polarizing.cuda_records, polarizing.cpu_records, "polarizing");
-  EXPECT_GT(stopped(polarizing.cpu_records, RunStatus::polarized), 30);
+  const auto polarizing = run_both<double>(testing::study_with(changes), false, choice);
+  EXPECT_EQ(polarizing.cuda_kernel, kernel);
+  expect_same_adaptive_records(polarizing.cuda_records, polarizing.cpu_records, kernel + " polarizing");
+  EXPECT_GT(count_status(polarizing.cpu_records, RunStatus::polarized), 30);
 
   changes["max_steps"] = 80;
   changes["initial_step"] = 0.01;
-  const auto budgeted = run_both<double>(testing::study_with(changes), false, block_dopri5_choice());
-  expect_same_adaptive_records(budgeted.cuda_records, budgeted.cpu_records, "max_steps 80");
-  EXPECT_GT(stopped(budgeted.cpu_records, RunStatus::failed), 10);
-  EXPECT_GT(stopped(budgeted.cpu_records, RunStatus::polarized), 10);
+  const auto budgeted = run_both<double>(testing::study_with(changes), false, choice);
+  expect_same_adaptive_records(budgeted.cuda_records, budgeted.cpu_records, kernel + " max_steps 80");
+  EXPECT_GT(count_status(budgeted.cpu_records, RunStatus::failed), 10);
+  EXPECT_GT(count_status(budgeted.cpu_records, RunStatus::polarized), 10);
+}
 
+TEST_F(CudaBackendTest, BlockDopri5KernelStopsLikeTheCpu) {
+  // expect_dopri5_stops_like_the_cpu; then 20000 runs, more than the kernel's grid, so the grid-stride loop, the
+  // skipping of stopped runs and the reuse of the block's record are exercised (on the CPU 15409 polarize by
+  // t = 300).
+  expect_dopri5_stops_like_the_cpu(block_dopri5_choice(), "block dopri5");
   const Study many = testing::study_with({{"runs", 20000}, {"integrator", "dopri5"}, {"d", 6}, {"n", 5},
                                           {"sigma_v", 1.5}, {"stop", {{"polarized_eps", 0.1}}},
                                           {"checkpoints", {{"schedule", "list"}, {"times", {0, 100, 300}}}}});
   const auto both = run_both<double>(many, false, block_dopri5_choice());
   expect_same_adaptive_records(both.cuda_records, both.cpu_records, "20000 runs");
-  const auto polarized = stopped(both.cpu_records, RunStatus::polarized);
+  const auto polarized = count_status(both.cpu_records, RunStatus::polarized);
   EXPECT_GT(polarized, 1000);
   EXPECT_LT(polarized, 20000);
 }
@@ -671,27 +677,9 @@ TEST_F(CudaBackendTest, FusedDopri5KernelMatchesTheCpu) {
 }
 
 TEST_F(CudaBackendTest, FusedDopri5KernelStopsLikeTheCpu) {
-  // The block dopri5 stop test's studies on the fused kernel (d = n = 16, its default lanes): polarization inside
-  // segments with first passages on the dense output, a step budget failing some runs, and then the default study
+  // expect_dopri5_stops_like_the_cpu on the fused kernel (d = n = 16, its default lanes); then the default study
   // (d = n = 8) with 20000 runs.
-  nlohmann::json changes = {{"runs", 96}, {"integrator", "dopri5"}, {"d", 16}, {"n", 16}, {"sigma_v", 1.5},
-                            {"rtol", 1e-9}, {"atol", 1e-12}, {"stop", {{"polarized_eps", 0.1}}},
-                            {"checkpoints", {{"schedule", "list"}, {"times", {0, 1500, 4500}}}}};
-  auto stopped = [](const std::vector<RunRecord>& records, RunStatus status) {
-    return std::count_if(records.begin(), records.end(), [&](const RunRecord& r) { return r.status == status; });
-  };
-  const auto polarizing = run_both<double>(testing::study_with(changes), false, fused_dopri5_choice(-1));
-  EXPECT_EQ(polarizing.cuda_kernel, "fused dopri5");
-  expect_same_adaptive_records(polarizing.cuda_records, polarizing.cpu_records, "polarizing");
-  EXPECT_GT(stopped(polarizing.cpu_records, RunStatus::polarized), 30);
-
-  changes["max_steps"] = 80;
-  changes["initial_step"] = 0.01;
-  const auto budgeted = run_both<double>(testing::study_with(changes), false, fused_dopri5_choice(-1));
-  expect_same_adaptive_records(budgeted.cuda_records, budgeted.cpu_records, "max_steps 80");
-  EXPECT_GT(stopped(budgeted.cpu_records, RunStatus::failed), 10);
-  EXPECT_GT(stopped(budgeted.cpu_records, RunStatus::polarized), 10);
-
+  expect_dopri5_stops_like_the_cpu(fused_dopri5_choice(-1), "fused dopri5");
   const Study defaults = testing::study_with({{"runs", 20000}});
   const auto both = run_both<double>(defaults, false, fused_dopri5_choice(-1));
   EXPECT_EQ(both.cuda_kernel, "fused dopri5");

@@ -1,7 +1,8 @@
 // Purpose: the cells of runs that the CPU emulation tests of the CUDA kernels (tests/block_kernel_emulation_test.cpp,
 // tests/fused_kernel_emulation_test.cpp) advance on both sides, and their comparisons: initial states and data
 // drawn as the backends draw them, the CPU reference of a fixed-step segment (advance_fixed_step), the kernels'
-// arguments for the same cell, and the agreement of states and records.
+// arguments for the same cell, the agreement of states and records, and a dopri5 kernel's run against
+// advance_adaptive.
 // Shapes: states runs x state_size (run-major), data runs x data_size, records runs.
 #pragma once
 
@@ -14,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "block_dopri5.cuh"
 #include "fixed_step_segment.cuh"
 #include "softflow/initial_state.h"
 #include "softflow/integrators.h"
@@ -194,5 +196,35 @@ inline InitParams spread(double sigma_v, double sigma_a = 0.3) {
 // amplify a 1e-15 perturbation of the initial state to 7e-11 in 40 gd steps and to 5e-6 in 25 rk4 steps, on the
 // CPU alone).
 inline InitParams spread_for(const ModelShape& shape) { return spread(1.0 / std::sqrt(double(shape.d))); }
+
+// dopri5 by `advance(AdaptiveSegmentArgs<Real>)` (a kernel's entry point) and by advance_adaptive over checkpoints
+// `times` (the first 0: the starting step is chosen there); states to `tolerance`, records as
+// expect_same_adaptive_records. Returns the CPU's cell.
+template <class Real, class Advance>
+Cell<Real> compare_dopri5(const Advance& advance, const ModelShape& shape, const InitParams& init, int runs,
+                          const AdaptiveRule& rule, const StopRule& stop, const std::vector<double>& times,
+                          double tolerance, const std::string& label) {
+  Cell<Real> cpu = make_cell<Real>(shape, init, runs), emulated = cpu;
+  std::vector<Real> work(size_t(integrator_workspace_size(shape)));
+  for (double t_end : times) {
+    for (int r = 0; r < runs; ++r)
+      if (cpu.records[size_t(r)].status == RunStatus::running)
+        advance_adaptive(shape, rule, t_end, stop, cpu.state(r), cpu.data_of(r), cpu.records[size_t(r)], work.data());
+    advance(AdaptiveSegmentArgs<Real>{shape, rule, t_end, stop, runs, emulated.states.data(), emulated.records.data(),
+                                      emulated.data.data(), emulated.q});
+    const std::string where = label + " t " + std::to_string(t_end);
+    EXPECT_LE(max_relative_difference(emulated.states, cpu.states), tolerance) << where;
+    expect_same_adaptive_records(emulated.records, cpu.records, where);
+  }
+  return cpu;
+}
+
+// Tolerances at which dopri5 follows the exact flow to ~1e-9, so that two summation orders agree to about that.
+inline AdaptiveRule tight_rule() {
+  AdaptiveRule rule;
+  rule.rtol = 1e-9;
+  rule.atol = 1e-12;
+  return rule;
+}
 
 }  // namespace softflow::emulated
