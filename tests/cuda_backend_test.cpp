@@ -582,31 +582,37 @@ void expect_close_summaries(const CheckpointSummary& cuda, const CheckpointSumma
   }
 }
 
+// A dopri5 kernel against the CPU on a study of `d` x `n` runs (`runs`, `loss`), tolerances tight enough that both
+// backends follow the exact flow to ~1e-9: states within 1e-6, records (starting steps, step counts, first passages
+// on the dense output) and statistics alike; then float32 at rtol 1e-5 within a small multiple of the CPU's float32
+// error.
+void expect_dopri5_matches_the_cpu(int d, int n, int runs, const char* loss, const KernelChoice& choice,
+                                   const std::string& kernel, const std::string& label) {
+  nlohmann::json changes = {{"runs", runs}, {"loss", loss}, {"integrator", "dopri5"}, {"rtol", 1e-9},
+                            {"atol", 1e-12}, {"sigma_a", 0.3}, {"d", d}, {"n", n}, {"regression_samples", 7},
+                            {"checkpoints", {{"schedule", "list"}, {"times", {0, 1.5, 40, 300}}}}};
+  const auto reference = run_both<double>(testing::study_with(changes), false, choice);
+  EXPECT_EQ(reference.cuda_kernel, kernel);
+  EXPECT_LT(max_relative_difference(reference.cuda_states, reference.cpu_states), 1e-6) << label;
+  expect_same_adaptive_records(reference.cuda_records, reference.cpu_records, label);
+  expect_close_summaries(reference.cuda_summary, reference.cpu_summary, label);
+  changes["precision"] = "float32";
+  changes["rtol"] = 1e-5;
+  changes["atol"] = 1e-8;
+  const auto both = run_both<float>(testing::study_with(changes), false, choice);
+  const double cpu_error = max_relative_difference(both.cpu_states, reference.cpu_states);
+  const double cuda_error = max_relative_difference(both.cuda_states, reference.cpu_states);
+  EXPECT_LT(cuda_error, 4 * cpu_error + 1e-6) << label << ": cpu float32 error " << cpu_error;
+}
+
 TEST_F(CudaBackendTest, BlockDopri5KernelMatchesTheCpu) {
-  // One block per run for dopri5 (block_dopri5.cuh), forced on: the block gd test's sizes, every value-softmax loss,
-  // tolerances tight enough that both backends follow the exact flow to ~1e-9; the starting steps the kernel
-  // chooses, its step counts and its first passages (on the dense output) agree with the CPU's. float32 (at rtol
-  // 1e-5) within a small multiple of the CPU's float32 error.
+  // One block per run for dopri5 (block_dopri5.cuh), forced on: the block gd test's sizes, every value-softmax loss
+  // (expect_dopri5_matches_the_cpu).
   const std::vector<std::pair<int, int>> sizes = {{6, 5}, {40, 70}, {3, 300}, {300, 3}, {33, 33}};
   for (const auto& [d, n] : sizes)
-    for (const char* loss : {"logistic", "square", "cross_entropy", "regression"}) {
-      nlohmann::json changes = {{"runs", 60}, {"loss", loss}, {"integrator", "dopri5"}, {"rtol", 1e-9},
-                                {"atol", 1e-12}, {"sigma_a", 0.3}, {"d", d}, {"n", n}, {"regression_samples", 7},
-                                {"checkpoints", {{"schedule", "list"}, {"times", {0, 1.5, 40, 300}}}}};
-      const std::string label = std::to_string(d) + "x" + std::to_string(n) + " " + loss;
-      const auto reference = run_both<double>(testing::study_with(changes), false, block_dopri5_choice());
-      EXPECT_EQ(reference.cuda_kernel, "block dopri5");
-      EXPECT_LT(max_relative_difference(reference.cuda_states, reference.cpu_states), 1e-6) << label;
-      expect_same_adaptive_records(reference.cuda_records, reference.cpu_records, label);
-      expect_close_summaries(reference.cuda_summary, reference.cpu_summary, label);
-      changes["precision"] = "float32";
-      changes["rtol"] = 1e-5;
-      changes["atol"] = 1e-8;
-      const auto both = run_both<float>(testing::study_with(changes), false, block_dopri5_choice());
-      const double cpu_error = max_relative_difference(both.cpu_states, reference.cpu_states);
-      const double cuda_error = max_relative_difference(both.cuda_states, reference.cpu_states);
-      EXPECT_LT(cuda_error, 4 * cpu_error + 1e-6) << label << ": cpu float32 error " << cpu_error;
-    }
+    for (const char* loss : {"logistic", "square", "cross_entropy", "regression"})
+      expect_dopri5_matches_the_cpu(d, n, 60, loss, block_dopri5_choice(), "block dopri5",
+                                    std::to_string(d) + "x" + std::to_string(n) + " " + loss);
 }
 
 // A dopri5 kernel's stops against the CPU's: polarization inside a segment (logistic, d = n = 16: on the CPU 95 of
@@ -652,28 +658,12 @@ KernelChoice fused_dopri5_choice(int lanes) {
 
 TEST_F(CudaBackendTest, FusedDopri5KernelMatchesTheCpu) {
   // The fused dopri5 kernel (fused_dopri5.cuh) at every size and lane choice it is instantiated for, every loss it
-  // serves, as the block dopri5 test: float64 at rtol 1e-9 (states, records with their starting steps, step counts
-  // and first passages, statistics), float32 at rtol 1e-5 within a small multiple of the CPU's float32 error.
+  // serves (expect_dopri5_matches_the_cpu).
   for (int size : {8, 16})
     for (int lanes : fused_dopri5_lane_choices(size, size))
-      for (const char* loss : {"logistic", "square", "cross_entropy"}) {
-        nlohmann::json changes = {{"runs", 150}, {"loss", loss}, {"integrator", "dopri5"}, {"rtol", 1e-9},
-                                  {"atol", 1e-12}, {"sigma_a", 0.3}, {"d", size}, {"n", size},
-                                  {"checkpoints", {{"schedule", "list"}, {"times", {0, 1.5, 40, 300}}}}};
-        const std::string label = std::to_string(size) + " " + std::to_string(lanes) + " lanes " + loss;
-        const auto reference = run_both<double>(testing::study_with(changes), false, fused_dopri5_choice(lanes));
-        EXPECT_EQ(reference.cuda_kernel, "fused dopri5");
-        EXPECT_LT(max_relative_difference(reference.cuda_states, reference.cpu_states), 1e-6) << label;
-        expect_same_adaptive_records(reference.cuda_records, reference.cpu_records, label);
-        expect_close_summaries(reference.cuda_summary, reference.cpu_summary, label);
-        changes["precision"] = "float32";
-        changes["rtol"] = 1e-5;
-        changes["atol"] = 1e-8;
-        const auto both = run_both<float>(testing::study_with(changes), false, fused_dopri5_choice(lanes));
-        const double cpu_error = max_relative_difference(both.cpu_states, reference.cpu_states);
-        const double cuda_error = max_relative_difference(both.cuda_states, reference.cpu_states);
-        EXPECT_LT(cuda_error, 4 * cpu_error + 1e-6) << label << ": cpu float32 error " << cpu_error;
-      }
+      for (const char* loss : {"logistic", "square", "cross_entropy"})
+        expect_dopri5_matches_the_cpu(size, size, 150, loss, fused_dopri5_choice(lanes), "fused dopri5",
+                                      std::to_string(size) + " " + std::to_string(lanes) + " lanes " + loss);
 }
 
 TEST_F(CudaBackendTest, FusedDopri5KernelStopsLikeTheCpu) {
