@@ -1,5 +1,5 @@
-// Purpose: the tied model's gd kernel, one thread block per run (see block_tied.cuh): tied_flow (model.h) with its
-// passes over U spread over the block, and advance_fixed_step's gd loop around it.
+// Purpose: the tied model's gd and rk4 kernels, one thread block per run (see block_tied.cuh): tied_flow (model.h)
+// with its passes over U spread over the block, and advance_fixed_step's gd and rk4 loops around it.
 #include <cuda_runtime.h>
 
 #include "block_per_run.cuh"
@@ -10,8 +10,10 @@
 namespace softflow {
 namespace {
 
-// Shared-memory vectors of one run, in Real entries: logits U a, alpha, beta, r, gvec, da (D each).
+// Shared-memory vectors of one run, in Real entries: logits U a, alpha, beta, r, gvec, da (D each); rk4: those of
+// each of the four stages, and the logits a of stages 2-4 (D each).
 inline long long block_tied_vector_entries(const ModelShape& shape) { return 6LL * shape.n; }
+inline long long block_tied_rk4_vector_entries(const ModelShape& shape) { return 4 * 6LL * shape.n + 3LL * shape.n; }
 
 template <class Real>
 struct TiedVectors {
@@ -21,24 +23,33 @@ struct TiedVectors {
         gvec(base + 4 * shape.n), da(base + 5 * shape.n) {}
 };
 
-// tied_flow at (U, a): alpha = softmax(U a), beta = U alpha, margin = <beta*, beta>, r = g beta* (g the logistic
-// weight), gvec = C(alpha) U^T r, da = U^T gvec; dU = r alpha^T + gvec a^T is left implicit (formed entry by
-// entry where it is used). Sets block.eval's loss, s_max and ||grad L||^2. Every thread sees the vectors and eval
-// on return. u: D x D (row-major), a, target: D.
-template <class Real, int B>
+// An rk4 stage's U: U + c dU_p with dU_p = r_p alpha_p^T + gvec_p a_p^T the previous stage's derivative (a_p the
+// logits it was evaluated at), formed entry by entry as tied_flow forms dU and advance_fixed_step the stage.
+template <class Real>
+struct TiedStageShift {
+  Real c;
+  const Real *r, *alpha, *gvec, *a;
+  __device__ Real at(Real u_ij, int i, int j) const { return u_ij + c * (r[i] * alpha[j] + gvec[i] * a[j]); }
+};
+
+// tied_flow at (U', a), U' = U shifted by `shift` (NoShift: U itself): alpha = softmax(U' a), beta = U' alpha,
+// margin = <beta*, beta>, r = g beta* (g the logistic weight), gvec = C(alpha) U'^T r, da = U'^T gvec; dU = r
+// alpha^T + gvec a^T is left implicit (formed entry by entry where it is used). Sets block.eval's loss, s_max and
+// ||grad L||^2. Every thread sees the vectors and eval on return. u: D x D (row-major), a, target: D.
+template <class Real, int B, class Shift = NoShift>
 __device__ void tied_evaluate(BlockRun<Real, B>& block, const ModelShape& shape, const Real* u, const Real* a,
-                              const Real* target, const TiedVectors<Real>& x) {
+                              const Real* target, const TiedVectors<Real>& x, const Shift& shift = Shift()) {
   const int n = shape.n, t = threadIdx.x;
-  block.rows_times(u, n, n, a, x.logits);
+  block.rows_times(u, n, n, a, x.logits, shift);
   Real s_max, s_sq;
-  block.softmax_and_beta(shape, u, x.logits, x.alpha, x.beta, s_max, s_sq);
+  block.softmax_and_beta(shape, u, x.logits, x.alpha, x.beta, s_max, s_sq, shift);
   Real local = 0;
   for (int i = t; i < n; i += B) local += target[i] * x.beta[i];
   const Real margin = block.reduce.sum(local);
   const Real g = logistic_weight(margin);
   for (int i = t; i < n; i += B) x.r[i] = g * target[i];
   __syncthreads();
-  block.tangent(shape, u, x.alpha, x.r, x.gvec);  // gvec = C(alpha) U^T r (its eval.grad_norm_sq is replaced below)
+  block.tangent(shape, u, x.alpha, x.r, x.gvec, shift);  // gvec = C(alpha) U'^T r (its grad_norm_sq is replaced below)
   // da = U^T gvec and ||dU||^2 + ||da||^2, entry by entry as tied_flow sums them.
   Real grad_sq = 0;
   for (int j = t; j < n; j += B) {
@@ -47,7 +58,7 @@ __device__ void tied_evaluate(BlockRun<Real, B>& block, const ModelShape& shape,
     for (int i = 0; i < n; ++i) {
       const Real g_ij = x.r[i] * alpha_j + x.gvec[i] * aj;
       grad_sq += g_ij * g_ij;
-      sum += u[(long long)i * n + j] * x.gvec[i];
+      sum += shift.at(u[(long long)i * n + j], i, j) * x.gvec[i];
     }
     x.da[j] = sum;
     grad_sq += sum * sum;
@@ -89,6 +100,51 @@ __global__ void __launch_bounds__(B) block_tied_gd_kernel(FixedStepSegmentArgs<R
   }
 }
 
+// advance_fixed_step's rk4 on the tied model: stages 2-4 at U + c dU_p, a + c da_p of the previous stage (c = h/2,
+// h/2, h), then U += h/6 (dU_1 + 2 (dU_2 + dU_3) + dU_4) and a likewise, entry by entry as the CPU.
+template <class Real, int B>
+__global__ void __launch_bounds__(B) block_tied_rk4_kernel(FixedStepSegmentArgs<Real> args) {
+  __shared__ BlockRun<Real, B> block;
+  const ModelShape shape = args.shape;
+  const int n = shape.n, t = threadIdx.x;
+  Real* base = reinterpret_cast<Real*>(block_vectors);
+  const TiedVectors<Real> stage[4] = {TiedVectors<Real>(base, shape), TiedVectors<Real>(base + 6 * n, shape),
+                                      TiedVectors<Real>(base + 12 * n, shape), TiedVectors<Real>(base + 18 * n, shape)};
+  Real* const stage_a[4] = {nullptr, base + 24 * n, base + 25 * n, base + 26 * n};  // stage 1's a is the state's
+  const Real h = Real(args.step), half = h / Real(2), sixth = h / Real(6);
+  const Real offset[4] = {0, half, half, h};
+
+  for (long long run = blockIdx.x; run < args.runs; run += gridDim.x) {
+    if (!block.begin_run(args.records, run)) continue;
+    Real* u = args.states + run * shape.state_size();
+    Real* a = u + (long long)n * n;
+    const Real* target = args.data + run * args.data_stride;
+    const Real* logits_of[4] = {a, stage_a[1], stage_a[2], stage_a[3]};
+    for (long long k = args.step_from; k < args.step_to; ++k) {
+      tied_evaluate(block, shape, u, a, target, stage[0]);
+      if (!block.check_step(double(k) * args.step, args.stop)) break;
+      for (int m = 1; m < 4; ++m) {
+        const TiedVectors<Real>& p = stage[m - 1];
+        for (int j = t; j < n; j += B) stage_a[m][j] = a[j] + offset[m] * p.da[j];
+        __syncthreads();
+        tied_evaluate(block, shape, u, stage_a[m], target, stage[m],
+                      TiedStageShift<Real>{offset[m], p.r, p.alpha, p.gvec, logits_of[m - 1]});
+      }
+      for (int j = t; j < n; j += B) {  // column j of U, then a_j (stage 1's dU reads the old a_j)
+        for (int i = 0; i < n; ++i) {
+          Real k_m[4];
+          for (int m = 0; m < 4; ++m)
+            k_m[m] = stage[m].r[i] * stage[m].alpha[j] + stage[m].gvec[i] * logits_of[m][j];
+          u[(long long)i * n + j] += sixth * (k_m[0] + Real(2) * (k_m[1] + k_m[2]) + k_m[3]);
+        }
+        a[j] += sixth * (stage[0].da[j] + Real(2) * (stage[1].da[j] + stage[2].da[j]) + stage[3].da[j]);
+      }
+      __syncthreads();  // U and a are read across threads by the next step
+    }
+    block.end_segment(args.records, run, double(args.step_to) * args.step);
+  }
+}
+
 }  // namespace
 
 bool block_tied_gd_available(const ModelShape& shape, int real_bytes) {
@@ -103,7 +159,21 @@ void block_tied_gd_advance(const FixedStepSegmentArgs<Real>& args) {
   });
 }
 
+bool block_tied_rk4_available(const ModelShape& shape, int real_bytes) {
+  return shape.model == ModelKind::tied && run_vectors_fit(block_tied_rk4_vector_entries(shape), real_bytes);
+}
+
+template <class Real>
+void block_tied_rk4_advance(const FixedStepSegmentArgs<Real>& args) {
+  with_block_size(block_gd_threads(args.shape), [&](auto threads) {
+    launch_block_kernel(block_tied_rk4_kernel<Real, decltype(threads)::value>, threads, args, args.runs,
+                        block_tied_rk4_vector_entries(args.shape));
+  });
+}
+
 template void block_tied_gd_advance<float>(const FixedStepSegmentArgs<float>&);
 template void block_tied_gd_advance<double>(const FixedStepSegmentArgs<double>&);
+template void block_tied_rk4_advance<float>(const FixedStepSegmentArgs<float>&);
+template void block_tied_rk4_advance<double>(const FixedStepSegmentArgs<double>&);
 
 }  // namespace softflow

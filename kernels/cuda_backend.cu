@@ -198,7 +198,7 @@ struct CudaCellSimulation<Real>::Impl {
   bool block_rk4 = false;  // rk4 steps by the block-per-run kernel (block_per_run.cuh)
   bool block_dopri5 = false;  // dopri5 steps by the block-per-run kernel (block_dopri5.cuh)
   bool fused_dopri5 = false;  // dopri5 steps by the fused register kernel (fused_dopri5.cuh)
-  bool block_tied = false;  // the tied model's gd steps by the block-per-run kernel (block_tied.cuh)
+  bool block_tied = false;  // the tied model's gd or rk4 steps by a block-per-run kernel (block_tied.cuh)
   std::unique_ptr<SharedRegressionSteps<Real>> shared_regression;  // regression gd through cuBLAS, when chosen
   std::unique_ptr<SharedAttentionSteps<Real>> shared_attention;    // attention steps through cuBLAS, when chosen
   cudaEvent_t kernel_start = nullptr, kernel_stop = nullptr;
@@ -293,9 +293,9 @@ struct CudaCellSimulation<Real>::Impl {
     block_dopri5 = in.method == Method::dopri5 && !fused_dopri5 && in.block_dopri5 != 0 &&
                    (in.block_dopri5 == 1 || shape.state_size() >= kBlockGdMinState) &&
                    block_dopri5_available(shape, int(sizeof(Real)));
-    block_tied = in.method == Method::gd && in.block_tied != 0 &&
-                 (in.block_tied == 1 || shape.state_size() >= kBlockGdMinState) &&
-                 block_tied_gd_available(shape, int(sizeof(Real)));
+    block_tied = in.block_tied != 0 && (in.block_tied == 1 || shape.state_size() >= kBlockGdMinState) &&
+                 ((in.method == Method::gd && block_tied_gd_available(shape, int(sizeof(Real)))) ||
+                  (in.method == Method::rk4 && block_tied_rk4_available(shape, int(sizeof(Real)))));
     SOFTFLOW_CUDA_CHECK(cudaEventCreate(&kernel_start));
     SOFTFLOW_CUDA_CHECK(cudaEventCreate(&kernel_stop));
     for (long long wave = 0; wave < waves; ++wave) {
@@ -393,6 +393,8 @@ void CudaCellSimulation<Real>::advance_and_summarize(size_t c, CheckpointSummary
         fused_rk4_advance(segment, in.fused_rk4_lanes);
       else if (s.block_rk4)
         block_rk4_advance(segment);
+      else if (s.block_tied && in.method == Method::rk4)
+        block_tied_rk4_advance(segment);
       else if (s.block_tied)
         block_tied_gd_advance(segment);
       else if (s.shared_regression)
@@ -458,7 +460,7 @@ std::string CudaCellSimulation<Real>::stepping_kernel() const {
   if (s.shared_attention) return "cublas attention";
   if (s.block_dopri5) return "block dopri5";
   if (s.fused_dopri5) return "fused dopri5";
-  if (s.block_tied) return "block tied gd";
+  if (s.block_tied) return s.input.method == Method::rk4 ? "block tied rk4" : "block tied gd";
   return s.fused_gd ? "fused gd" : s.block_gd ? "block gd" : s.fused_rk4 ? "fused rk4" : s.block_rk4 ? "block rk4"
                                                                                                        : "generic";
 }

@@ -48,7 +48,8 @@ struct CudaCellInput {
                                  // (shared_attention.cuh): as cublas_regression
   int block_dopri5 = 0;          // block-per-run dopri5 kernel (block_dopri5.cuh): 1 = always, -1 = as block_gd's
                                  // rule; 0 = never (the default until a GPU has validated it)
-  int block_tied = 0;            // block-per-run gd kernel of the tied model (block_tied.cuh): as block_dopri5
+  int block_tied = 0;            // block-per-run gd and rk4 kernels of the tied model (block_tied.cuh): as
+                                 // block_dopri5
   int fused_dopri5_lanes = 0;    // fused dopri5 kernel (fused_dopri5.cuh): lanes per run (-1 = default); 0 = off
                                  // (the default until a GPU has validated it)
   long long wave_runs = 0;       // most runs per wave (0 = as many as device memory holds; tests force waves)
@@ -73,8 +74,8 @@ class CudaCellSimulation {
   // Seconds spent in the advance-and-observe kernels so far (CUDA events).
   double kernel_seconds() const;
   // The kernel that takes the cell's steps: "fused gd", "block gd", "fused rk4", "block rk4", "block dopri5",
-  // "fused dopri5", "block tied gd", "cublas regression gd", "cublas attention" or "generic" (the thread-per-run
-  // kernel on the shared math, which takes every integrator and model).
+  // "fused dopri5", "block tied gd", "block tied rk4", "cublas regression gd", "cublas attention" or "generic" (the
+  // thread-per-run kernel on the shared math, which takes every integrator and model).
   std::string stepping_kernel() const;
   // Total accepted + rejected steps over all runs so far (reduced on the device).
   long long trajectory_steps() const;

@@ -36,7 +36,7 @@ namespace {
 
 using namespace emulated;
 
-enum class FixedKernel { gd, rk4, tied_gd };
+enum class FixedKernel { gd, rk4, tied_gd, tied_rk4 };
 
 // The kernel and the CPU over the segments between consecutive `steps`, from the same cell; returns the CPU's cell.
 template <class Real>
@@ -44,7 +44,7 @@ Cell<Real> compare_fixed(FixedKernel kernel, const ModelShape& shape, const Init
                          const std::vector<long long>& steps, const StopRule& stop, double tolerance,
                          const std::string& label) {
   Cell<Real> cpu = make_cell<Real>(shape, init, runs), emulated = cpu;
-  const Method method = kernel == FixedKernel::rk4 ? Method::rk4 : Method::gd;
+  const Method method = kernel == FixedKernel::rk4 || kernel == FixedKernel::tied_rk4 ? Method::rk4 : Method::gd;
   for (size_t c = 1; c < steps.size(); ++c) {
     cpu_fixed_segment(cpu, method, step, steps[c - 1], steps[c], stop);
     const FixedStepSegmentArgs<Real> args = segment_args(emulated, step, steps[c - 1], steps[c], stop);
@@ -52,6 +52,8 @@ Cell<Real> compare_fixed(FixedKernel kernel, const ModelShape& shape, const Init
       block_gd_advance(args);
     else if (kernel == FixedKernel::rk4)
       block_rk4_advance(args);
+    else if (kernel == FixedKernel::tied_rk4)
+      block_tied_rk4_advance(args);
     else
       block_tied_gd_advance(args);
     const std::string where = label + " segment " + std::to_string(c);
@@ -171,6 +173,23 @@ TEST(BlockKernelEmulation, TiedGdMatchesTheCpu) {
   const Cell<double> cpu = compare_fixed<double>(FixedKernel::tied_gd, tied(10), init, 6, 1.0, {0, 15, 40, 100}, stop,
                                                  1e-12, "tied gd stops");
   EXPECT_GE(count_status(cpu.records, RunStatus::converged), 1);
+}
+
+TEST(BlockKernelEmulation, TiedRk4MatchesTheCpu) {
+  // As TiedGdMatchesTheCpu: D = 10, 40, 70, 200; float32; runs stopping on a small loss inside segments.
+  InitParams init = spread(0.5);
+  init.mu_a = 1.0;
+  for (int dim : {10, 40, 70, 200})
+    compare_fixed<double>(FixedKernel::tied_rk4, tied(dim), init, 5, 0.2, {0, 3, 10, 25}, StopRule{}, 1e-12,
+                          "tied rk4 " + std::to_string(dim));
+  compare_fixed<float>(FixedKernel::tied_rk4, tied(40), init, 5, 0.2, {0, 3, 10}, StopRule{}, 1e-5,
+                       "tied rk4 float32 40");
+  StopRule stop;
+  stop.loss_below = 0.05;
+  const Cell<double> cpu = compare_fixed<double>(FixedKernel::tied_rk4, tied(10), init, 6, 1.0, {0, 5, 12, 25},
+                                                 stop, 1e-12, "tied rk4 stops");
+  EXPECT_GE(count_status(cpu.records, RunStatus::converged), 1);
+  EXPECT_GE(count_status(cpu.records, RunStatus::running), 1);
 }
 
 // The observation of every run of `cell` at t_checkpoint by the kernel in waves of 5 runs and by observe_run,

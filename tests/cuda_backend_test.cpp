@@ -677,34 +677,40 @@ TEST_F(CudaBackendTest, FusedDopri5KernelStopsLikeTheCpu) {
   expect_close_summaries(both.cuda_summary, both.cpu_summary, "default study");
 }
 
-TEST_F(CudaBackendTest, BlockTiedGdKernelMatchesTheCpu) {
-  // The tied model's gd with one block per run (block_tied.cuh), forced on, at the science doc's sizes D = 10, 20,
-  // 50, 100 from U(0) = I: 1000 steps; then polarization (eps 0.01: on the CPU 66 of 200 runs at D = 20 by t = 20,
-  // all by t = 30) stopping runs inside a segment, with testing::expect_same_stops.
+// The tied model with one block per run (block_tied.cuh), forced on, under `integrator` (gd or rk4), at the science
+// doc's sizes D = 10, 20, 50, 100 from U(0) = I: 1000 steps; then polarization (eps 0.01: on the CPU, under gd and
+// rk4 alike, 119 of 200 runs at D = 20 by t = 25, all by t = 60) stopping runs inside segments, with
+// testing::expect_same_stops.
+void expect_block_tied_matches_the_cpu(const char* integrator) {
   KernelChoice block;
   block.block_tied = 1;
+  const std::string kernel = std::string("block tied ") + integrator;
   for (int size : {10, 20, 50, 100}) {
     nlohmann::json changes = {{"model", "tied"}, {"loss", "logistic"}, {"n", size}, {"identity_init", true},
-                              {"sigma_v", 0.0}, {"mu_a", 1.0}, {"sigma_a", 0.1}, {"integrator", "gd"},
+                              {"sigma_v", 0.0}, {"mu_a", 1.0}, {"sigma_a", 0.1}, {"integrator", integrator},
                               {"step", 0.05}, {"runs", size >= 50 ? 40 : 100},
                               {"checkpoints", {{"schedule", "list"}, {"times", {0, 20, 50}}}}};  // 1000 steps
     const auto reference = run_both<double>(testing::study_with(changes), false, block);
-    EXPECT_EQ(reference.cuda_kernel, "block tied gd");
-    EXPECT_LT(max_relative_difference(reference.cuda_states, reference.cpu_states), 1e-10) << "D = " << size;
+    EXPECT_EQ(reference.cuda_kernel, kernel);
+    EXPECT_LT(max_relative_difference(reference.cuda_states, reference.cpu_states), 1e-10) << kernel << " " << size;
     EXPECT_EQ(reference.cuda_records[3].steps, reference.cpu_records[3].steps);
     changes["precision"] = "float32";
     const auto both = run_both<float>(testing::study_with(changes), false, block);
     const double cpu_error = max_relative_difference(both.cpu_states, reference.cpu_states);
     const double cuda_error = max_relative_difference(both.cuda_states, reference.cpu_states);
-    EXPECT_LT(cuda_error, 4 * cpu_error + 1e-6) << "D = " << size << ": cpu float32 error " << cpu_error;
+    EXPECT_LT(cuda_error, 4 * cpu_error + 1e-6) << kernel << " " << size << ": cpu float32 error " << cpu_error;
   }
   const Study stopping = testing::study_with(
       {{"model", "tied"}, {"loss", "logistic"}, {"n", 20}, {"identity_init", true}, {"sigma_v", 0.0}, {"mu_a", 1.0},
-       {"sigma_a", 0.1}, {"integrator", "gd"}, {"step", 0.05}, {"runs", 200}, {"stop", {{"polarized_eps", 0.01}}},
-       {"checkpoints", {{"schedule", "list"}, {"times", {0, 25, 40}}}}});
+       {"sigma_a", 0.1}, {"integrator", integrator}, {"step", 0.05}, {"runs", 200},
+       {"stop", {{"polarized_eps", 0.01}}}, {"checkpoints", {{"schedule", "list"}, {"times", {0, 25, 60}}}}});
   const auto both = run_both<double>(stopping, false, block);
-  EXPECT_EQ(testing::expect_same_stops(stopping, both.cuda(), both.cpu()), 200);
+  EXPECT_EQ(testing::expect_same_stops(stopping, both.cuda(), both.cpu()), 200) << kernel;
 }
+
+TEST_F(CudaBackendTest, BlockTiedGdKernelMatchesTheCpu) { expect_block_tied_matches_the_cpu("gd"); }
+
+TEST_F(CudaBackendTest, BlockTiedRk4KernelMatchesTheCpu) { expect_block_tied_matches_the_cpu("rk4"); }
 
 // One cell's checkpoint statistics agree between the backends: counts exactly, observables to 1e-9.
 void expect_same_cell_statistics(const nlohmann::json& cpu_cell, const nlohmann::json& cuda_cell) {
