@@ -1,10 +1,11 @@
-// Purpose: value-softmax runs under dopri5 with one thread block per run (block_dopri5.cu): each block takes its
-// own run's adaptive steps from checkpoint to checkpoint, so runs with few steps free their block early and no run
-// waits on another's step size. The math is advance_adaptive's (integrators.h): the same tableau, step control
-// (dopri5_plan_step, dopri5_verdict, dopri5_book_step), starting step, error norm and first-passage location, with
-// the state's O(d n) passes spread over the block as in block_run.cuh. The stage derivatives of V are rank one
-// (dV_m = r_m s_m^T), so a stage keeps only its s_m, da_m and r_m in shared memory and every stage's V is formed
-// entry by entry as V + h sum_m c_m r_m s_m^T (StageCombination), never stored.
+// Purpose: value-softmax and tied-model runs under dopri5 with one thread block per run (block_dopri5.cu): each
+// block takes its own run's adaptive steps from checkpoint to checkpoint, so runs with few steps free their block
+// early and no run waits on another's step size. The math is advance_adaptive's (integrators.h): the same tableau,
+// step control (dopri5_plan_step, dopri5_verdict, dopri5_book_step), starting step, error norm and (value-softmax)
+// first-passage location, with the state's O(d n) passes spread over the block as in block_run.cuh (value-softmax)
+// and block_tied_flow.cuh (tied). The stage derivatives of the matrix are rank one (dV_m = r_m s_m^T) or two (dU_m =
+// r_m alpha_m^T + gvec_m a_m^T), so a stage keeps only its vectors in shared memory and every stage's matrix is
+// formed entry by entry as M + h sum_m c_m dM_m (StageCombination), never stored.
 #pragma once
 
 #include "softflow/initial_state.h"
@@ -27,8 +28,8 @@ struct AdaptiveSegmentArgs {
   long long data_stride;
 };
 
-// True if the block dopri5 kernel can run this cell: value-softmax, and its shared-memory vectors (17 n + 9 d + m
-// entries) fit the device's per-block limit.
+// True if the block dopri5 kernel can run this cell: value-softmax or tied, and its shared-memory vectors
+// (value-softmax 17 n + 9 d + m entries, tied 48 D) fit the device's per-block limit.
 bool block_dopri5_available(const ModelShape& shape, int real_bytes);
 
 // Advances every running run to args.t_end (from t = 0 on the first call, which also chooses its starting step as

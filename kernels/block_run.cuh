@@ -34,27 +34,6 @@ struct StageShift {
   __device__ Real at(Real v_ij, int i, int j) const { return v_ij + c * (r[i] * s[j]); }
 };
 
-// A dopri5 stage's shift V + h sum_m c_m r_m s_m^T over `count` earlier stages (at most 7), as axpy_stages forms
-// it from the stage derivatives dV_m = r_m s_m^T: c_m = Real(tableau weight); r_m = r + m r_stride (d entries) and
-// s_m = s + m s_stride (n entries) in shared memory.
-template <class Real>
-struct StageCombination {
-  static constexpr int kMaxStages = 7;
-  int count;
-  Real h;
-  Real c[kMaxStages];
-  const Real *r, *s;
-  int r_stride, s_stride;
-  __device__ Real increment(int i, int j) const {
-    Real sum = 0;
-#pragma unroll
-    for (int m = 0; m < kMaxStages; ++m)
-      if (m < count) sum += c[m] * (r[m * r_stride + i] * s[m * s_stride + j]);
-    return sum;
-  }
-  __device__ Real at(Real v_ij, int i, int j) const { return v_ij + h * increment(i, j); }
-};
-
 // Block-wide sum and maximum of T with the result in every thread (CUB BlockReduce, then a broadcast).
 template <class T, int B>
 struct BlockAllReduce {

@@ -5,6 +5,7 @@
 #include "block_per_run.cuh"
 #include "block_run.cuh"
 #include "block_tied.cuh"
+#include "block_tied_flow.cuh"
 #include "cuda_check.h"
 
 namespace softflow {
@@ -14,64 +15,6 @@ namespace {
 // each of the four stages, and the logits a of stages 2-4 (D each).
 inline long long block_tied_vector_entries(const ModelShape& shape) { return 6LL * shape.n; }
 inline long long block_tied_rk4_vector_entries(const ModelShape& shape) { return 4 * 6LL * shape.n + 3LL * shape.n; }
-
-template <class Real>
-struct TiedVectors {
-  Real *logits, *alpha, *beta, *r, *gvec, *da;
-  __device__ TiedVectors(Real* base, const ModelShape& shape)
-      : logits(base), alpha(base + shape.n), beta(base + 2 * shape.n), r(base + 3 * shape.n),
-        gvec(base + 4 * shape.n), da(base + 5 * shape.n) {}
-};
-
-// An rk4 stage's U: U + c dU_p with dU_p = r_p alpha_p^T + gvec_p a_p^T the previous stage's derivative (a_p the
-// logits it was evaluated at), formed entry by entry as tied_flow forms dU and advance_fixed_step the stage.
-template <class Real>
-struct TiedStageShift {
-  Real c;
-  const Real *r, *alpha, *gvec, *a;
-  __device__ Real at(Real u_ij, int i, int j) const { return u_ij + c * (r[i] * alpha[j] + gvec[i] * a[j]); }
-};
-
-// tied_flow at (U', a), U' = U shifted by `shift` (NoShift: U itself): alpha = softmax(U' a), beta = U' alpha,
-// margin = <beta*, beta>, r = g beta* (g the logistic weight), gvec = C(alpha) U'^T r, da = U'^T gvec; dU = r
-// alpha^T + gvec a^T is left implicit (formed entry by entry where it is used). Sets block.eval's loss, s_max and
-// ||grad L||^2. Every thread sees the vectors and eval on return. u: D x D (row-major), a, target: D.
-template <class Real, int B, class Shift = NoShift>
-__device__ void tied_evaluate(BlockRun<Real, B>& block, const ModelShape& shape, const Real* u, const Real* a,
-                              const Real* target, const TiedVectors<Real>& x, const Shift& shift = Shift()) {
-  const int n = shape.n, t = threadIdx.x;
-  block.rows_times(u, n, n, a, x.logits, shift);
-  Real s_max, s_sq;
-  block.softmax_and_beta(shape, u, x.logits, x.alpha, x.beta, s_max, s_sq, shift);
-  Real local = 0;
-  for (int i = t; i < n; i += B) local += target[i] * x.beta[i];
-  const Real margin = block.reduce.sum(local);
-  const Real g = logistic_weight(margin);
-  for (int i = t; i < n; i += B) x.r[i] = g * target[i];
-  __syncthreads();
-  block.tangent(shape, u, x.alpha, x.r, x.gvec, shift);  // gvec = C(alpha) U'^T r (its grad_norm_sq is replaced below)
-  // da = U^T gvec and ||dU||^2 + ||da||^2, entry by entry as tied_flow sums them.
-  Real grad_sq = 0;
-  for (int j = t; j < n; j += B) {
-    const Real aj = a[j], alpha_j = x.alpha[j];
-    Real sum = 0;
-    for (int i = 0; i < n; ++i) {
-      const Real g_ij = x.r[i] * alpha_j + x.gvec[i] * aj;
-      grad_sq += g_ij * g_ij;
-      sum += shift.at(u[(long long)i * n + j], i, j) * x.gvec[i];
-    }
-    x.da[j] = sum;
-    grad_sq += sum * sum;
-  }
-  grad_sq = block.reduce.sum(grad_sq);
-  if (t == 0) {
-    block.eval.loss = logistic_loss(margin);
-    block.eval.grad_norm_sq = grad_sq;
-    block.eval.s_max = s_max;
-    block.eval.winner = 0;  // the observation finds it; the checks do not use it
-  }
-  __syncthreads();
-}
 
 template <class Real, int B>
 __global__ void __launch_bounds__(B) block_tied_gd_kernel(FixedStepSegmentArgs<Real> args) {

@@ -412,7 +412,11 @@ void CudaCellSimulation<Real>::advance_and_summarize(size_t c, CheckpointSummary
     // The fused kernel only steps; the generic kernel below observes (its advance_adaptive finds every run at the
     // checkpoint already and only repeats the checks there).
     if (s.fused_dopri5) fused_dopri5_advance(adaptive_segment, in.fused_dopri5_lanes);
-    if (s.block_gd || s.block_rk4 || s.block_dopri5 || s.shared_regression) {
+    // Block-per-run observation for the value-softmax cells the block kernels advanced; the others (the tied
+    // model's block dopri5 among them) are observed by the generic kernel, which finds adaptive runs at the
+    // checkpoint already and only repeats the checks there.
+    if ((s.block_gd || s.block_rk4 || s.block_dopri5 || s.shared_regression) &&
+        in.shape.model == ModelKind::value_softmax) {
       const CellArgs<Real>& a = s.args;
       block_observe(BlockObserveArgs<Real>{a.shape, a.stop, a.init, a.seed, a.cell_index, in.times[c], a.first_run,
                                            a.runs, a.total_runs, a.states, a.records, a.data, a.data_stride,

@@ -650,6 +650,32 @@ TEST_F(CudaBackendTest, BlockDopri5KernelStopsLikeTheCpu) {
   EXPECT_LT(polarized, 20000);
 }
 
+TEST_F(CudaBackendTest, BlockDopri5KernelRunsTheTiedModel) {
+  // The tied model under the block dopri5 kernel (TiedStages), at the science doc's sizes from U(0) = I with
+  // tolerances at which both backends follow the exact flow: states within 1e-6, records (first passages by
+  // apply_checks' linear interpolation) and statistics alike; then polarization (eps 0.05) inside segments (on the
+  // CPU 124 of 200 runs by t = 10, all by t = 25).
+  for (int size : {10, 20, 50, 100}) {
+    const nlohmann::json changes = {{"model", "tied"}, {"loss", "logistic"}, {"n", size}, {"identity_init", true},
+                                    {"sigma_v", 0.0}, {"mu_a", 1.0}, {"sigma_a", 0.1}, {"integrator", "dopri5"},
+                                    {"rtol", 1e-9}, {"atol", 1e-12}, {"runs", size >= 50 ? 40 : 100},
+                                    {"checkpoints", {{"schedule", "list"}, {"times", {0, 1.5, 20}}}}};
+    const std::string label = "tied " + std::to_string(size);
+    const auto both = run_both<double>(testing::study_with(changes), false, block_dopri5_choice());
+    EXPECT_EQ(both.cuda_kernel, "block dopri5");
+    EXPECT_LT(max_relative_difference(both.cuda_states, both.cpu_states), 1e-6) << label;
+    expect_same_adaptive_records(both.cuda_records, both.cpu_records, label);
+    expect_close_summaries(both.cuda_summary, both.cpu_summary, label);
+  }
+  const Study stopping = testing::study_with(
+      {{"model", "tied"}, {"loss", "logistic"}, {"n", 20}, {"identity_init", true}, {"sigma_v", 0.0}, {"mu_a", 1.0},
+       {"sigma_a", 0.1}, {"integrator", "dopri5"}, {"runs", 200}, {"stop", {{"polarized_eps", 0.05}}},
+       {"checkpoints", {{"schedule", "list"}, {"times", {0, 10, 25}}}}});
+  const auto both = run_both<double>(stopping, false, block_dopri5_choice());
+  expect_same_adaptive_records(both.cuda_records, both.cpu_records, "tied stops");
+  EXPECT_EQ(count_status(both.cpu_records, RunStatus::polarized), 200);
+}
+
 KernelChoice fused_dopri5_choice(int lanes) {
   KernelChoice choice;
   choice.fused_dopri5_lanes = lanes;
