@@ -11,6 +11,7 @@ A study fails when any figure is outside its tolerance; the exit code is 1 if an
 
 Usage (GPU machine, after a build):
   bench/compare_backends.py --softflow build-device/softflow --out comparison.json
+  bench/compare_backends.py --softflow build-device/softflow --cuda-kernels candidate   # the kernels not yet validated
   bench/compare_backends.py --softflow build/softflow --backends cpu cpu --threads 1 2   # plumbing check, no GPU
 Studies default to the built-in default study and examples/{logistic,square,cross_entropy,regression_kappa}.json.
 """
@@ -27,9 +28,11 @@ DEFAULT_STUDIES = ["default", "examples/logistic.json", "examples/square.json", 
 QUANTITIES = ("mean", "q05", "q50", "q95")
 
 
-def run(softflow, study, backend, threads, out, runs):
+def run(softflow, study, backend, threads, out, runs, cuda_kernels):
     command = [softflow, "run"] + ([] if study == "default" else [study])
     command += ["--backend", backend, "--quiet", "--out", out]
+    if backend == "cuda":
+        command += ["--cuda-kernels", cuda_kernels]
     if threads:
         command += ["--threads", str(threads)]
     if runs:
@@ -93,7 +96,7 @@ def key_figures(result):
     return {"t": last["t"], "s_max_q50": quantity(obs["s_max"], "q50"),
             "entropy_ratio_q50": quantity(obs["entropy_ratio"], "q50"), "fractions": last.get("fractions"),
             "wall_seconds": result["provenance"]["wall_seconds"], "backend": result["provenance"]["backend"],
-            "device": result["provenance"].get("device")}
+            "device": result["provenance"].get("device"), "cuda_kernels": result["provenance"].get("cuda_kernels")}
 
 
 def main():
@@ -103,13 +106,16 @@ def main():
     parser.add_argument("--backends", nargs=2, default=["cpu", "cuda"])
     parser.add_argument("--threads", nargs=2, type=int, default=[0, 0], help="CPU threads per side (0: all)")
     parser.add_argument("--runs", type=int, default=0, help="override every study's runs")
+    parser.add_argument("--cuda-kernels", default="validated", choices=["validated", "candidate"],
+                        help="the CUDA side's kernel set (softflow run --cuda-kernels)")
     parser.add_argument("--out", default="backend-comparison.json")
     args = parser.parse_args()
-    report = {"backends": args.backends, "studies": []}
+    report = {"backends": args.backends, "cuda_kernels": args.cuda_kernels, "studies": []}
     failed = False
     with tempfile.TemporaryDirectory() as scratch:
         for study in args.studies:
-            results = [run(args.softflow, study, backend, threads, os.path.join(scratch, f"{side}.json"), args.runs)
+            results = [run(args.softflow, study, backend, threads, os.path.join(scratch, f"{side}.json"), args.runs,
+                           args.cuda_kernels)
                        for side, (backend, threads) in enumerate(zip(args.backends, args.threads))]
             relative_tolerance, count_fraction = tolerance(results[0]["study"])
             runs = results[0]["study"]["runs"]

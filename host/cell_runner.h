@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cpu_backend.h"
+#include "cuda_kernel_set.h"
 #include "progress.h"
 #include "study.h"
 
@@ -31,8 +32,10 @@ nlohmann::json cell_header(const Study& study, std::uint32_t index);
 CellOutcome run_cell_on_cpu(const Study& study, std::uint32_t index, Progress& progress,
                             CpuKernel kernel = CpuKernel::simd);
 
-// Only in builds with the CUDA parts (SOFTFLOW_HAVE_CUDA). Throws CudaError on CUDA failures.
-CellOutcome run_cell_on_cuda(const Study& study, std::uint32_t index, Progress& progress);
+// Only in builds with the CUDA parts (SOFTFLOW_HAVE_CUDA). kernels: which kernels the backend may choose
+// (cuda_kernel_set.h). Throws CudaError on CUDA failures.
+CellOutcome run_cell_on_cuda(const Study& study, std::uint32_t index, Progress& progress,
+                             CudaKernelSet kernels = CudaKernelSet::validated);
 
 // Throws InputError naming the first cell whose observables and statistics do not fit in device memory (states
 // stream in waves, so they need not fit). Only with the CUDA parts.

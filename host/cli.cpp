@@ -63,6 +63,11 @@ int cli_main(int argc, char** argv) {
   const auto cpu_kernel_help = "CPU backend kernel: simd (one run per vector lane, where it handles the cell: "
                                "value-softmax gd and rk4) or scalar (the reference, one run at a time)";
   run->add_option("--cpu-kernel", cpu_kernel, cpu_kernel_help)->check(CLI::IsMember({"simd", "scalar"}));
+  std::string cuda_kernels = "validated";
+  run->add_option("--cuda-kernels", cuda_kernels,
+                  "CUDA backend kernels: validated (checked on a GPU against the CPU; default) or candidate (adds "
+                  "the kernels not yet run on a GPU, for validating them)")
+      ->check(CLI::IsMember({"validated", "candidate"}));
   run->add_flag("--quiet,-q", quiet, "no progress on stderr");
 
   std::string validate_path;
@@ -167,6 +172,7 @@ int cli_main(int argc, char** argv) {
                                         : (backend == "cpu" ? BackendChoice::cpu : BackendChoice::automatic);
     options.threads = threads;
     options.cpu_kernel = cpu_kernel == "scalar" ? CpuKernel::scalar : CpuKernel::simd;
+    options.cuda_kernels = parse_cuda_kernel_set(cuda_kernels);
     options.progress = !quiet;
     options.command_line = joined(argc, argv);
     AtomicFile output(out_path);

@@ -9,7 +9,7 @@ namespace softflow {
 
 int cuda_device_count() { return 0; }
 
-CellOutcome run_cell_on_cuda(const Study&, std::uint32_t, Progress&) {
+CellOutcome run_cell_on_cuda(const Study&, std::uint32_t, Progress&, CudaKernelSet) {
   throw std::logic_error("run_cell_on_cuda called in a build without the CUDA parts");
 }
 

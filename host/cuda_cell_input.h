@@ -4,6 +4,7 @@
 
 #include "cell_data.h"
 #include "cuda_backend.h"
+#include "cuda_kernel_set.h"
 #include "study.h"
 
 namespace softflow {
@@ -29,6 +30,23 @@ CudaCellInput<Real> make_cuda_cell_input(const Study& study, std::uint32_t index
   input.times = checkpoints.times;
   input.steps = checkpoints.steps;
   return input;
+}
+
+// The kernel choices of `set` (cuda_kernel_set.h) on a cell's input: validated leaves the backend's defaults;
+// candidate turns on every opt-in kernel where it applies (each still checks that it can run the cell, else the
+// backend falls back as usual): fused and block rk4, fused and block dopri5, the tied model's block kernels, the
+// cuBLAS paths for shared regression and attention data, and fused gd's logistic variant 2.
+template <class Real>
+void apply_cuda_kernel_set(CudaKernelSet set, CudaCellInput<Real>& input) {
+  if (set != CudaKernelSet::candidate) return;
+  input.fused_rk4_lanes = -1;
+  input.block_rk4 = -1;
+  input.fused_dopri5_lanes = -1;
+  input.block_dopri5 = -1;
+  input.block_tied = -1;
+  input.cublas_regression = 1;
+  input.cublas_attention = 1;
+  if (input.shape.model == ModelKind::value_softmax && input.shape.loss == LossKind::logistic) input.fused_variant = 2;
 }
 
 }  // namespace softflow

@@ -11,13 +11,14 @@ namespace softflow {
 namespace {
 
 template <class Real>
-CellOutcome run_cell(const Study& study, std::uint32_t index, Progress& progress) {
+CellOutcome run_cell(const Study& study, std::uint32_t index, Progress& progress, CudaKernelSet kernels) {
   const CellParams& cell = study.cells[index];
   // Per-run random unit targets are drawn on the device; other loss data on the host (cell_data.h).
   const bool host_data = cell.data_shared() || !device_draws_targets(cell.shape);
   const CellData<Real> data(cell, study.seed, index, host_data ? study.runs : 0);
   CudaCellInput<Real> input = make_cuda_cell_input(study, index, data);
   if (!host_data) input.data = nullptr;
+  apply_cuda_kernel_set(kernels, input);
   CudaCellSimulation<Real> simulation(input);
 
   CellOutcome outcome;
@@ -57,9 +58,9 @@ void check_cuda_memory(const Study& study) {
   }
 }
 
-CellOutcome run_cell_on_cuda(const Study& study, std::uint32_t index, Progress& progress) {
-  return study.cells[index].precision == Precision::float32 ? run_cell<float>(study, index, progress)
-                                                            : run_cell<double>(study, index, progress);
+CellOutcome run_cell_on_cuda(const Study& study, std::uint32_t index, Progress& progress, CudaKernelSet kernels) {
+  return study.cells[index].precision == Precision::float32 ? run_cell<float>(study, index, progress, kernels)
+                                                            : run_cell<double>(study, index, progress, kernels);
 }
 
 }  // namespace softflow

@@ -139,7 +139,7 @@ nlohmann::json run_study(const Study& study, const EngineOptions& options) {
   double kernel_seconds = 0;
   nlohmann::json kernels = nlohmann::json::array();
   for (std::uint32_t index = 0; index < study.cells.size(); ++index) {
-    CellOutcome outcome = backend.cuda ? run_cell_on_cuda(study, index, progress)
+    CellOutcome outcome = backend.cuda ? run_cell_on_cuda(study, index, progress, options.cuda_kernels)
                                        : run_cell_on_cpu(study, index, progress, options.cpu_kernel);
     kernels.push_back(outcome.kernel);
     trajectory_steps += outcome.trajectory_steps;
@@ -164,6 +164,7 @@ nlohmann::json run_study(const Study& study, const EngineOptions& options) {
   if (backend.cuda) {
     results["provenance"]["kernel_seconds"] = kernel_seconds;
     results["provenance"]["cuda_kernels"] = kernels;
+    results["provenance"]["cuda_kernel_set"] = cuda_kernel_set_name(options.cuda_kernels);
   } else {
     results["provenance"]["cpu_kernels"] = kernels;
   }

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cpu_backend.h"
+#include "cuda_kernel_set.h"
 #include "study.h"
 
 namespace softflow {
@@ -21,6 +22,7 @@ struct EngineOptions {
   bool progress = true;     // progress lines on stderr
   std::string command_line; // echoed in the provenance
   CpuKernel cpu_kernel = CpuKernel::simd;
+  CudaKernelSet cuda_kernels = CudaKernelSet::validated;  // which kernels the CUDA backend may choose
 };
 
 // The backend a choice resolves to: auto takes CUDA when this build has it and a device is usable, else the CPU

@@ -179,6 +179,7 @@ TEST_F(CliTest, BadOptions) {
   expect_rejected({"run", "--runs", "0", "--out", dir_ + "/r.json"}, "--runs", {});
   expect_rejected({"run", "--backend", "tpu", "--out", dir_ + "/r.json"}, "--backend", {});
   expect_rejected({"run", "--cpu-kernel", "vector", "--out", dir_ + "/r.json"}, "--cpu-kernel", {});
+  expect_rejected({"run", "--cuda-kernels", "experimental", "--out", dir_ + "/r.json"}, "--cuda-kernels", {});
   expect_rejected({"frobnicate"}, "error", {});
 }
 
@@ -234,6 +235,28 @@ TEST_F(CliTest, CpuKernelChoiceIsRecordedPerCell) {
 TEST_F(CliTest, CudaBackendWithoutCudaIsAnError) {
   if (cuda_device_count() > 0) GTEST_SKIP() << "a CUDA device is present, so --backend cuda is no error here";
   expect_rejected({"run", "--runs", "8", "--backend", "cuda", "--out", dir_ + "/r.json"}, "cuda", {});
+}
+
+TEST_F(CliTest, CandidateCudaKernelsRunTheDefaultStudyLikeTheCpu) {
+  // --cuda-kernels candidate end to end where a GPU is: the default study (dopri5, d = n = 8) then runs on the
+  // fused dopri5 kernel, the provenance says so, and its last checkpoint agrees with the CPU's: the same counts, the
+  // same winners, the median s_max within 10 rtol (1e-5, as bench/compare_backends.py allows float64 dopri5).
+  if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device";
+  const std::string cuda_out = dir_ + "/cuda.json", cpu_out = dir_ + "/cpu.json";
+  const CliResult cuda = run_cli({"run", "--runs", "2000", "--backend", "cuda", "--cuda-kernels", "candidate",
+                                  "--out", cuda_out, "-q"});
+  ASSERT_EQ(cuda.code, 0) << cuda.err;
+  ASSERT_EQ(run_cli({"run", "--runs", "2000", "--backend", "cpu", "--out", cpu_out, "-q"}).code, 0);
+  const nlohmann::json on_gpu = nlohmann::json::parse(std::ifstream(cuda_out));
+  const nlohmann::json on_cpu = nlohmann::json::parse(std::ifstream(cpu_out));
+  EXPECT_EQ(on_gpu["provenance"]["cuda_kernel_set"], "candidate");
+  EXPECT_EQ(on_gpu["provenance"]["cuda_kernels"][0], "fused dopri5");
+  const nlohmann::json &gpu_last = on_gpu["cells"][0]["checkpoints"].back(),
+                       &cpu_last = on_cpu["cells"][0]["checkpoints"].back();
+  EXPECT_EQ(gpu_last["counts"], cpu_last["counts"]);
+  EXPECT_EQ(gpu_last["winner_counts"], cpu_last["winner_counts"]);
+  EXPECT_NEAR(gpu_last["observables"]["s_max"]["quantiles"]["q50"].get<double>(),
+              cpu_last["observables"]["s_max"]["quantiles"]["q50"].get<double>(), 1e-5);
 }
 
 TEST_F(CliTest, BenchWritesJsonAndMarkdown) {
