@@ -148,7 +148,7 @@ __global__ void __launch_bounds__(B) block_dopri5_kernel(AdaptiveSegmentArgs<Rea
   __shared__ bool shared_accepted;
   RunRecord& rec = block.rec();
   const ModelShape shape = args.shape;
-  const int d = shape.d, n = shape.n, t = threadIdx.x;
+  const int d = shape.d, n = shape.n, t = threadIdx.x;  // the tied model: d = n = D (study.cpp sets both)
   const double p = double(shape.state_size());
   Stages x(reinterpret_cast<Real*>(block_vectors), shape);
   const Dopri5Tableau& tableau = kTableau;

@@ -106,7 +106,7 @@ __global__ void __launch_bounds__(kFusedThreadsPerBlock) fused_dopri5_kernel(Ada
     Real s_max, s_sq;
     group_softmax<T>(x.a, stages.s[0], s_max, s_sq, kFull);
     const FlowEval<Real> eval =
-        group_evaluate<T>(shape, x, NoShift(), stages.s[0], s_max, s_sq, stages.r[0], stages.da[0], kFull);
+        group_evaluate<T>(shape, x, Unshifted(), stages.s[0], s_max, s_sq, stages.r[0], stages.da[0], kFull);
     if (active && !apply_checks(eval, rec.t, args.stop, true, rec)) active = false;
   }
 

@@ -48,7 +48,7 @@ __global__ void __launch_bounds__(kFusedThreadsPerBlock) fused_gd_kernel(FixedSt
   Real s[C], da[C], r[D], s_max, s_sq;
   for (long long k = args.step_from; k < args.step_to; ++k) {
     group_softmax<T>(x.a, s, s_max, s_sq, mask);
-    const FlowEval<Real> eval = group_evaluate<T>(shape, x, NoShift(), s, s_max, s_sq, r, da, mask);
+    const FlowEval<Real> eval = group_evaluate<T>(shape, x, Unshifted(), s, s_max, s_sq, r, da, mask);
     if (!apply_checks(eval, double(k) * args.step, args.stop, false, rec)) {
       rec.t = double(k) * args.step;  // as the CPU: a stopped run's time is its stop time
       break;
@@ -85,7 +85,7 @@ __global__ void __launch_bounds__(kFusedThreadsPerBlock) fused_gd_uniform_kernel
   group_softmax<T>(x.a, s, s_max, s_sq, kFull);
   for (long long k = args.step_from; k < args.step_to; ++k) {
     if (!__any_sync(kFull, active)) break;
-    const FlowEval<Real> eval = group_evaluate<T>(shape, x, NoShift(), s, s_max, s_sq, r, da, kFull);
+    const FlowEval<Real> eval = group_evaluate<T>(shape, x, Unshifted(), s, s_max, s_sq, r, da, kFull);
     if (active && !apply_checks(eval, double(k) * args.step, args.stop, false, rec)) {
       active = false;
       rec.t = double(k) * args.step;  // as the CPU: a stopped run's time is its stop time

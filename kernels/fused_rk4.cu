@@ -47,7 +47,7 @@ __global__ void __launch_bounds__(kFusedThreadsPerBlock) fused_rk4_kernel(FixedS
     if (!__any_sync(kFull, active)) break;
     Real s_max, s_sq;
     group_softmax<T>(x.a, s1, s_max, s_sq, kFull);
-    const FlowEval<Real> eval = group_evaluate<T>(shape, x, NoShift(), s1, s_max, s_sq, r1, da1, kFull);
+    const FlowEval<Real> eval = group_evaluate<T>(shape, x, Unshifted(), s1, s_max, s_sq, r1, da1, kFull);
     if (active && !apply_checks(eval, double(k) * args.step, args.stop, false, rec)) {
       active = false;
       rec.t = double(k) * args.step;  // as the CPU: a stopped run's time is its stop time

@@ -54,14 +54,15 @@ __device__ inline void group_softmax(const Real (&a)[C], Real (&s)[C], Real& s_m
 }
 
 // The rank-one shift of V at an rk4 stage: the stage's state is V + c r s^T (r: D, s: C per lane), never formed;
-// each pass over V adds the shift entry by entry. NoShift: the state itself.
+// each pass over V adds the shift entry by entry. Unshifted: the state itself (not block_run.cuh's NoShift, a
+// different type, so the two headers never define one name twice).
 template <class Real, int D, int C>
 struct VShift {
   Real c;
   const Real (&r)[D];
   const Real (&s)[C];
 };
-struct NoShift {};
+struct Unshifted {};
 
 // A dopri5 stage's V: V + h sum_{m < Count} w_m r_m s_m^T over the first Count of the stages kept (r_m: D, s_m: C
 // per lane), formed entry by entry in advance_adaptive's order (axpy_stages: the weighted sum of the stage
@@ -83,12 +84,12 @@ struct IsStageSum<StageSum<Real, D, C, Count, Stages>> : std::true_type {};
 // factor).
 template <class Shift, class Real>
 __device__ inline Real shift_row(const Shift& shift, int i) {
-  if constexpr (std::is_same_v<Shift, NoShift> || IsStageSum<Shift>::value) return Real(0);
+  if constexpr (std::is_same_v<Shift, Unshifted> || IsStageSum<Shift>::value) return Real(0);
   else return shift.c * shift.r[i];
 }
 template <class Shift, class Real>
 __device__ inline Real shifted_entry(const Shift& shift, Real v, Real row_factor, int i, int j) {
-  if constexpr (std::is_same_v<Shift, NoShift>) {
+  if constexpr (std::is_same_v<Shift, Unshifted>) {
     return v;
   } else if constexpr (IsStageSum<Shift>::value) {
     Real increment = 0;
