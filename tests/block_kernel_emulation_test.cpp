@@ -1,14 +1,15 @@
-// Purpose: the block-per-run CUDA kernels' unchanged source (block_per_run.cu: gd, rk4, observation; block_dopri5.cu;
-// block_tied.cu), #included here and run on the host under an emulation of CUDA's block model (tests/emulation: a
-// block's threads as fibers that run in a random order between barriers, __syncthreads a barrier, __shfl_xor_sync a
-// warp exchange, CUB's BlockReduce a stand-in, the dynamic shared memory a host buffer poisoned with NaN), against
-// the CPU reference of the same math (advance_fixed_step, advance_adaptive, observe_run), so CI checks them without
-// a GPU. They go through the real entry points (block size by block_gd_threads, grid by launch_block_kernel:
-// min(runs, 4) on the emulated device, so runs beyond the grid take the grid-stride loop), plus one narrow block
-// (B = 32 on 40 x 130) that wraps every column loop and takes rows_times' four-loads path. Float64 states after
-// fixed steps agree to 1e-12 relative and their records exactly (last_s_max, a rounded s_max, to 1e-12); dopri5
-// states to 1e-9 and records as cuda_backend_test.cpp's expect_same_adaptive_records (steps and rejected within 2
-// or 1 %); observables to 1e-12 relative, NaN where the CPU has NaN. Float32 to 1e-5 (dopri5 1e-4).
+// Purpose: the block-per-run CUDA kernels' unchanged source (block_per_run.cu: gd, rk4, observation; block_dopri5.cu:
+// value-softmax and tied; block_tied.cu: the tied model's gd and rk4), #included here and run on the host under an
+// emulation of CUDA's block model (tests/emulation: a block's threads as fibers that run in a random order between
+// barriers, __syncthreads a barrier, __shfl_xor_sync a warp exchange, CUB's BlockReduce a stand-in, the dynamic
+// shared memory a host buffer poisoned with NaN), against the CPU reference of the same math (advance_fixed_step,
+// advance_adaptive, observe_run), so CI checks them without a GPU. They go through the real entry points (block size
+// by block_gd_threads, grid by launch_block_kernel: min(runs, 4) on the emulated device, so runs beyond the grid
+// take the grid-stride loop), plus one narrow block (B = 32 on 40 x 130) that wraps every column loop and takes
+// rows_times' four-loads path. Float64 states after fixed steps agree to 1e-12 relative and their records exactly
+// (last_s_max, a rounded s_max, to 1e-12); dopri5 states to 1e-9 and records as emulated_cells.h's
+// expect_same_adaptive_records (steps and rejected within 2 or 1 %); observables to 1e-12 relative, NaN where the
+// CPU has NaN. Float32 to 1e-5 (dopri5 1e-4).
 // Limits: this checks the kernels' logic, indexing, synchronisation pattern (a barrier whose absence matters shows
 // up as a wrong result under the random order; a divergent one aborts) and their math against the CPU. It does not
 // check CUDA code generation, fused multiply-adds (the host build has none: -ffp-contract=off), CUB's summation

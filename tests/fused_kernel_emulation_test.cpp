@@ -1,17 +1,20 @@
 // Purpose: the fused register kernels' unchanged source (fused_gd.cu: loop variants 0 and 1; fused_gd_logistic.cu:
-// variant 2; fused_rk4.cu), #included here and run on the host under the emulation of CUDA's block model
-// (tests/emulation: a block's threads as fibers in a random order between warp operations; __shfl_xor_sync with
-// any mask and width and the votes __any_sync / __all_sync as exchanges among the lanes of their mask, aborting
-// where a lane of the mask has exited or the lanes disagree on the operation), against the CPU reference
-// (advance_fixed_step), so CI checks the kernels that no GPU has validated yet (variant 2, fused rk4) and the
-// others' logic without a GPU. Every size and lanes-per-run choice each kernel is instantiated for goes through
-// the real entry points (fused_gd_advance, fused_rk4_advance; launch_lane_groups' grid of 128-thread blocks), with
-// 21 runs, so the last warp with runs is partly filled, its idle lanes stepping on a copy of the warp's first run
-// (variants 1, 2, rk4) and the warps without runs leaving at once.
+// variant 2; fused_rk4.cu; fused_dopri5.cu), #included here and run on the host under the emulation of CUDA's block
+// model (tests/emulation: a block's threads as fibers in a random order between warp operations; __shfl_xor_sync
+// with any mask and width and the votes __any_sync / __all_sync as exchanges among the lanes of their mask,
+// aborting where a lane of the mask has exited or the lanes disagree on the operation), against the CPU reference
+// (advance_fixed_step, advance_adaptive), so CI checks the kernels that no GPU has validated yet (variant 2, fused
+// rk4, fused dopri5) and the others' logic without a GPU. Every size and lanes-per-run choice each kernel is
+// instantiated for goes through the real entry points (fused_gd_advance, fused_rk4_advance, fused_dopri5_advance;
+// launch_lane_groups' grid of 128-thread blocks), with 21 runs, so the last warp with runs is partly filled, its
+// idle lanes stepping on a copy of the warp's first run (variants 1, 2, rk4, dopri5) and the warps without runs
+// leaving at once.
 // Float64 states agree to 1e-12 relative after 40 steps (the group sums add in butterfly order, the CPU in index
 // order: rounding only) and the records exactly, but last_s_max to 1e-12; float32 to 1e-5. Runs that polarize,
 // converge (loss and gradient rules: variant 2's pre-filtered checks) or diverge inside a segment, sharing warps
-// with running ones, keep the CPU's statuses, stop times, step counts and first passages.
+// with running ones, keep the CPU's statuses, stop times, step counts and first passages. dopri5: states to 1e-9 at
+// rtol 1e-9 and records as emulated_cells.h's expect_same_adaptive_records (starting steps, step counts, first
+// passages on the dense output, polarization and max_steps stops).
 // Limits (as the block kernels' emulation test): the kernels' logic, indexing, lane layout and warp operations, not
 // CUDA's code generation, fused multiply-adds (none here: -ffp-contract=off), its fast exponentials, register
 // spills or speed. tests/cuda_backend_test.cpp's GPU tests stay the authority.
