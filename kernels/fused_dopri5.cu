@@ -17,12 +17,26 @@ namespace {
 
 constexpr int kDopri5Stages = 7;
 
-// One run's stages in a lane: stage m's softmax s_m and da_m on the lane's C columns, and its loss residual r_m
-// (D, the same in every lane of the group).
+// One run's stages in a lane: stage m's softmax s_m and da_m on the lane's C columns (registers), and its loss
+// residual r_m (D, the same for the whole group) in shared memory, one copy per group (`r` refers to it): in
+// registers every lane would hold all 7 d of them, which spilled (float64 16 x 16 at 16 lanes: 7258 bytes).
 template <class Real, int D, int C>
 struct LaneStages {
-  Real s[kDopri5Stages][C], da[kDopri5Stages][C], r[kDopri5Stages][D];
+  Real s[kDopri5Stages][C], da[kDopri5Stages][C];
+  Real (&r)[kDopri5Stages][D];
 };
+
+// Stores a stage's residual (every lane holds all of it) into the group's shared copy, lane l rows l, l + T, ...;
+// the barriers before and after keep the warp's earlier reads of that copy before the stores and its later reads
+// after them. Every lane of the warp calls it.
+template <int T, int D, class Real>
+__device__ inline void share_residual(Real (&shared)[D], const Real (&r)[D], int lane, bool store = true) {
+  __syncwarp();
+#pragma unroll
+  for (int i = 0; i < D; ++i)
+    if (store && i % T == lane) shared[i] = r[i];
+  __syncwarp();
+}
 
 // Calls f(std::integral_constant<int, First + S>) for each S in order: compile-time stage numbers, so the stage
 // arrays are indexed by constants and stay in registers.
@@ -83,7 +97,8 @@ __global__ void __launch_bounds__(kFusedThreadsPerBlock) fused_dopri5_kernel(Ada
   Real* theta = args.states + at.loaded_run * (D * N + N);
   LaneState<Real, D, N, T> x;
   x.load(theta, args.data + at.loaded_run * args.data_stride, at.lane);
-  LaneStages<Real, D, C> stages;
+  __shared__ Real group_residuals[kFusedThreadsPerBlock / T][kDopri5Stages][D];
+  LaneStages<Real, D, C> stages{{}, {}, group_residuals[threadIdx.x / T]};
   const Dopri5Tableau tableau;
   Real a_trial[C];  // the 5th-order solution's logits (stage 7's a)
 
@@ -97,16 +112,20 @@ __global__ void __launch_bounds__(kFusedThreadsPerBlock) fused_dopri5_kernel(Ada
 #pragma unroll
       for (int j = 0; j < C; ++j) a_trial[j] = a[j];
     }
-    return group_evaluate<T>(shape, x, stage_sum<S>(stages, weights, h), stages.s[S], s_max, s_sq, stages.r[S],
-                             stages.da[S], kFull);
+    Real r[D];
+    const FlowEval<Real> eval =
+        group_evaluate<T>(shape, x, stage_sum<S>(stages, weights, h), stages.s[S], s_max, s_sq, r, stages.da[S], kFull);
+    share_residual<T>(stages.r[S], r, at.lane);
+    return eval;
   };
 
   // k1 = f(theta), checked at rec.t.
   {
-    Real s_max, s_sq;
+    Real s_max, s_sq, r[D];
     group_softmax<T>(x.a, stages.s[0], s_max, s_sq, kFull);
     const FlowEval<Real> eval =
-        group_evaluate<T>(shape, x, Unshifted(), stages.s[0], s_max, s_sq, stages.r[0], stages.da[0], kFull);
+        group_evaluate<T>(shape, x, Unshifted(), stages.s[0], s_max, s_sq, r, stages.da[0], kFull);
+    share_residual<T>(stages.r[0], r, at.lane);
     if (active && !apply_checks(eval, rec.t, args.stop, true, rec)) active = false;
   }
 
@@ -212,10 +231,9 @@ __global__ void __launch_bounds__(kFusedThreadsPerBlock) fused_dopri5_kernel(Ada
         stages.s[0][j] = stages.s[kDopri5Stages - 1][j];
         stages.da[0][j] = stages.da[kDopri5Stages - 1][j];
       }
-#pragma unroll
-      for (int i = 0; i < D; ++i) stages.r[0][i] = stages.r[kDopri5Stages - 1][i];
       if (!apply_checks(trial_eval, rec.t, args.stop, true, rec)) active = false;
     }
+    share_residual<T>(stages.r[0], stages.r[kDopri5Stages - 1], at.lane, accepted);  // the whole warp: barriers
   }
   if (started) {
     x.store(theta, at.lane);
@@ -230,15 +248,16 @@ void launch_dopri5(const AdaptiveSegmentArgs<Real>& args) {
 
 }  // namespace
 
-bool fused_dopri5_available(const ModelShape& shape, int /*real_bytes: the same choice for both*/, int* lanes) {
+bool fused_dopri5_available(const ModelShape& shape, int real_bytes, int* lanes) {
   if (shape.model != ModelKind::value_softmax || shape.loss == LossKind::regression) return false;
   if (fused_dopri5_lane_choices(shape.d, shape.n).empty()) return false;
-  // Default: the choice with the fewest spills by ptxas (sm_90, CUDA 13; no GPU has timed them yet). The stages'
-  // r_m (7 d Reals, the same in every lane of a group) dominate, so more lanes help less than in fused rk4:
-  //   float32  8 x 8: 8 lanes 213 registers, no spills (4: 120 bytes of spill stores, 2: 1666);
-  //           16 x 16: 16 lanes 866 bytes (8: 2606);
-  //   float64  8 x 8: 8 lanes 1854 bytes (4: 4618, 2: 11374); 16 x 16: 16 lanes 7258 bytes (8: 10586).
-  if (lanes) *lanes = shape.d == 8 ? 8 : 16;
+  // Default, by ptxas alone (sm_90, CUDA 13; no GPU has timed them yet): the fewest lanes (fewer shuffles a step)
+  // that leave no spills worth the name. Registers and bytes of spill stores per choice:
+  //   float32  8 x 8:  2 lanes 209, 0;  4 lanes 168, 8;  8 lanes 155, 0         -> 4
+  //           16 x 16: 8 lanes 254, 0;  16 lanes 235, 0                         -> 8
+  //   float64  8 x 8:  2 lanes 255, 1514;  4 lanes 255, 282;  8 lanes 254, 8    -> 8
+  //           16 x 16: 8 lanes 255, 3098;  16 lanes 255, 2390                   -> 16
+  if (lanes) *lanes = real_bytes == 4 ? (shape.d == 8 ? 4 : 8) : (shape.d == 8 ? 8 : 16);
   return true;
 }
 

@@ -4,8 +4,9 @@
 // (integrators.h): the same tableau, starting step, error norm, step control (dopri5_plan_step, dopri5_verdict,
 // dopri5_book_step), checks and first passages on the dense output (locate_passages_in_step, on the group's
 // gathered logits, only in the warps where some run crosses a threshold). The stage derivatives of V are rank one
-// (r_m s_m^T), so the lanes keep each stage's s_m and da_m (their columns) and r_m, and every stage's V is formed
-// entry by entry as V + h sum_m w_m r_m s_m^T (lane_flow.cuh's StageSum), never stored. The warp steps until all its
+// (r_m s_m^T), so the lanes keep each stage's s_m and da_m (their columns, in registers) and the group one copy of
+// each r_m (shared memory), and every stage's V is formed entry by entry as V + h sum_m w_m r_m s_m^T
+// (lane_flow.cuh's StageSum), never stored. The warp steps until all its
 // runs have reached t_end or stopped; a run that is done takes steps of 0 on its unchanged state until then.
 // Losses: logistic, square, cross_entropy.
 // Built and tested without a GPU so far (tests/fused_kernel_emulation_test.cpp runs its source on the host), so it

@@ -2,7 +2,7 @@
 // tests/fused_kernel_emulation_test.cpp, built with -DSOFTFLOW_HOST_EMULATION and tests/emulation first on their
 // include path) give the block-per-run and fused kernels: the CUDA qualifiers as plain C++ (__shared__ variables
 // become function statics, shared by a block's threads; __constant__ and __device__ vanish), __syncthreads,
-// __shfl_xor_sync (any mask and width) and the votes __any_sync / __all_sync on the host block model
+// __shfl_xor_sync (any mask and width), the votes __any_sync / __all_sync and __syncwarp on the host block model
 // (host_block_emulation.h), CUDA's host-and-device maths (fmaxf, exp, ...) as <cmath>'s, and the few runtime calls
 // launch_block_kernel and run_vectors_fit make, answered for an emulated device (emulation::multiprocessors SMs, one
 // resident block each, kDynamicSharedBytes of shared memory).
@@ -34,6 +34,7 @@ T __shfl_xor_sync(unsigned mask, T value, int lane_mask, int width = 32) {
   return softflow::emulation::shfl_xor(mask, value, lane_mask, width);
 }
 inline int __any_sync(unsigned mask, int predicate) { return softflow::emulation::vote(false, mask, predicate != 0); }
+inline void __syncwarp(unsigned mask = 0xffffffffu) { softflow::emulation::vote(false, mask, false); }
 inline int __all_sync(unsigned mask, int predicate) { return softflow::emulation::vote(true, mask, predicate != 0); }
 
 enum cudaError_t : int { cudaSuccess = 0 };
