@@ -159,38 +159,31 @@ TEST(BlockKernelEmulation, Rk4MatchesTheCpu) {
   compare_fixed<float>(FixedKernel::rk4, shape, spread_for(shape), 5, 0.2, {0, 3, 10}, StopRule{}, 1e-5, "rk4 float32");
 }
 
-TEST(BlockKernelEmulation, TiedGdMatchesTheCpu) {
-  // The tied model (U = I + sigma_v N, logistic loss), D = 10 (one warp), 40 (two), 70 (four) and 200 (eight, 25
-  // rows per warp); then float32, and runs stopping on a small loss.
+// The tied model (U = I + sigma_v N, logistic loss) under `kernel` (tied gd or tied rk4), D = 10 (one warp), 40
+// (two), 70 (four) and 200 (eight, 25 rows per warp) over the segments between `steps`; then float32 over the first
+// two, and runs stopping on a small loss inside the segments between `stop_steps` (step 1).
+void expect_tied_kernel_matches_the_cpu(FixedKernel kernel, const std::vector<long long>& steps,
+                                        const std::vector<long long>& stop_steps, const std::string& name) {
   InitParams init = spread(0.5);
   init.mu_a = 1.0;
   for (int dim : {10, 40, 70, 200})
-    compare_fixed<double>(FixedKernel::tied_gd, tied(dim), init, 5, 0.2, {0, 4, 15, 40}, StopRule{}, 1e-12,
-                          "tied gd " + std::to_string(dim));
-  compare_fixed<float>(FixedKernel::tied_gd, tied(40), init, 5, 0.2, {0, 4, 15}, StopRule{}, 1e-5,
-                       "tied gd float32 40");
+    compare_fixed<double>(kernel, tied(dim), init, 5, 0.2, steps, StopRule{}, 1e-12, name + " " + std::to_string(dim));
+  compare_fixed<float>(kernel, tied(40), init, 5, 0.2, {steps[0], steps[1], steps[2]}, StopRule{}, 1e-5,
+                       name + " float32 40");
   StopRule stop;
   stop.loss_below = 0.05;
-  const Cell<double> cpu = compare_fixed<double>(FixedKernel::tied_gd, tied(10), init, 6, 1.0, {0, 15, 40, 100}, stop,
-                                                 1e-12, "tied gd stops");
-  EXPECT_GE(count_status(cpu.records, RunStatus::converged), 1);
+  const Cell<double> cpu = compare_fixed<double>(kernel, tied(10), init, 6, 1.0, stop_steps, stop, 1e-12,
+                                                 name + " stops");
+  EXPECT_GE(count_status(cpu.records, RunStatus::converged), 1) << name;
+  EXPECT_GE(count_status(cpu.records, RunStatus::running), 1) << name;
+}
+
+TEST(BlockKernelEmulation, TiedGdMatchesTheCpu) {
+  expect_tied_kernel_matches_the_cpu(FixedKernel::tied_gd, {0, 4, 15, 40}, {0, 5, 12, 25}, "tied gd");
 }
 
 TEST(BlockKernelEmulation, TiedRk4MatchesTheCpu) {
-  // As TiedGdMatchesTheCpu: D = 10, 40, 70, 200; float32; runs stopping on a small loss inside segments.
-  InitParams init = spread(0.5);
-  init.mu_a = 1.0;
-  for (int dim : {10, 40, 70, 200})
-    compare_fixed<double>(FixedKernel::tied_rk4, tied(dim), init, 5, 0.2, {0, 3, 10, 25}, StopRule{}, 1e-12,
-                          "tied rk4 " + std::to_string(dim));
-  compare_fixed<float>(FixedKernel::tied_rk4, tied(40), init, 5, 0.2, {0, 3, 10}, StopRule{}, 1e-5,
-                       "tied rk4 float32 40");
-  StopRule stop;
-  stop.loss_below = 0.05;
-  const Cell<double> cpu = compare_fixed<double>(FixedKernel::tied_rk4, tied(10), init, 6, 1.0, {0, 5, 12, 25},
-                                                 stop, 1e-12, "tied rk4 stops");
-  EXPECT_GE(count_status(cpu.records, RunStatus::converged), 1);
-  EXPECT_GE(count_status(cpu.records, RunStatus::running), 1);
+  expect_tied_kernel_matches_the_cpu(FixedKernel::tied_rk4, {0, 3, 10, 25}, {0, 5, 12, 25}, "tied rk4");
 }
 
 // The observation of every run of `cell` at t_checkpoint by the kernel in waves of 5 runs and by observe_run,
