@@ -409,12 +409,10 @@ void CudaCellSimulation<Real>::advance_and_summarize(size_t c, CheckpointSummary
                                                      in.stop,        s.args.runs,      s.states.get(),
                                                      s.records.get(), s.data.get(),    s.args.data_stride};
     if (s.block_dopri5) block_dopri5_advance(adaptive_segment);
-    // The fused kernel only steps; the generic kernel below observes (its advance_adaptive finds every run at the
-    // checkpoint already and only repeats the checks there).
     if (s.fused_dopri5) fused_dopri5_advance(adaptive_segment, in.fused_dopri5_lanes);
-    // Block-per-run observation for the value-softmax cells the block kernels advanced; the others (the tied
-    // model's block dopri5 among them) are observed by the generic kernel, which finds adaptive runs at the
-    // checkpoint already and only repeats the checks there.
+    // Block-per-run observation for the value-softmax cells the block kernels advanced; every other cell (fused
+    // dopri5's and the tied model's among them) is observed by the generic kernel, whose advance_adaptive finds an
+    // adaptive run at the checkpoint already and only repeats the checks there.
     if ((s.block_gd || s.block_rk4 || s.block_dopri5 || s.shared_regression) &&
         in.shape.model == ModelKind::value_softmax) {
       const CellArgs<Real>& a = s.args;

@@ -78,6 +78,22 @@ __device__ inline void group_gather(const Real (&x)[C], Real (&full)[T * C], int
     for (int c = 0; c < C; ++c) full[(lane ^ offset) * C + c] = __shfl_xor_sync(0xffffffffu, x[c], offset, T);
 }
 
+// scaled_rms over the run's whole state in the lane layout: sqrt(sum scaled_square(x, y, z) / p) with y the state's
+// entry, x and z given entry by entry, for V by v_x(i, j) and v_z(i, j), for a by a_x(j) and a_z(j) (the lane's
+// columns); summed over the group. Every lane of the warp calls it.
+template <int T, class Real, int D, int N, class VX, class VZ, class AX, class AZ>
+__device__ inline double group_scaled_rms(const LaneState<Real, D, N, T>& x, const AdaptiveRule& rule, const VX& v_x,
+                                          const VZ& v_z, const AX& a_x, const AZ& a_z) {
+  double total = 0;
+#pragma unroll
+  for (int i = 0; i < D; ++i)
+#pragma unroll
+    for (int j = 0; j < N / T; ++j) total += scaled_square(v_x(i, j), x.v[i][j], v_z(i, j), rule);
+#pragma unroll
+  for (int j = 0; j < N / T; ++j) total += scaled_square(a_x(j), x.a[j], a_z(j), rule);
+  return sqrt(group_sum<T>(total, 0xffffffffu) / double(D * N + N));
+}
+
 // advance_adaptive in the lane layout, the warp stepping until every run in it is done. Each lane keeps its own
 // copy of the run's record (the group's sums reach every lane with the same bits, so every copy takes the same
 // decisions); lane 0 stores it.
@@ -93,7 +109,6 @@ __global__ void __launch_bounds__(kFusedThreadsPerBlock) fused_dopri5_kernel(Ada
   if (!__any_sync(kFull, active)) return;
   const ModelShape shape = compile_time_shape<D, N>(args.shape);
   const AdaptiveRule& rule = args.rule;
-  const double p = double(D * N + N);
   Real* theta = args.states + at.loaded_run * (D * N + N);
   LaneState<Real, D, N, T> x;
   x.load(theta, args.data + at.loaded_run * args.data_stride, at.lane);
@@ -133,36 +148,19 @@ __global__ void __launch_bounds__(kFusedThreadsPerBlock) fused_dopri5_kernel(Ada
   // probe step h0).
   const bool choose_step = active && rec.h <= 0;
   if (__any_sync(kFull, choose_step && rule.initial_step <= 0)) {
-    double d0 = 0, d1 = 0;
-#pragma unroll
-    for (int i = 0; i < D; ++i)
-#pragma unroll
-      for (int j = 0; j < C; ++j) {
-        const Real y = x.v[i][j];
-        d0 += scaled_square(y, y, y, rule);
-        d1 += scaled_square(stages.r[0][i] * stages.s[0][j], y, y, rule);
-      }
-#pragma unroll
-    for (int j = 0; j < C; ++j) {
-      d0 += scaled_square(x.a[j], x.a[j], x.a[j], rule);
-      d1 += scaled_square(stages.da[0][j], x.a[j], x.a[j], rule);
-    }
-    d0 = sqrt(group_sum<T>(d0, kFull) / p);
-    d1 = sqrt(group_sum<T>(d1, kFull) / p);
+    auto v = [&](int i, int j) { return x.v[i][j]; };
+    auto a = [&](int j) { return x.a[j]; };
+    auto dv = [&](int m, int i, int j) { return stages.r[m][i] * stages.s[m][j]; };  // stage m's dV entry
+    const double d0 = group_scaled_rms<T>(x, rule, v, v, a, a);
+    const double d1 = group_scaled_rms<T>(
+        x, rule, [&](int i, int j) { return dv(0, i, j); }, v, [&](int j) { return stages.da[0][j]; }, a);
     const double h0 = dopri5_probe_step(d0, d1);
     const double unit[1] = {1.0};
     take_stage(std::integral_constant<int, 1>{}, unit, Real(h0));
-    double d2 = 0;
-#pragma unroll
-    for (int i = 0; i < D; ++i)
-#pragma unroll
-      for (int j = 0; j < C; ++j) {
-        const Real y = x.v[i][j];
-        d2 += scaled_square(stages.r[1][i] * stages.s[1][j] - stages.r[0][i] * stages.s[0][j], y, y, rule);
-      }
-#pragma unroll
-    for (int j = 0; j < C; ++j) d2 += scaled_square(stages.da[1][j] - stages.da[0][j], x.a[j], x.a[j], rule);
-    d2 = sqrt(group_sum<T>(d2, kFull) / p) / h0;
+    const double d2 = group_scaled_rms<T>(
+                          x, rule, [&](int i, int j) { return dv(1, i, j) - dv(0, i, j); }, v,
+                          [&](int j) { return stages.da[1][j] - stages.da[0][j]; }, a) /
+                      h0;
     if (choose_step && rule.initial_step <= 0) rec.h = dopri5_starting_step(h0, d1, d2);
   }
   if (choose_step && rule.initial_step > 0) rec.h = rule.initial_step;
@@ -182,23 +180,16 @@ __global__ void __launch_bounds__(kFusedThreadsPerBlock) fused_dopri5_kernel(Ada
     // The error h sum_m e_m k_m, scaled by the state and the trial (scaled_rms).
     const auto trial_v = stage_sum<kDopri5Stages - 1>(stages, tableau.a[kDopri5Stages - 1], h);
     const auto error_v = stage_sum<kDopri5Stages>(stages, tableau.e, h);
-    double err = 0;
+    const double err = group_scaled_rms<T>(
+        x, rule, [&](int i, int j) { return shifted_entry(error_v, Real(0), Real(0), i, j); },
+        [&](int i, int j) { return shifted_entry(trial_v, x.v[i][j], Real(0), i, j); },
+        [&](int j) {
+          Real increment = 0;
 #pragma unroll
-    for (int i = 0; i < D; ++i)
-#pragma unroll
-      for (int j = 0; j < C; ++j) {
-        const Real y = x.v[i][j];
-        err += scaled_square(shifted_entry(error_v, Real(0), Real(0), i, j), y,
-                             shifted_entry(trial_v, y, Real(0), i, j), rule);
-      }
-#pragma unroll
-    for (int j = 0; j < C; ++j) {
-      Real increment = 0;
-#pragma unroll
-      for (int m = 0; m < kDopri5Stages; ++m) increment += Real(tableau.e[m]) * stages.da[m][j];
-      err += scaled_square(Real(0) + h * increment, x.a[j], a_trial[j], rule);
-    }
-    err = sqrt(group_sum<T>(err, kFull) / p);
+          for (int m = 0; m < kDopri5Stages; ++m) increment += Real(tableau.e[m]) * stages.da[m][j];
+          return Real(0) + h * increment;
+        },
+        [&](int j) { return a_trial[j]; });
     const Dopri5Verdict verdict = dopri5_verdict(err);
     const bool accepted = active && verdict.accepted;
 
