@@ -13,6 +13,7 @@
 #include <utility>
 
 #include "cuda_check.h"
+#include "grid_launch.cuh"
 #include "softflow/model.h"
 #include "softflow/run_record.h"
 #include "softflow/softmax.h"
@@ -215,8 +216,9 @@ struct BlockRun {
   }
 };
 
-// The block kernels' run vectors in dynamic shared memory (one declaration for block_per_run.cu, block_dopri5.cu
-// and block_tied.cu). Under SOFTFLOW_HOST_EMULATION (the CPU emulation test, tests/emulation) a host buffer.
+// The block kernels' run vectors in dynamic shared memory (one declaration for block_per_run.cu, block_dopri5.cu,
+// block_tied.cu and shared_regression.cu). Under SOFTFLOW_HOST_EMULATION (the CPU emulation tests,
+// tests/emulation) a host buffer.
 #ifdef SOFTFLOW_HOST_EMULATION
 extern unsigned char block_vectors[];
 #else
@@ -248,12 +250,7 @@ void launch_block_kernel(Kernel kernel, int threads, const Args& args, long long
   SOFTFLOW_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks_per_sm, kernel, threads, bytes));
   const long long resident = (long long)std::max(1, blocks_per_sm) * sms;
   const unsigned grid = unsigned(std::max(1LL, std::min(runs, 4 * resident)));
-#ifdef SOFTFLOW_HOST_EMULATION
-  emulation::launch_kernel(kernel, grid, threads, bytes, args);  // the block emulated on the host (tests/emulation)
-#else
-  kernel<<<grid, threads, bytes>>>(args);
-#endif
-  SOFTFLOW_CUDA_CHECK(cudaGetLastError());
+  launch_grid(kernel, grid, threads, bytes, args);
 }
 
 // Whether `entries` Reals of run vectors fit one block's shared memory on this device.

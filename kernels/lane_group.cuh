@@ -10,6 +10,7 @@
 #include <type_traits>
 
 #include "cuda_check.h"
+#include "grid_launch.cuh"
 
 namespace softflow {
 
@@ -100,12 +101,7 @@ template <int T, class Kernel, class Args>
 void launch_lane_groups(Kernel kernel, const Args& args) {
   const long long threads = args.runs * T;
   const unsigned blocks = unsigned((threads + kFusedThreadsPerBlock - 1) / kFusedThreadsPerBlock);
-#ifdef SOFTFLOW_HOST_EMULATION
-  emulation::launch_kernel(kernel, blocks, kFusedThreadsPerBlock, 0, args);  // on the host (tests/emulation)
-#else
-  kernel<<<blocks, kFusedThreadsPerBlock>>>(args);
-#endif
-  SOFTFLOW_CUDA_CHECK(cudaGetLastError());
+  launch_grid(kernel, blocks, kFusedThreadsPerBlock, 0, args);
 }
 
 // Calls launch(std::integral_constant<int, T>{}) with T = lanes, one of the instantiated choices Lanes...; throws

@@ -10,6 +10,7 @@
 #include "cublas_gemm.cuh"
 #include "cuda_check.h"
 #include "device_array.cuh"
+#include "grid_launch.cuh"
 #include "shared_attention.cuh"
 #include "softflow/attention.h"
 #include "softflow/run_record.h"
@@ -202,14 +203,13 @@ SharedAttentionSteps<Real>::SharedAttentionSteps(const ModelShape& shape, Method
   SOFTFLOW_CUDA_CHECK(cudaGetDevice(&device));
   SOFTFLOW_CUDA_CHECK(cudaDeviceGetAttribute(&x.sms, cudaDevAttrMultiProcessorCount, device));
   x.m.allocate(size_t(rows * selection.size));
-  selection_matrix_kernel<Real><<<unsigned(std::min<long long>((rows * selection.size + kThreads - 1) / kThreads,
-                                                               32LL * x.sms)),
-                                  kThreads>>>(shape, data, x.m.get());
-  SOFTFLOW_CUDA_CHECK(cudaGetLastError());
+  launch_grid(selection_matrix_kernel<Real>,
+              unsigned(std::min<long long>((rows * selection.size + kThreads - 1) / kThreads, 32LL * x.sms)), kThreads,
+              0, shape, data, x.m.get());
   if (!train_v) {
     x.xv.allocate(size_t(rows));
-    shared_xv_kernel<Real><<<unsigned((rows + kThreads - 1) / kThreads), kThreads>>>(shape, data, x.xv.get());
-    SOFTFLOW_CUDA_CHECK(cudaGetLastError());
+    launch_grid(shared_xv_kernel<Real>, unsigned((rows + kThreads - 1) / kThreads), kThreads, 0, shape, data,
+                x.xv.get());
   }
   const size_t run_rows = size_t(max_runs * rows);
   x.logits.allocate(run_rows);
@@ -247,17 +247,15 @@ void SharedAttentionSteps<Real>::advance(const FixedStepSegmentArgs<Real>& args)
     if (train_v)  // XV (R x N T) = V^T X^T: V column-major d x R (ld p, op T), X^T is X's column-major d x N T.
       SOFTFLOW_CUBLAS_CHECK(gemm(handle, CUBLAS_OP_T, CUBLAS_OP_N, runs, rows, d, Real(1), args.states, p, view.x, d,
                                  x.xv_runs.get(), runs));
-    selection_kernel<Real><<<grid, kThreads>>>(shape, args.runs, args.records, view.y, arrays);
-    SOFTFLOW_CUDA_CHECK(cudaGetLastError());
+    launch_grid(selection_kernel<Real>, grid, kThreads, 0, shape, args.runs, args.records, view.y, arrays);
     // G_sel (k x R, ld p) = M^T Q~: M column-major N T x k (op T), Q~^T = the R x N T array (op T).
     SOFTFLOW_CUBLAS_CHECK(gemm(handle, CUBLAS_OP_T, CUBLAS_OP_T, selection.size, runs, rows, Real(1), x.m.get(),
                                rows, x.q.get(), runs, x.gradients.get() + selection.offset, p));
     if (train_v)  // G_v (d x R, ld p) = X^T S~: X^T column-major d x N T (op N), S~^T (op T).
       SOFTFLOW_CUBLAS_CHECK(gemm(handle, CUBLAS_OP_N, CUBLAS_OP_T, d, runs, rows, Real(1), view.x, d,
                                  x.s_weighted.get(), runs, x.gradients.get(), p));
-    check_and_step_kernel<Real><<<grid, kThreads>>>(args, x.method, k, x.gradients.get(), x.loss.get(),
-                                                   x.s_max.get());
-    SOFTFLOW_CUDA_CHECK(cudaGetLastError());
+    launch_grid(check_and_step_kernel<Real>, grid, kThreads, 0, args, x.method, k, x.gradients.get(), x.loss.get(),
+                x.s_max.get());
   }
 }
 

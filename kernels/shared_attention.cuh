@@ -10,8 +10,9 @@
 //   cuBLAS GEMM    G_sel = M^T Q~  (and G_v = X^T S~ for vp)            (theta's layout: state_size x R)
 //   kernel         per run: ||G||^2, the checks (apply_checks), theta -= h G (gd) or the normalized step
 // M is formed once in double and rounded, so the association differs from attention_flow's X (W p) by rounding.
-// Five to seven launches a step instead of one kernel a segment: where that wins is for a GPU to measure. Built and
-// tested without a GPU so far: off unless CudaCellInput::cublas_attention asks.
+// Five to seven launches a step instead of one kernel a segment: where that wins is for a GPU to measure. Built, and
+// emulated on the host with a cuBLAS stand-in (tests/shared_data_emulation_test.cpp), without a GPU so far: off
+// unless CudaCellInput::cublas_attention asks.
 #pragma once
 
 #include <memory>

@@ -10,6 +10,7 @@
 #include "cublas_gemm.cuh"
 #include "cuda_check.h"
 #include "device_array.cuh"
+#include "grid_launch.cuh"
 #include "shared_regression.cuh"
 
 namespace softflow {
@@ -48,8 +49,7 @@ template <class Real, int B>
 __global__ void __launch_bounds__(B) check_and_update_kernel(FixedStepSegmentArgs<Real> args, long long k,
                                                              const Real* s_all, const Real* e_all, const Real* r_all) {
   __shared__ BlockRun<Real, B> block;
-  extern __shared__ __align__(16) unsigned char shared_u[];
-  Real* u = reinterpret_cast<Real*>(shared_u);
+  Real* u = reinterpret_cast<Real*>(block_vectors);  // the launch's dynamic shared memory (block_run.cuh)
   RunRecord& rec = block.rec();
   const ModelShape shape = args.shape;
   const int d = shape.d, n = shape.n, m = shape.m, t = threadIdx.x;
@@ -144,18 +144,15 @@ void SharedRegressionSteps<Real>::advance(const FixedStepSegmentArgs<Real>& args
     SOFTFLOW_CUDA_CHECK(cudaFuncSetAttribute(check_and_update_kernel<Real, B>,
                                              cudaFuncAttributeMaxDynamicSharedMemorySize, int(u_bytes)));
     for (long long k = args.step_from; k < args.step_to; ++k) {
-      softmax_beta_kernel<Real, B><<<grid, B>>>(args, x.s.get(), x.beta.get());
-      SOFTFLOW_CUDA_CHECK(cudaGetLastError());
+      launch_grid(softmax_beta_kernel<Real, B>, grid, B, 0, args, x.s.get(), x.beta.get());
       // E^T (m x runs, column-major) = X (m x d) B^T: X is column-major d x m (op T), B^T column-major d x runs.
       SOFTFLOW_CUBLAS_CHECK(gemm(x.handle.get(), CUBLAS_OP_T, CUBLAS_OP_N, m, runs, d, Real(1), data, d,
                                  x.beta.get(), d, x.e.get(), m));
-      residual_kernel<Real><<<residual_grid, 256>>>(x.e.get(), y, args.runs, m);
-      SOFTFLOW_CUDA_CHECK(cudaGetLastError());
+      launch_grid(residual_kernel<Real>, residual_grid, 256, 0, x.e.get(), y, args.runs, m);
       // R^T (d x runs) = 2 X^T E^T: X^T is X's column-major d x m (op N), E^T column-major m x runs.
       SOFTFLOW_CUBLAS_CHECK(gemm(x.handle.get(), CUBLAS_OP_N, CUBLAS_OP_N, d, runs, m, Real(2), data, d,
                                  x.e.get(), m, x.r.get(), d));
-      check_and_update_kernel<Real, B><<<grid, B, u_bytes>>>(args, k, x.s.get(), x.e.get(), x.r.get());
-      SOFTFLOW_CUDA_CHECK(cudaGetLastError());
+      launch_grid(check_and_update_kernel<Real, B>, grid, B, u_bytes, args, k, x.s.get(), x.e.get(), x.r.get());
     }
   });
 }

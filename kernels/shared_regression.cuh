@@ -7,9 +7,9 @@
 //   cuBLAS GEMM    R = 2 E X = r for every run                                 (P x d)
 //   block kernel   loss = ||E_p||^2, da from u = V^T r, the checks (apply_checks), V += h r s^T, a += h da
 // X is read once a step instead of once per run and step, at the price of five launches a step instead of one
-// kernel a segment, so it can only win where m d is large. Built and tested without a GPU so far: off unless
-// CudaCellInput::cublas_regression asks, until a GPU has validated and measured it (bench/fused_gd_playground
-// --loss regression).
+// kernel a segment, so it can only win where m d is large. Built, and emulated on the host with a cuBLAS stand-in
+// (tests/shared_data_emulation_test.cpp), without a GPU so far: off unless CudaCellInput::cublas_regression asks,
+// until a GPU has validated and measured it (bench/fused_gd_playground --loss regression).
 #pragma once
 
 #include <memory>

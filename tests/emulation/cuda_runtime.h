@@ -1,16 +1,19 @@
-// Purpose: the stand-in for <cuda_runtime.h> that the CPU emulation tests (tests/block_kernel_emulation_test.cpp,
-// tests/fused_kernel_emulation_test.cpp, built with -DSOFTFLOW_HOST_EMULATION and tests/emulation first on their
-// include path) give the block-per-run and fused kernels: the CUDA qualifiers as plain C++ (__shared__ variables
+// Purpose: the stand-in for <cuda_runtime.h> that the CPU emulation tests (tests/*_emulation_test.cpp, built with
+// -DSOFTFLOW_HOST_EMULATION and tests/emulation first on their include path) give the block-per-run, fused and
+// shared-data kernels: the CUDA qualifiers as plain C++ (__shared__ variables
 // become function statics, shared by a block's threads; __constant__ and __device__ vanish), __syncthreads,
 // __shfl_xor_sync (any mask and width), the votes __any_sync / __all_sync and __syncwarp on the host block model
-// (host_block_emulation.h), CUDA's host-and-device maths (fmaxf, exp, ...) as <cmath>'s, and the few runtime calls
+// (host_block_emulation.h), CUDA's host-and-device maths (fmaxf, exp, ...) as <cmath>'s, the few runtime calls
 // launch_block_kernel and run_vectors_fit make, answered for an emulated device (emulation::multiprocessors SMs, one
-// resident block each, kDynamicSharedBytes of shared memory).
+// resident block each, kDynamicSharedBytes of shared memory), and device memory (cudaMalloc, cudaMemcpy, ...) as
+// host memory, for the shared-data kernels' buffers (device_array.cuh).
 // Nothing else of CUDA is provided: a kernel that needs more fails to compile here, which is the point.
 #pragma once
 
 #include <cmath>
 #include <cstddef>
+#include <cstdlib>
+#include <cstring>
 
 #include "host_block_emulation.h"
 
@@ -37,7 +40,8 @@ inline int __any_sync(unsigned mask, int predicate) { return softflow::emulation
 inline void __syncwarp(unsigned mask = 0xffffffffu) { softflow::emulation::vote(false, mask, false); }
 inline int __all_sync(unsigned mask, int predicate) { return softflow::emulation::vote(true, mask, predicate != 0); }
 
-enum cudaError_t : int { cudaSuccess = 0 };
+enum cudaError_t : int { cudaSuccess = 0, cudaErrorInvalidValue = 1, cudaErrorMemoryAllocation = 2 };
+enum cudaMemcpyKind : int { cudaMemcpyHostToHost, cudaMemcpyHostToDevice, cudaMemcpyDeviceToHost, cudaMemcpyDeviceToDevice };
 enum cudaFuncAttribute : int { cudaFuncAttributeMaxDynamicSharedMemorySize };
 enum cudaDeviceAttr : int { cudaDevAttrMultiProcessorCount, cudaDevAttrMaxSharedMemoryPerBlockOptin };
 
@@ -59,5 +63,35 @@ cudaError_t cudaFuncSetAttribute(Kernel, cudaFuncAttribute, int) {
 template <class Kernel>
 cudaError_t cudaOccupancyMaxActiveBlocksPerMultiprocessor(int* blocks, Kernel, int, std::size_t) {
   *blocks = 1;
+  return cudaSuccess;
+}
+
+// Device memory is host memory: cudaMalloc's bytes start as 0xff (NaN as float and double), as real device memory
+// starts undefined, so a kernel that reads what nobody wrote shows NaN.
+// Every allocation is also registered as device memory (host_block_emulation.h), so that the cuBLAS stand-in can
+// check that a GEMM's operands lie inside one allocation.
+template <class T>
+cudaError_t cudaMalloc(T** pointer, std::size_t bytes) {
+  void* memory = std::malloc(bytes > 0 ? bytes : 1);
+  if (!memory) return cudaErrorMemoryAllocation;
+  std::memset(memory, 0xff, bytes);
+  softflow::emulation::device_memory().add(memory, bytes);
+  *pointer = static_cast<T*>(memory);
+  return cudaSuccess;
+}
+inline cudaError_t cudaFree(void* pointer) {
+  if (!pointer) return cudaSuccess;
+  if (!softflow::emulation::device_memory().remove(pointer)) return cudaErrorInvalidValue;
+  std::free(pointer);
+  return cudaSuccess;
+}
+inline cudaError_t cudaMemcpy(void* to, const void* from, std::size_t bytes, cudaMemcpyKind) {
+  if (bytes > 0 && (!to || !from)) return cudaErrorInvalidValue;
+  std::memmove(to, from, bytes);
+  return cudaSuccess;
+}
+inline cudaError_t cudaMemset(void* to, int value, std::size_t bytes) {
+  if (bytes > 0 && !to) return cudaErrorInvalidValue;
+  std::memset(to, value, bytes);
   return cudaSuccess;
 }

@@ -1,5 +1,6 @@
-// Purpose: CUDA's block model on the host, for the CPU tests of the block-per-run and fused kernels
-// (tests/block_kernel_emulation_test.cpp, tests/fused_kernel_emulation_test.cpp). Every thread of a block is a fiber
+// Purpose: CUDA's block model on the host, for the CPU tests of the block-per-run, fused and shared-data kernels
+// (tests/block_kernel_emulation_test.cpp, tests/fused_kernel_emulation_test.cpp,
+// tests/shared_data_emulation_test.cpp). Every thread of a block is a fiber
 // (its own stack, switched in user space: a few instructions on x86-64, ucontext elsewhere) on one OS thread, with
 // threadIdx set as it runs; a thread runs until it waits at a barrier (__syncthreads: the block's threads) or a warp
 // operation (__shfl_xor_sync with any mask and width, __any_sync, __all_sync: the lanes of its mask, which must
@@ -13,6 +14,7 @@
 // launch_kernel runs the blocks of a grid one after another (a kernel's __shared__ variables are function statics
 // here, so one block at a time). The dynamic shared memory is one host buffer (block_vectors, kDynamicSharedBytes),
 // filled with 0xff bytes (NaN as float and double) at each block's start, as real shared memory starts undefined.
+// DeviceMemory lists what counts as device memory, for the cuBLAS stand-in's operand checks (cublas_v2.h).
 #pragma once
 
 #include <sys/mman.h>
@@ -89,6 +91,41 @@ constexpr std::size_t kStackBytes = std::size_t(256) << 10;  // per thread, belo
 [[noreturn]] inline void fail(const char* what) {
   std::fprintf(stderr, "host block emulation: %s (block %u, thread %u)\n", what, blockIdx.x, threadIdx.x);
   std::abort();
+}
+
+// The emulated device's memory: the regions cudaMalloc returned, and host arrays a test declares device memory (its
+// states, records and data, standing for what the backend uploads), so that the cuBLAS stand-in can check that
+// every operand of a GEMM lies inside one region.
+class DeviceMemory {
+ public:
+  void add(const void* base, std::size_t bytes) { regions_.push_back({static_cast<const char*>(base), bytes}); }
+  bool remove(const void* base) {
+    for (std::size_t k = 0; k < regions_.size(); ++k)
+      if (regions_[k].base == base) {
+        regions_.erase(regions_.begin() + std::ptrdiff_t(k));
+        return true;
+      }
+    return false;
+  }
+  // True if [first, first + bytes) lies inside one region.
+  bool holds(const void* first, std::size_t bytes) const {
+    const char* p = static_cast<const char*>(first);
+    for (const Region& r : regions_)
+      if (p >= r.base && p + bytes <= r.base + r.bytes) return true;
+    return false;
+  }
+
+ private:
+  struct Region {
+    const char* base;
+    std::size_t bytes;
+  };
+  std::vector<Region> regions_;
+};
+
+inline DeviceMemory& device_memory() {
+  static DeviceMemory memory;
+  return memory;
 }
 
 // The block being run: its threads (fibers), who waits where, and the warps' shuffle slots.
@@ -346,9 +383,9 @@ alignas(16) inline unsigned char block_vectors[emulation::kDynamicSharedBytes];
 
 namespace softflow::emulation {
 
-// kernel<<<grid, threads, bytes>>>(args): the blocks one after another, each block's threads as fibers.
-template <class Args>
-void launch_kernel(void (*kernel)(Args), unsigned grid, int threads, std::size_t bytes, const Args& args) {
+// kernel<<<grid, threads, bytes>>>(args...): the blocks one after another, each block's threads as fibers.
+template <class... Params, class... Args>
+void launch_kernel(void (*kernel)(Params...), unsigned grid, int threads, std::size_t bytes, const Args&... args) {
   if (threads < kWarpSize || threads > kMaxThreads || threads % kWarpSize != 0)
     fail("block size not a multiple of the warp size in [32, 1024]");
   if (bytes > kDynamicSharedBytes) fail("dynamic shared memory over the limit");
@@ -357,7 +394,7 @@ void launch_kernel(void (*kernel)(Args), unsigned grid, int threads, std::size_t
   for (unsigned b = 0; b < grid; ++b) {
     blockIdx.x = b;
     std::memset(block_vectors, 0xff, bytes);
-    Scheduler::scheduler().run_block(threads, [&] { kernel(args); });
+    Scheduler::scheduler().run_block(threads, [&] { kernel(args...); });
   }
 }
 
