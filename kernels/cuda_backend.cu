@@ -12,6 +12,7 @@
 #include "cuda_check.h"
 #include "device_array.cuh"
 #include "device_statistics.cuh"
+#include "grid_launch.cuh"
 #include "block_dopri5.cuh"
 #include "fused_dopri5.cuh"
 #include "block_per_run.cuh"
@@ -300,8 +301,7 @@ struct CudaCellSimulation<Real>::Impl {
     SOFTFLOW_CUDA_CHECK(cudaEventCreate(&kernel_stop));
     for (long long wave = 0; wave < waves; ++wave) {
       select_wave(wave, false);
-      init_kernel<Real><<<grid, kThreadsPerBlock>>>(args);
-      SOFTFLOW_CUDA_CHECK(cudaGetLastError());
+      launch_grid(init_kernel<Real>, grid, kThreadsPerBlock, 0, args);
       store_wave();
     }
     SOFTFLOW_CUDA_CHECK(cudaDeviceSynchronize());
@@ -323,8 +323,7 @@ struct CudaCellSimulation<Real>::Impl {
       if (input.data != nullptr) {
         data.upload(input.data + first * q, count * q);
       } else {
-        draw_targets_kernel<Real><<<grid, kThreadsPerBlock>>>(args, data.get());
-        SOFTFLOW_CUDA_CHECK(cudaGetLastError());
+        launch_grid(draw_targets_kernel<Real>, grid, kThreadsPerBlock, 0, args, data.get());
       }
       data_ready = true;
     }
@@ -345,9 +344,8 @@ struct CudaCellSimulation<Real>::Impl {
   // Adds the current wave's checkpoint counts to the counters.
   void count_wave() {
     const unsigned count_grid = unsigned(std::min<long long>((args.runs + 255) / 256, 4096));
-    count_kernel<<<count_grid, 256>>>(records.get(), winners.get() + args.first_run,
-                                      values.get() + kSMax * input.runs + args.first_run, args.runs, counters.get());
-    SOFTFLOW_CUDA_CHECK(cudaGetLastError());
+    launch_grid(count_kernel, count_grid, 256, 0, records.get(), winners.get() + args.first_run,
+                values.get() + kSMax * input.runs + args.first_run, args.runs, counters.get());
   }
 
   bool data_ready = false;  // one wave: the per-run data is on the device
@@ -420,12 +418,11 @@ void CudaCellSimulation<Real>::advance_and_summarize(size_t c, CheckpointSummary
                                            a.runs, a.total_runs, a.states, a.records, a.data, a.data_stride,
                                            a.values, a.winners, s.block_dopri5});
     } else {
-      advance_observe_kernel<Real><<<s.grid, kThreadsPerBlock>>>(s.args, int(c), in.times[c], step_from, in.steps[c]);
-      SOFTFLOW_CUDA_CHECK(cudaGetLastError());
+      launch_grid(advance_observe_kernel<Real>, s.grid, kThreadsPerBlock, 0, s.args, int(c), in.times[c], step_from,
+                  in.steps[c]);
     }
     if (in.shape.model == ModelKind::attention) {
-      attention_direction_kernel<Real><<<s.grid, kThreadsPerBlock>>>(s.args);
-      SOFTFLOW_CUDA_CHECK(cudaGetLastError());
+      launch_grid(attention_direction_kernel<Real>, s.grid, kThreadsPerBlock, 0, s.args);
     }
     SOFTFLOW_CUDA_CHECK(cudaEventRecord(s.kernel_stop));
     SOFTFLOW_CUDA_CHECK(cudaEventSynchronize(s.kernel_stop));

@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "device_statistics.cuh"
+#include "grid_launch.cuh"
 
 namespace softflow {
 namespace {
@@ -61,8 +62,8 @@ ObservableSummary DeviceStatistics::summarize(const double* values, long long ru
   ObservableSummary out;
   out.histogram.assign(size_t(bins), 0);
   const long long blocks = (runs + kStatsBlockRuns - 1) / kStatsBlockRuns;
-  block_moments_kernel<<<unsigned((blocks + 127) / 128), 128>>>(values, runs, blocks, block_moments_.get());
-  SOFTFLOW_CUDA_CHECK(cudaGetLastError());
+  launch_grid(block_moments_kernel, unsigned((blocks + 127) / 128), 128, 0, values, runs, blocks,
+              block_moments_.get());
   std::vector<Moments> partial(static_cast<size_t>(blocks));
   block_moments_.download(partial.data(), partial.size());
   for (const Moments& m : partial) out.moments.merge(m);
@@ -82,8 +83,7 @@ ObservableSummary DeviceStatistics::summarize(const double* values, long long ru
     indices.index[2 * i] = positions[i].below;
     indices.index[2 * i + 1] = positions[i].above;
   }
-  gather_kernel<<<1, 32>>>(sorted_.get(), indices, order_statistics_.get());
-  SOFTFLOW_CUDA_CHECK(cudaGetLastError());
+  launch_grid(gather_kernel, 1, 32, 0, sorted_.get(), indices, order_statistics_.get());
   double order[2 * kQuantileCount];
   order_statistics_.download(order, 2 * kQuantileCount);
   for (int i = 0; i < kQuantileCount; ++i)
@@ -94,8 +94,8 @@ ObservableSummary DeviceStatistics::summarize(const double* values, long long ru
   if (histogram_.size() < size_t(bins)) histogram_.allocate(size_t(bins));
   histogram_.zero();
   const unsigned grid = unsigned(std::min<long long>((count + 255) / 256, 1024));
-  histogram_kernel<<<grid, 256>>>(sorted_.get(), count, out.histogram_lo, out.histogram_hi, bins, histogram_.get());
-  SOFTFLOW_CUDA_CHECK(cudaGetLastError());
+  launch_grid(histogram_kernel, grid, 256, 0, sorted_.get(), count, out.histogram_lo, out.histogram_hi, bins,
+              histogram_.get());
   std::vector<unsigned long long> counts(static_cast<size_t>(bins));
   histogram_.download(counts.data(), counts.size());
   for (int b = 0; b < bins; ++b) out.histogram[size_t(b)] = (long long)counts[size_t(b)];

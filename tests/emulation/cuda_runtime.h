@@ -10,6 +10,7 @@
 // Nothing else of CUDA is provided: a kernel that needs more fails to compile here, which is the point.
 #pragma once
 
+#include <chrono>
 #include <cmath>
 #include <cstddef>
 #include <cstdlib>
@@ -43,7 +44,11 @@ inline int __all_sync(unsigned mask, int predicate) { return softflow::emulation
 enum cudaError_t : int { cudaSuccess = 0, cudaErrorInvalidValue = 1, cudaErrorMemoryAllocation = 2 };
 enum cudaMemcpyKind : int { cudaMemcpyHostToHost, cudaMemcpyHostToDevice, cudaMemcpyDeviceToHost, cudaMemcpyDeviceToDevice };
 enum cudaFuncAttribute : int { cudaFuncAttributeMaxDynamicSharedMemorySize };
-enum cudaDeviceAttr : int { cudaDevAttrMultiProcessorCount, cudaDevAttrMaxSharedMemoryPerBlockOptin };
+enum cudaDeviceAttr : int {
+  cudaDevAttrMultiProcessorCount,
+  cudaDevAttrMaxSharedMemoryPerBlockOptin,
+  cudaDevAttrClockRate
+};
 
 inline const char* cudaGetErrorString(cudaError_t) { return "no error"; }
 inline cudaError_t cudaGetLastError() { return cudaSuccess; }
@@ -52,8 +57,11 @@ inline cudaError_t cudaGetDevice(int* device) {
   return cudaSuccess;
 }
 inline cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attribute, int) {
-  *value = attribute == cudaDevAttrMultiProcessorCount ? softflow::emulation::multiprocessors
-                                                       : int(softflow::emulation::kDynamicSharedBytes);
+  switch (attribute) {
+    case cudaDevAttrMultiProcessorCount: *value = softflow::emulation::multiprocessors; break;
+    case cudaDevAttrMaxSharedMemoryPerBlockOptin: *value = int(softflow::emulation::kDynamicSharedBytes); break;
+    case cudaDevAttrClockRate: *value = 1980000; break;  // kHz, an H100's
+  }
   return cudaSuccess;
 }
 template <class Kernel>
@@ -72,19 +80,78 @@ cudaError_t cudaOccupancyMaxActiveBlocksPerMultiprocessor(int* blocks, Kernel, i
 // check that a GEMM's operands lie inside one allocation.
 template <class T>
 cudaError_t cudaMalloc(T** pointer, std::size_t bytes) {
+  namespace emulation = softflow::emulation;
+  if (emulation::device_allocated_bytes + bytes > emulation::device_total_bytes) return cudaErrorMemoryAllocation;
   void* memory = std::malloc(bytes > 0 ? bytes : 1);
   if (!memory) return cudaErrorMemoryAllocation;
   std::memset(memory, 0xff, bytes);
-  softflow::emulation::device_memory().add(memory, bytes);
+  emulation::device_memory().add(memory, bytes);
+  emulation::device_allocated_bytes += bytes;
   *pointer = static_cast<T*>(memory);
   return cudaSuccess;
 }
 inline cudaError_t cudaFree(void* pointer) {
   if (!pointer) return cudaSuccess;
-  if (!softflow::emulation::device_memory().remove(pointer)) return cudaErrorInvalidValue;
+  const long long bytes = softflow::emulation::device_memory().remove(pointer);
+  if (bytes < 0) return cudaErrorInvalidValue;
+  softflow::emulation::device_allocated_bytes -= std::size_t(bytes);
   std::free(pointer);
   return cudaSuccess;
 }
+inline cudaError_t cudaMemGetInfo(std::size_t* free_bytes, std::size_t* total_bytes) {
+  *total_bytes = softflow::emulation::device_total_bytes;
+  *free_bytes = *total_bytes - softflow::emulation::device_allocated_bytes;
+  return cudaSuccess;
+}
+
+// The device: one SM per emulation::multiprocessors, named so that results show it was emulated.
+struct cudaDeviceProp {
+  char name[256] = "host emulation of a CUDA device";
+  int multiProcessorCount = 1;
+  int major = 9, minor = 0;
+  std::size_t totalGlobalMem = 0;
+};
+inline cudaError_t cudaGetDeviceProperties(cudaDeviceProp* properties, int) {
+  *properties = cudaDeviceProp{};
+  properties->multiProcessorCount = softflow::emulation::multiprocessors;
+  properties->totalGlobalMem = softflow::emulation::device_total_bytes;
+  return cudaSuccess;
+}
+// Kernels run to completion inside their launch: there is nothing to wait for.
+inline cudaError_t cudaDeviceSynchronize() { return cudaSuccess; }
+
+// Events hold the host time they were recorded at.
+struct CUevent_st {
+  std::chrono::steady_clock::time_point at;
+};
+using cudaEvent_t = CUevent_st*;
+inline cudaError_t cudaEventCreate(cudaEvent_t* event) {
+  *event = new CUevent_st;
+  return cudaSuccess;
+}
+inline cudaError_t cudaEventDestroy(cudaEvent_t event) {
+  delete event;
+  return cudaSuccess;
+}
+inline cudaError_t cudaEventRecord(cudaEvent_t event, int stream = 0) {
+  (void)stream;
+  event->at = std::chrono::steady_clock::now();
+  return cudaSuccess;
+}
+inline cudaError_t cudaEventSynchronize(cudaEvent_t) { return cudaSuccess; }
+inline cudaError_t cudaEventElapsedTime(float* milliseconds, cudaEvent_t start, cudaEvent_t stop) {
+  *milliseconds = std::chrono::duration<float, std::milli>(stop->at - start->at).count();
+  return cudaSuccess;
+}
+
+// Atomics: the block's threads run one at a time between barriers here, so a plain update is atomic.
+inline unsigned long long atomicAdd(unsigned long long* address, unsigned long long value) {
+  const unsigned long long old = *address;
+  *address = old + value;
+  return old;
+}
+// CUDA's device min for 64-bit integers.
+inline long long min(long long a, long long b) { return a < b ? a : b; }
 inline cudaError_t cudaMemcpy(void* to, const void* from, std::size_t bytes, cudaMemcpyKind) {
   if (bytes > 0 && (!to || !from)) return cudaErrorInvalidValue;
   std::memmove(to, from, bytes);

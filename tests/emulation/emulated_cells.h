@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "adaptive_records.h"
 #include "block_dopri5.cuh"
 #include "fixed_step_segment.cuh"
 #include "softflow/initial_state.h"
@@ -139,24 +140,7 @@ inline void expect_same_fixed_records(const std::vector<RunRecord>& kernel, cons
   }
 }
 
-// dopri5 records as tests/cuda_backend_test.cpp's expect_same_adaptive_records.
-inline void expect_same_adaptive_records(const std::vector<RunRecord>& kernel, const std::vector<RunRecord>& cpu,
-                                  const std::string& label) {
-  ASSERT_EQ(kernel.size(), cpu.size());
-  for (size_t r = 0; r < cpu.size(); ++r) {
-    const RunRecord &a = kernel[r], &b = cpu[r];
-    const std::string where = label + " run " + std::to_string(r);
-    EXPECT_EQ(a.status, b.status) << where;
-    EXPECT_TRUE(near(a.t, b.t, 1e-6)) << where << ": t " << a.t << " vs " << b.t;
-    EXPECT_TRUE(near(a.stop_time, b.stop_time, 1e-6)) << where << ": stop " << a.stop_time << " vs " << b.stop_time;
-    const long long slack = std::max(2LL, b.steps / 100);
-    EXPECT_LE(std::abs(a.steps - b.steps), slack) << where << ": steps " << a.steps << " vs " << b.steps;
-    EXPECT_LE(std::abs(a.rejected - b.rejected), slack) << where << ": rejected " << a.rejected << " vs " << b.rejected;
-    for (int k = 0; k < kPassageCount; ++k)
-      EXPECT_TRUE(near(a.first_time[k], b.first_time[k], 1e-6))
-          << where << " passage " << k << ": " << a.first_time[k] << " vs " << b.first_time[k];
-  }
-}
+using testing::expect_same_adaptive_records;  // dopri5 records (tests/adaptive_records.h)
 
 inline int count_status(const std::vector<RunRecord>& records, RunStatus status) {
   return int(std::count_if(records.begin(), records.end(), [&](const RunRecord& r) { return r.status == status; }));

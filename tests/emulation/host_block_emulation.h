@@ -99,13 +99,15 @@ constexpr std::size_t kStackBytes = std::size_t(256) << 10;  // per thread, belo
 class DeviceMemory {
  public:
   void add(const void* base, std::size_t bytes) { regions_.push_back({static_cast<const char*>(base), bytes}); }
-  bool remove(const void* base) {
+  // Forgets the region at `base`; returns its bytes, or -1 if there is none.
+  long long remove(const void* base) {
     for (std::size_t k = 0; k < regions_.size(); ++k)
       if (regions_[k].base == base) {
+        const long long bytes = (long long)regions_[k].bytes;
         regions_.erase(regions_.begin() + std::ptrdiff_t(k));
-        return true;
+        return bytes;
       }
-    return false;
+    return -1;
   }
   // True if [first, first + bytes) lies inside one region.
   bool holds(const void* first, std::size_t bytes) const {
@@ -127,6 +129,11 @@ inline DeviceMemory& device_memory() {
   static DeviceMemory memory;
   return memory;
 }
+
+// The emulated device's memory size (cudaMemGetInfo: free = this less what cudaMalloc holds; a test may lower it
+// to make the backend split a cell into waves) and what cudaMalloc holds.
+inline std::size_t device_total_bytes = std::size_t(1) << 30;
+inline std::size_t device_allocated_bytes = 0;
 
 // The block being run: its threads (fibers), who waits where, and the warps' shuffle slots.
 class Scheduler {
