@@ -74,7 +74,9 @@ std::vector<double> normals(std::mt19937_64& generator, int count, double scale)
   return values;
 }
 
-void append(std::vector<double>& to, const std::vector<double>& values) { to.insert(to.end(), values.begin(), values.end()); }
+void append(std::vector<double>& to, const std::vector<double>& values) {
+  to.insert(to.end(), values.begin(), values.end());
+}
 
 // A regression data set (model.h's layout: X, m x d row-major, then y, m).
 std::vector<double> regression_data(const ModelShape& shape) {

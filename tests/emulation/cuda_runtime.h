@@ -5,8 +5,9 @@
 // __shfl_xor_sync (any mask and width), the votes __any_sync / __all_sync and __syncwarp on the host block model
 // (host_block_emulation.h), CUDA's host-and-device maths (fmaxf, exp, ...) as <cmath>'s, the few runtime calls
 // launch_block_kernel and run_vectors_fit make, answered for an emulated device (emulation::multiprocessors SMs, one
-// resident block each, kDynamicSharedBytes of shared memory), and device memory (cudaMalloc, cudaMemcpy, ...) as
-// host memory, for the shared-data kernels' buffers (device_array.cuh).
+// resident block each, kDynamicSharedBytes of shared memory), device memory (cudaMalloc, cudaMemcpy, ...) as host
+// memory, and what the backend's host code asks besides (memory info, device properties, events, atomicAdd), so that
+// the whole backend (kernels/cuda_backend.cu) runs on the emulated device.
 // Nothing else of CUDA is provided: a kernel that needs more fails to compile here, which is the point.
 #pragma once
 
@@ -42,7 +43,12 @@ inline void __syncwarp(unsigned mask = 0xffffffffu) { softflow::emulation::vote(
 inline int __all_sync(unsigned mask, int predicate) { return softflow::emulation::vote(true, mask, predicate != 0); }
 
 enum cudaError_t : int { cudaSuccess = 0, cudaErrorInvalidValue = 1, cudaErrorMemoryAllocation = 2 };
-enum cudaMemcpyKind : int { cudaMemcpyHostToHost, cudaMemcpyHostToDevice, cudaMemcpyDeviceToHost, cudaMemcpyDeviceToDevice };
+enum cudaMemcpyKind : int {
+  cudaMemcpyHostToHost,
+  cudaMemcpyHostToDevice,
+  cudaMemcpyDeviceToHost,
+  cudaMemcpyDeviceToDevice
+};
 enum cudaFuncAttribute : int { cudaFuncAttributeMaxDynamicSharedMemorySize };
 enum cudaDeviceAttr : int {
   cudaDevAttrMultiProcessorCount,
@@ -98,13 +104,23 @@ inline cudaError_t cudaFree(void* pointer) {
   std::free(pointer);
   return cudaSuccess;
 }
+inline cudaError_t cudaMemcpy(void* to, const void* from, std::size_t bytes, cudaMemcpyKind) {
+  if (bytes > 0 && (!to || !from)) return cudaErrorInvalidValue;
+  std::memmove(to, from, bytes);
+  return cudaSuccess;
+}
+inline cudaError_t cudaMemset(void* to, int value, std::size_t bytes) {
+  if (bytes > 0 && !to) return cudaErrorInvalidValue;
+  std::memset(to, value, bytes);
+  return cudaSuccess;
+}
 inline cudaError_t cudaMemGetInfo(std::size_t* free_bytes, std::size_t* total_bytes) {
   *total_bytes = softflow::emulation::device_total_bytes;
   *free_bytes = *total_bytes - softflow::emulation::device_allocated_bytes;
   return cudaSuccess;
 }
 
-// The device: one SM per emulation::multiprocessors, named so that results show it was emulated.
+// The device: emulation::multiprocessors SMs, named so that results show it was emulated.
 struct cudaDeviceProp {
   char name[256] = "host emulation of a CUDA device";
   int multiProcessorCount = 1;
@@ -152,13 +168,3 @@ inline unsigned long long atomicAdd(unsigned long long* address, unsigned long l
 }
 // CUDA's device min for 64-bit integers.
 inline long long min(long long a, long long b) { return a < b ? a : b; }
-inline cudaError_t cudaMemcpy(void* to, const void* from, std::size_t bytes, cudaMemcpyKind) {
-  if (bytes > 0 && (!to || !from)) return cudaErrorInvalidValue;
-  std::memmove(to, from, bytes);
-  return cudaSuccess;
-}
-inline cudaError_t cudaMemset(void* to, int value, std::size_t bytes) {
-  if (bytes > 0 && !to) return cudaErrorInvalidValue;
-  std::memset(to, value, bytes);
-  return cudaSuccess;
-}
