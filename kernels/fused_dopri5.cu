@@ -243,10 +243,11 @@ bool fused_dopri5_available(const ModelShape& shape, int real_bytes, int* lanes)
   if (shape.model != ModelKind::value_softmax || shape.loss == LossKind::regression) return false;
   if (fused_dopri5_lane_choices(shape.d, shape.n).empty()) return false;
   // Default, by ptxas alone (sm_90, CUDA 13; no GPU has timed them yet): the fewest lanes (fewer shuffles a step)
-  // that leave no spills worth the name. Registers and bytes of spill stores per choice:
-  //   float32  8 x 8:  2 lanes 209, 0;  4 lanes 168, 8;  8 lanes 155, 0         -> 4
+  // that leave no spills worth the name, and at float32 8 x 8 the 4 lanes' 168 registers (12 resident warps an SM)
+  // over the 2 lanes' 224 (9), for an 8-byte spill. Registers and bytes of spill stores per choice:
+  //   float32  8 x 8:  2 lanes 224, 0;  4 lanes 168, 8;  8 lanes 155, 0         -> 4
   //           16 x 16: 8 lanes 254, 0;  16 lanes 235, 0                         -> 8
-  //   float64  8 x 8:  2 lanes 255, 1514;  4 lanes 255, 282;  8 lanes 254, 8    -> 8
+  //   float64  8 x 8:  2 lanes 255, 1554;  4 lanes 255, 282;  8 lanes 254, 8    -> 8
   //           16 x 16: 8 lanes 255, 3098;  16 lanes 255, 2390                   -> 16
   if (lanes) *lanes = real_bytes == 4 ? (shape.d == 8 ? 4 : 8) : (shape.d == 8 ? 8 : 16);
   return true;

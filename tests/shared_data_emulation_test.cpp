@@ -45,27 +45,6 @@ class DeclaredDeviceMemory {
   std::vector<const void*> bases_;
 };
 
-// A cell whose runs share one data set (`data`: data_size() entries, q = 0 so that data_of(r) is it for every run):
-// states from draw_initial_state, records from initial_record on the shared data.
-template <class Real>
-Cell<Real> shared_cell(const ModelShape& shape, const InitParams& init, int runs, const std::vector<double>& data) {
-  Cell<Real> cell;
-  cell.shape = shape;
-  cell.init = init;
-  cell.runs = runs;
-  cell.p = shape.state_size();
-  cell.q = 0;
-  cell.data.assign(data.begin(), data.end());
-  cell.states.resize(size_t(runs) * cell.p);
-  cell.records.resize(size_t(runs));
-  std::vector<Real> scratch(size_t(shape.scratch_size()));
-  for (int r = 0; r < runs; ++r) {
-    draw_initial_state(shape, init, kSeed, kCell, std::uint32_t(r), cell.state(r));
-    cell.records[size_t(r)] = initial_record(shape, cell.state(r), cell.data.data(), scratch.data());
-  }
-  return cell;
-}
-
 // `count` draws of N(0, scale^2) from `generator`.
 std::vector<double> normals(std::mt19937_64& generator, int count, double scale) {
   std::normal_distribution<double> normal(0.0, scale);
@@ -182,7 +161,7 @@ TEST(SharedDataEmulation, RegressionGdMatchesTheCpu) {
     ModelShape shape = value_softmax(d, n, LossKind::regression);
     shape.m = m;
     const std::string label = label_of(shape) + " m " + std::to_string(m);
-    const Cell<double> start = shared_cell<double>(shape, spread_for(shape), 21, regression_data(shape));
+    const Cell<double> start = make_cell<double>(shape, spread_for(shape), 21, regression_data(shape));
     const auto [cpu, emulated] = regression_both(start, {0, 10, 40}, StopRule{}, 21);
     EXPECT_LE(max_relative_difference(emulated.states, cpu.states), 1e-12) << label;
     expect_same_fixed_records(emulated.records, cpu.records, label);
@@ -195,7 +174,7 @@ TEST(SharedDataEmulation, RegressionGdStopsAndRunsInWavesLikeTheCpu) {
   shape.m = 4;  // m < d: the loss can reach 0
   StopRule stop;
   stop.loss_below = 0.05;
-  const Cell<double> start = shared_cell<double>(shape, spread(1.0), 21, regression_data(shape));
+  const Cell<double> start = make_cell<double>(shape, spread(1.0), 21, regression_data(shape));
   expect_stops_like_the_cpu(regression_both(start, {0, 50, 100}, stop, 8), "regression stops");
 }
 
@@ -203,9 +182,9 @@ TEST(SharedDataEmulation, RegressionGdFloat32FollowsTheCpu) {
   ModelShape shape = value_softmax(40, 33, LossKind::regression);
   shape.m = 9;
   const std::vector<double> data = regression_data(shape);
-  const auto [reference, unused] = regression_both(shared_cell<double>(shape, spread_for(shape), 21, data),
+  const auto [reference, unused] = regression_both(make_cell<double>(shape, spread_for(shape), 21, data),
                                                    {0, 40}, StopRule{}, 21);
-  const auto [cpu, emulated] = regression_both(shared_cell<float>(shape, spread_for(shape), 21, data), {0, 40},
+  const auto [cpu, emulated] = regression_both(make_cell<float>(shape, spread_for(shape), 21, data), {0, 40},
                                                StopRule{}, 21);
   EXPECT_LE(float32_error(emulated, reference), 4 * float32_error(cpu, reference) + 1e-6);
 }
@@ -236,7 +215,7 @@ TEST(SharedDataEmulation, AttentionStepsMatchTheCpu) {
     for (const ModelShape& shape : shapes) {
       const std::string label = std::string(method == Method::gd ? "gd " : "normalized gd ") + "trainable " +
                                 std::to_string(int(shape.trainable)) + " loss " + std::to_string(int(shape.loss));
-      const Cell<double> start = shared_cell<double>(shape, spread(1.0), 300, attention_data(shape));
+      const Cell<double> start = make_cell<double>(shape, spread(1.0), 300, attention_data(shape));
       const auto [cpu, emulated] = attention_both(method, start, {0, 10, 100}, StopRule{}, 300);
       const double bound = std::max(1e-12, 10 * cpu_rounding_response(start, method, 100));
       EXPECT_LE(max_relative_difference(emulated.states, cpu.states), bound) << label;
@@ -250,7 +229,7 @@ TEST(SharedDataEmulation, AttentionStopsAndRunsInWavesLikeTheCpu) {
   const ModelShape shape = attention(AttentionTrainable::vp, 3, 5, 6, LossKind::logistic);
   StopRule stop;
   stop.loss_below = 0.3;
-  const Cell<double> start = shared_cell<double>(shape, spread(1.0), 300, attention_data(shape));
+  const Cell<double> start = make_cell<double>(shape, spread(1.0), 300, attention_data(shape));
   expect_stops_like_the_cpu(attention_both(Method::normalized_gd, start, {0, 10, 30}, stop, 110), "attention stops");
 }
 
@@ -258,10 +237,10 @@ TEST(SharedDataEmulation, AttentionFloat32FollowsTheCpu) {
   for (const ModelShape& shape : {attention(AttentionTrainable::w, 5, 4, 6, LossKind::logistic),
                                   attention(AttentionTrainable::vp, 3, 5, 6, LossKind::exponential)}) {
     const std::vector<double> data = attention_data(shape);
-    const auto [reference, unused] = attention_both(Method::normalized_gd, shared_cell<double>(shape, spread(1.0), 300,
+    const auto [reference, unused] = attention_both(Method::normalized_gd, make_cell<double>(shape, spread(1.0), 300,
                                                                                                 data),
                                                     {0, 100}, StopRule{}, 300);
-    const auto [cpu, emulated] = attention_both(Method::normalized_gd, shared_cell<float>(shape, spread(1.0), 300,
+    const auto [cpu, emulated] = attention_both(Method::normalized_gd, make_cell<float>(shape, spread(1.0), 300,
                                                                                           data),
                                                 {0, 100}, StopRule{}, 300);
     EXPECT_LE(float32_error(emulated, reference), 4 * float32_error(cpu, reference) + 1e-6)
@@ -271,7 +250,7 @@ TEST(SharedDataEmulation, AttentionFloat32FollowsTheCpu) {
 
 TEST(SharedDataEmulation, AWaveLargerThanTheBuffersIsRefused) {
   const ModelShape shape = attention(AttentionTrainable::p, 4, 3, 7, LossKind::logistic);
-  Cell<double> cell = shared_cell<double>(shape, spread(1.0), 20, attention_data(shape));
+  Cell<double> cell = make_cell<double>(shape, spread(1.0), 20, attention_data(shape));
   DeclaredDeviceMemory declared;
   declared.add(cell.data);
   SharedAttentionSteps<double> attention_steps(shape, Method::gd, cell.data.data(), 10);
@@ -280,7 +259,7 @@ TEST(SharedDataEmulation, AWaveLargerThanTheBuffersIsRefused) {
   EXPECT_THROW(attention_steps.advance(args), std::logic_error);
   ModelShape regression = value_softmax(5, 6, LossKind::regression);
   SharedRegressionSteps<double> regression_steps(regression, 10);
-  Cell<double> value_cell = shared_cell<double>(regression, spread(1.0), 20, regression_data(regression));
+  Cell<double> value_cell = make_cell<double>(regression, spread(1.0), 20, regression_data(regression));
   EXPECT_THROW(regression_steps.advance(segment_args(value_cell, 0.1, 0, 1, StopRule{})), std::logic_error);
 }
 

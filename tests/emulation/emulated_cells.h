@@ -70,29 +70,42 @@ inline std::string label_of(const ModelShape& shape) {
          std::to_string(shape.n) + " " + loss_name(shape.loss);
 }
 
+// Run r's loss data (data_size() entries): regression X and y drawn here, other losses' targets by
+// draw_target_vector.
 template <class Real>
-Cell<Real> make_cell(const ModelShape& shape, const InitParams& init, int runs) {
+void draw_run_data(const ModelShape& shape, const InitParams& init, int r, Real* data) {
+  if (shape.loss == LossKind::regression) {
+    std::mt19937_64 generator(kSeed + std::uint64_t(r));
+    std::normal_distribution<double> normal;
+    for (int i = 0; i < shape.m * shape.d; ++i) data[i] = Real(normal(generator) / std::sqrt(double(shape.d)));
+    for (int k = 0; k < shape.m; ++k) data[shape.m * shape.d + k] = Real(normal(generator));
+  } else {
+    draw_target_vector(shape, init, kSeed, kCell, std::uint32_t(r), data);
+  }
+}
+
+// The cell's runs; with `shared` (data_size() entries) they share that one data set (q = 0, so that data_of(r) is
+// it for every run), else each run's data is drawn here.
+template <class Real>
+Cell<Real> make_cell(const ModelShape& shape, const InitParams& init, int runs,
+                     const std::vector<double>& shared = {}) {
   Cell<Real> cell;
   cell.shape = shape;
   cell.init = init;
   cell.runs = runs;
   cell.p = shape.state_size();
-  cell.q = shape.data_size();
+  cell.q = shared.empty() ? shape.data_size() : 0;
   cell.states.resize(size_t(runs) * cell.p);
-  cell.data.resize(size_t(runs) * cell.q);
+  if (shared.empty())
+    cell.data.resize(size_t(runs) * cell.q);
+  else
+    cell.data.assign(shared.begin(), shared.end());
   cell.records.resize(size_t(runs));
   std::vector<Real> scratch(size_t(shape.scratch_size()));
   for (int r = 0; r < runs; ++r) {
     draw_initial_state(shape, init, kSeed, kCell, std::uint32_t(r), cell.state(r));
     Real* data = cell.data.data() + size_t(r) * cell.q;
-    if (shape.loss == LossKind::regression) {
-      std::mt19937_64 generator(kSeed + std::uint64_t(r));
-      std::normal_distribution<double> normal;
-      for (int i = 0; i < shape.m * shape.d; ++i) data[i] = Real(normal(generator) / std::sqrt(double(shape.d)));
-      for (int k = 0; k < shape.m; ++k) data[shape.m * shape.d + k] = Real(normal(generator));
-    } else {
-      draw_target_vector(shape, init, kSeed, kCell, std::uint32_t(r), data);
-    }
+    if (shared.empty()) draw_run_data(shape, init, r, data);
     cell.records[size_t(r)] = initial_record(shape, cell.state(r), data, scratch.data());
   }
   return cell;
