@@ -35,17 +35,6 @@ double available_memory_bytes() {
   return pages * double(sysconf(_SC_PAGESIZE));
 }
 
-std::string cpu_model_name() {
-  std::ifstream cpuinfo("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(cpuinfo, line))
-    if (line.rfind("model name", 0) == 0) {
-      const size_t colon = line.find(':');
-      if (colon != std::string::npos) return line.substr(colon + 2);
-    }
-  return "unknown CPU";
-}
-
 std::string utc_now() {
   const std::time_t now = std::time(nullptr);
   char text[32];
@@ -53,7 +42,29 @@ std::string utc_now() {
   return text;
 }
 
+std::string cpu_model_name() {
+  std::ifstream cpuinfo("/proc/cpuinfo");
+  return describe_cpu(cpuinfo);
+}
+
 }  // namespace
+
+std::string describe_cpu(std::istream& cpuinfo) {
+  std::string line, name, family, model;
+  while (std::getline(cpuinfo, line) && !line.empty()) {  // the first processor's block only: "key<tabs>: value"
+    const size_t colon = line.find(':');
+    if (colon == std::string::npos) continue;
+    const std::string key = line.substr(0, line.find_last_not_of(" \t", colon - 1) + 1);
+    const size_t start = line.find_first_not_of(" \t", colon + 1);
+    const std::string value = start == std::string::npos ? std::string() : line.substr(start);
+    if (key == "model name") name = value;
+    else if (key == "cpu family") family = value;
+    else if (key == "model") model = value;
+  }
+  if (name.empty()) return "unknown CPU";
+  if (family.empty() || model.empty()) return name;
+  return name + " (family " + family + ", model " + model + ")";
+}
 
 double results_bytes(const Study& study) {
   // Measured: about 4.5 bytes of memory per byte of JSON text while the results are built and written; the text

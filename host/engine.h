@@ -2,6 +2,7 @@
 // normalized study, and per cell its parameters and per-checkpoint statistics.
 #pragma once
 
+#include <istream>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -32,6 +33,13 @@ struct Backend {
   std::string device;  // the GPU's or the CPU's name
 };
 Backend resolve_backend(BackendChoice choice, bool announce);
+
+// The CPU's name for the provenance, from /proc/cpuinfo's text: the first processor's "model name", with its x86
+// "cpu family" and "model" where listed ("AMD EPYC (family 25, model 17)"). Under a hypervisor the name can be as
+// bare as "AMD EPYC"; the family and model tell apart cores of different FMA widths (family 25 model 17, Zen 4,
+// runs AVX-512 on 256-bit units; Zen 5, family 26, on 512-bit ones), so that benchmark peaks from different hosts
+// can be told apart. "unknown CPU" where no name is listed.
+std::string describe_cpu(std::istream& cpuinfo);
 
 // Runs every cell. Throws InputError for requests that cannot be met (no CUDA device for --backend cuda, too
 // little memory) and CudaError on CUDA failures.
