@@ -1,13 +1,16 @@
 // Purpose: known answers of the value-softmax flow (science.md section 1) run through the CPU backend: logistic
 // from a(0) = 0 never reorders the logits and selects argmax u(0); square loss to one target reaches zero loss while
-// the softmax stays high-entropy; stopping rules freeze runs; diverging runs are counted, never crash.
+// the softmax stays high-entropy; stopping rules freeze runs; diverging runs are counted, never crash; sum a is
+// kept (and reported) by the V, a flow, not by the tied one.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <vector>
 
 #include "cpu_backend.h"
+#include "softflow/flow.h"
 #include "engine.h"
 #include "test_support.h"
 
@@ -99,6 +102,32 @@ TEST(Divergence, DivergingRunsAreCountedAndExcludedFromStatistics) {
   EXPECT_EQ(last["counts"]["diverged"].get<long long>(), 100);
   EXPECT_FALSE(last["observables"].contains("loss"));  // no finite value left to summarize
   EXPECT_TRUE(last["fractions"]["s_max_ge_0_9"].is_null());
+}
+
+TEST(Invariants, SumAIsReportedOnlyWhereTheFlowKeepsIt) {
+  // V, a: d(sum a)/dt = 1^T C(s) V^T r = 0, so rk4 keeps sum a to rounding.
+  const Study value_softmax = testing::study_with(
+      {{"loss", "square"}, {"integrator", "rk4"}, {"step", 0.05}, {"sigma_v", 1.0}, {"sigma_a", 1.0}, {"runs", 64},
+       {"checkpoints", {{"schedule", "list"}, {"times", {0, 20}}}}});
+  const nlohmann::json kept = run_study(value_softmax, EngineOptions{BackendChoice::cpu, 0, false, ""});
+  const nlohmann::json& drift = kept["cells"][0]["checkpoints"][1]["observables"]["sum_a_drift"];
+  EXPECT_EQ(drift["count"].get<long long>(), 64);
+  EXPECT_LT(std::max(-drift["min"].get<double>(), drift["max"].get<double>()), 1e-12);
+  // Tied: d(sum a)/dt = (U 1)^T g, not zero, so there is no invariant to report.
+  ModelShape tied;
+  tied.model = ModelKind::tied;
+  tied.d = tied.n = 3;
+  const std::vector<double> theta = {1.0, 2.0, 0.0, 0.0, 1.0, 0.5, -1.0, 0.0, 1.0, 0.3, -0.2, 0.4};  // U, a
+  const std::vector<double> beta_star = {0.6, 0.0, 0.8};
+  std::vector<double> dtheta(theta.size()), scratch(size_t(tied.scratch_size()));
+  evaluate_flow(tied, theta.data(), beta_star.data(), dtheta.data(), scratch.data());
+  EXPECT_GT(std::abs(dtheta[9] + dtheta[10] + dtheta[11]), 1e-3);
+  const nlohmann::json tied_results = run_study(testing::study_with({{"model", "tied"}, {"n", 6}, {"runs", 16}}),
+                                                EngineOptions{BackendChoice::cpu, 0, false, ""});
+  for (const auto& checkpoint : tied_results["cells"][0]["checkpoints"]) {
+    EXPECT_FALSE(checkpoint["observables"].contains("sum_a_drift"));
+    EXPECT_TRUE(checkpoint["observables"].contains("winner_col_norm"));
+  }
 }
 
 }  // namespace

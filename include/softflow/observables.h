@@ -11,9 +11,9 @@
 namespace softflow {
 
 // Per-run scalar observables, in this order. A value that does not apply (invariant_drift outside the logistic
-// value-softmax model, rejected_steps for fixed-step integrators, the attention ones for the value-softmax family
-// and V's for attention) is NaN and reported by no statistic. Attention: s is each input's softmax, and the
-// entropies and s_max are means over inputs (attention.h attention_selection).
+// value-softmax model, sum_a_drift for the tied model, rejected_steps for fixed-step integrators, the attention
+// ones for the value-softmax family and V's for attention) is NaN and reported by no statistic. Attention: s is
+// each input's softmax, and the entropies and s_max are means over inputs (attention.h attention_selection).
 enum ObservableIndex : int {
   kEntropy = 0,         // H(s) in nats
   kEntropyRatio,        // H(s) / log n
@@ -22,7 +22,7 @@ enum ObservableIndex : int {
   kGradNorm,            // ||grad L|| over the whole state
   kVNorm,               // ||V||_F (tied: ||U||_F; attention: ||v||)
   kWinnerColNorm,       // ||V e_winner|| (tied: ||U e_winner||)
-  kSumADrift,           // sum_i a_i(t) - sum_i a_i(0) (an invariant of the value-softmax flow)
+  kSumADrift,           // sum_i a_i(t) - sum_i a_i(0) (an invariant of the value-softmax flow; not of the tied one)
   kInvariantDrift,      // logistic: ||(I - beta* beta*^T)(V(t) - V(0))||_F (an invariant of the flow)
   kSteps,               // accepted steps so far
   kRejectedSteps,       // rejected steps so far (dopri5)
@@ -85,9 +85,12 @@ SOFTFLOW_HD inline void observe_softmax_state(const ModelShape& shape, const Flo
     }
   out[kVNorm] = sqrt(v_sq);
   out[kWinnerColNorm] = sqrt(col_sq);
-  double sum_a = 0;
-  for (int j = 0; j < n; ++j) sum_a += double(theta[shape.matrix_size() + j]);
-  out[kSumADrift] = sum_a - rec.sum_a0;
+  // Tied: d(sum a)/dt = 1^T U^T g = (U 1)^T g with 1^T g = 0, nonzero unless U 1 is parallel to 1: no invariant.
+  if (shape.model == ModelKind::value_softmax) {
+    double sum_a = 0;
+    for (int j = 0; j < n; ++j) sum_a += double(theta[shape.matrix_size() + j]);
+    out[kSumADrift] = sum_a - rec.sum_a0;
+  }
   if (shape.model == ModelKind::value_softmax && shape.loss == LossKind::logistic && theta0 != nullptr) {
     // (I - b b^T) D with D = V - V0, b = beta*: column j is D e_j - b <b, D e_j>.
     double drift_sq = 0;
