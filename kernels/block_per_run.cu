@@ -154,17 +154,20 @@ __global__ void __launch_bounds__(B) block_observe_kernel(BlockObserveArgs<Real>
     if (t == 0) winner = best.index;
     __syncthreads();
     Real entropy_part = 0;
-    double v_sq = 0, col_sq = 0, sum_a = 0, drift_sq = 0;
+    const bool drift = shape.loss == LossKind::logistic;  // the logistic loss's invariant and u_winner
+    double v_sq = 0, col_sq = 0, sum_a = 0, drift_sq = 0, u_winner = 0;
     for (int j = t; j < n; j += B) {
       if (x.s[j] > Real(0)) entropy_part -= x.s[j] * log(x.s[j]);
       sum_a += double(a[j]);
       for (int row = 0; row < d; ++row) {
         const double value = double(v[(long long)row * n + j]);
         v_sq += value * value;
-        if (j == winner) col_sq += value * value;
+        if (j == winner) {
+          col_sq += value * value;
+          if (drift) u_winner += double(data[row]) * value;  // data = beta*
+        }
       }
     }
-    const bool drift = shape.loss == LossKind::logistic;
     if (drift) {
       // (I - b b^T)(V - V0), column by column (b = beta*, the data); V0 redrawn entry by entry from its stream.
       const RandomStream matrix{args.seed, args.cell_index, std::uint32_t(run), RandomVariable::value_matrix};
@@ -187,6 +190,7 @@ __global__ void __launch_bounds__(B) block_observe_kernel(BlockObserveArgs<Real>
     col_sq = reduce_double.sum(col_sq);
     sum_a = reduce_double.sum(sum_a);
     drift_sq = reduce_double.sum(drift_sq);
+    u_winner = reduce_double.sum(u_winner);
     if (t == 0) {
       const double time = rec.status == RunStatus::running ? args.t_checkpoint : rec.t;
       apply_checks(block.eval, time, args.stop, args.adaptive, rec);
@@ -202,6 +206,7 @@ __global__ void __launch_bounds__(B) block_observe_kernel(BlockObserveArgs<Real>
       out[kWinnerColNorm] = sqrt(col_sq);
       out[kSumADrift] = sum_a - rec.sum_a0;
       out[kInvariantDrift] = drift ? sqrt(drift_sq) : NAN;
+      out[kUWinner] = drift ? u_winner : NAN;
       out[kSteps] = double(rec.steps);
       out[kRejectedSteps] = args.adaptive ? double(rec.rejected) : NAN;  // fixed steps are never rejected
       if (rec.status == RunStatus::diverged)

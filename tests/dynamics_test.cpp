@@ -1,7 +1,7 @@
 // Purpose: known answers of the value-softmax flow (science.md section 1) run through the CPU backend: logistic
-// from a(0) = 0 never reorders the logits and selects argmax u(0); square loss to one target reaches zero loss while
-// the softmax stays high-entropy; stopping rules freeze runs; diverging runs are counted, never crash; sum a is
-// kept (and reported) by the V, a flow, not by the tied one.
+// from a(0) = 0 never reorders the logits, selects argmax u(0) and grows its u (u_winner); square loss to one
+// target reaches zero loss while the softmax stays high-entropy; stopping rules freeze runs; diverging runs are
+// counted, never crash; sum a is kept (and reported) by the V, a flow, not by the tied one.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -44,6 +44,7 @@ TEST(LogisticFromZeroLogits, KeepsTheOrderOfInitialFitnessAndSelectsItsArgmax) {
     fitness_winner[size_t(run)] = fitness_order[size_t(run)].back();
   }
   CheckpointObservations observations;
+  std::vector<double> previous_u_winner(size_t(study.runs), -1e300);
   for (size_t c = 0; c < simulation.checkpoint_count(); ++c) {
     simulation.advance_and_observe(c, observations, nullptr);
     if (c == 0) continue;  // a(0) = 0: all tied
@@ -53,6 +54,17 @@ TEST(LogisticFromZeroLogits, KeepsTheOrderOfInitialFitnessAndSelectsItsArgmax) {
       EXPECT_EQ(observations.winner[size_t(run)], fitness_winner[size_t(run)]);
       EXPECT_EQ(simulation.record(run).argmax_u0, fitness_winner[size_t(run)]);
       EXPECT_EQ(simulation.record(run).argmax_a0, -1);  // tied maximum at a(0) = 0
+      // u_winner = u(t)_w: the largest fitness (the flow keeps u's order), growing (du_w/dt = g s_w > 0).
+      const double* v = simulation.state(run);
+      const double* target = simulation.data(run);
+      std::vector<double> u(size_t(shape.n), 0.0);
+      for (int i = 0; i < shape.d; ++i)
+        for (int j = 0; j < shape.n; ++j) u[size_t(j)] += v[i * shape.n + j] * target[i];
+      const double u_winner = observations.values[kUWinner][size_t(run)];
+      EXPECT_NEAR(u_winner, u[size_t(fitness_winner[size_t(run)])], 1e-14 * std::abs(u_winner));
+      EXPECT_EQ(u_winner, *std::max_element(u.begin(), u.end()));
+      EXPECT_GT(u_winner, previous_u_winner[size_t(run)]);
+      previous_u_winner[size_t(run)] = u_winner;
     }
   }
   // The winner keeps growing: the last checkpoint's s_max is larger than at t = 300 for every run (monotone flow).
@@ -113,6 +125,7 @@ TEST(Invariants, SumAIsReportedOnlyWhereTheFlowKeepsIt) {
   const nlohmann::json& drift = kept["cells"][0]["checkpoints"][1]["observables"]["sum_a_drift"];
   EXPECT_EQ(drift["count"].get<long long>(), 64);
   EXPECT_LT(std::max(-drift["min"].get<double>(), drift["max"].get<double>()), 1e-12);
+  EXPECT_FALSE(kept["cells"][0]["checkpoints"][1]["observables"].contains("u_winner"));  // logistic loss only
   // Tied: d(sum a)/dt = (U 1)^T g, not zero, so there is no invariant to report.
   ModelShape tied;
   tied.model = ModelKind::tied;
@@ -126,6 +139,7 @@ TEST(Invariants, SumAIsReportedOnlyWhereTheFlowKeepsIt) {
                                                 EngineOptions{BackendChoice::cpu, 0, false, ""});
   for (const auto& checkpoint : tied_results["cells"][0]["checkpoints"]) {
     EXPECT_FALSE(checkpoint["observables"].contains("sum_a_drift"));
+    EXPECT_FALSE(checkpoint["observables"].contains("u_winner"));  // u = V^T beta* is the V, a model's
     EXPECT_TRUE(checkpoint["observables"].contains("winner_col_norm"));
   }
 }

@@ -11,7 +11,7 @@
 namespace softflow {
 
 // Per-run scalar observables, in this order. A value that does not apply (invariant_drift outside the logistic
-// value-softmax model, sum_a_drift for the tied model, rejected_steps for fixed-step integrators, the attention
+// value-softmax model and u_winner, sum_a_drift for the tied model, rejected_steps for fixed-step integrators, the attention
 // ones for the value-softmax family and V's for attention) is NaN and reported by no statistic. Attention: s is
 // each input's softmax, and the entropies and s_max are means over inputs (attention.h attention_selection).
 enum ObservableIndex : int {
@@ -24,6 +24,7 @@ enum ObservableIndex : int {
   kWinnerColNorm,       // ||V e_winner|| (tied: ||U e_winner||)
   kSumADrift,           // sum_i a_i(t) - sum_i a_i(0) (an invariant of the value-softmax flow; not of the tied one)
   kInvariantDrift,      // logistic: ||(I - beta* beta*^T)(V(t) - V(0))||_F (an invariant of the flow)
+  kUWinner,             // logistic: u_winner = <beta*, V e_winner>, the winner's fitness (u = V^T beta*)
   kSteps,               // accepted steps so far
   kRejectedSteps,       // rejected steps so far (dopri5)
   kOptimalTokenProb,    // attention: mean over inputs of s_{i opt_i}, opt_i = argmax_t Y_i <x_it, v>
@@ -48,6 +49,7 @@ SOFTFLOW_HD inline const char* observable_name(int index) {
     case kVNorm: return "v_norm";
     case kWinnerColNorm: return "winner_col_norm";
     case kSumADrift: return "sum_a_drift";
+    case kUWinner: return "u_winner";
     case kInvariantDrift: return "invariant_drift";
     case kSteps: return "steps";
     case kRejectedSteps: return "rejected_steps";
@@ -64,8 +66,8 @@ SOFTFLOW_HD inline const char* observable_name(int index) {
   return "?";
 }
 
-// The value-softmax and tied part of observe_run: the softmax left in scratch by evaluate_flow, V (or U), a and
-// the logistic invariant. theta, theta0 (may be null): state_size(); data: data_size(); scratch: as evaluated.
+// The value-softmax and tied part of observe_run: the softmax left in scratch by evaluate_flow, V (or U), a, and
+// for the logistic loss the winner's fitness and the invariant. theta, theta0 (may be null): state_size(); data: data_size(); scratch: as evaluated.
 template <class Real>
 SOFTFLOW_HD inline void observe_softmax_state(const ModelShape& shape, const FlowEval<Real>& eval, const Real* theta,
                                               const Real* theta0, const Real* data, const RunRecord& rec,
@@ -76,22 +78,27 @@ SOFTFLOW_HD inline void observe_softmax_state(const ModelShape& shape, const Flo
   const double h = double(entropy(s, n));
   out[kEntropy] = h;
   out[kEntropyRatio] = h / log(double(n));
-  double v_sq = 0, col_sq = 0;
+  const bool logistic_values = shape.model == ModelKind::value_softmax && shape.loss == LossKind::logistic;
+  double v_sq = 0, col_sq = 0, u_winner = 0;
   for (int i = 0; i < rows; ++i)
     for (int j = 0; j < n; ++j) {
       const double x = double(theta[i * n + j]);
       v_sq += x * x;
-      if (j == eval.winner) col_sq += x * x;
+      if (j == eval.winner) {
+        col_sq += x * x;
+        if (logistic_values) u_winner += double(data[i]) * x;  // data = beta*
+      }
     }
   out[kVNorm] = sqrt(v_sq);
   out[kWinnerColNorm] = sqrt(col_sq);
+  if (logistic_values) out[kUWinner] = u_winner;
   // Tied: d(sum a)/dt = 1^T U^T g = (U 1)^T g with 1^T g = 0, nonzero unless U 1 is parallel to 1: no invariant.
   if (shape.model == ModelKind::value_softmax) {
     double sum_a = 0;
     for (int j = 0; j < n; ++j) sum_a += double(theta[shape.matrix_size() + j]);
     out[kSumADrift] = sum_a - rec.sum_a0;
   }
-  if (shape.model == ModelKind::value_softmax && shape.loss == LossKind::logistic && theta0 != nullptr) {
+  if (logistic_values && theta0 != nullptr) {
     // (I - b b^T) D with D = V - V0, b = beta*: column j is D e_j - b <b, D e_j>.
     double drift_sq = 0;
     for (int j = 0; j < n; ++j) {
