@@ -267,9 +267,9 @@ HWY_INLINE Slices<D, G> loss_and_residual_slices(D d, size_t stride, const Model
 // The passes over V below work on one slice: vectors of entry e at base + e * stride.
 
 // u[j0 .. j0 + kCols) = (V'^T r)[j0 ..], summed over rows in order, where V' = V + cr s_prev^T (kPerturbed) or V.
-// v: rows x n, r, cr: rows, s_prev: n, u: n.
+// v: rows x n (rows pitch entries apart), r, cr: rows, s_prev: n, u: n.
 template <bool kPerturbed, int kCols, class D, class Real = hn::TFromD<D>>
-HWY_INLINE void transpose_product_block(D d, size_t stride, int rows, int n, int j0, const Real* HWY_RESTRICT v,
+HWY_INLINE void transpose_product_block(D d, size_t stride, int rows, int pitch, int j0, const Real* HWY_RESTRICT v,
                                         const Real* HWY_RESTRICT r, const Real* HWY_RESTRICT cr,
                                         const Real* HWY_RESTRICT s_prev, Real* HWY_RESTRICT u) {
   hn::Vec<D> acc[kCols], prev[kCols];
@@ -281,7 +281,7 @@ HWY_INLINE void transpose_product_block(D d, size_t stride, int rows, int n, int
   for (int i = 0; i < rows; ++i) {
     const auto ri = hn::Load(d, r + i * stride);
     const auto cri = kPerturbed ? hn::Load(d, cr + i * stride) : hn::Zero(d);
-    const Real* row = v + (size_t(i) * n + j0) * stride;
+    const Real* row = v + (size_t(i) * pitch + j0) * stride;
     SOFTFLOW_SIMD_UNROLL
     for (int c = 0; c < kCols; ++c) {
       auto vij = hn::Load(d, row + c * stride);
@@ -295,14 +295,15 @@ HWY_INLINE void transpose_product_block(D d, size_t stride, int rows, int n, int
 
 // u = V'^T r. Shapes as in transpose_product_block; cr and s_prev are read only when kPerturbed.
 template <bool kPerturbed, class D, class Real = hn::TFromD<D>>
-HWY_INLINE void transpose_product(D d, size_t stride, int rows, int n, const Real* v, const Real* r,
+HWY_INLINE void transpose_product(D d, size_t stride, int rows, int n, int pitch, const Real* v, const Real* r,
                                   const Real* cr, const Real* s_prev, Real* u) {
   constexpr int kWide = kPerturbed ? 8 : 16;  // the perturbed pass also holds s_prev in registers
   int j0 = 0;
   for (; j0 + kWide <= n; j0 += kWide)
-    transpose_product_block<kPerturbed, kWide>(d, stride, rows, n, j0, v, r, cr, s_prev, u);
-  for (; j0 + 4 <= n; j0 += 4) transpose_product_block<kPerturbed, 4>(d, stride, rows, n, j0, v, r, cr, s_prev, u);
-  for (; j0 < n; ++j0) transpose_product_block<kPerturbed, 1>(d, stride, rows, n, j0, v, r, cr, s_prev, u);
+    transpose_product_block<kPerturbed, kWide>(d, stride, rows, pitch, j0, v, r, cr, s_prev, u);
+  for (; j0 + 4 <= n; j0 += 4)
+    transpose_product_block<kPerturbed, 4>(d, stride, rows, pitch, j0, v, r, cr, s_prev, u);
+  for (; j0 < n; ++j0) transpose_product_block<kPerturbed, 1>(d, stride, rows, pitch, j0, v, r, cr, s_prev, u);
 }
 
 // How a pass over V treats V before forming beta = V' s_next: kKeep (V' = V), kUpdate (V += hr s^T, stored, then
@@ -310,9 +311,10 @@ HWY_INLINE void transpose_product(D d, size_t stride, int rows, int n, const Rea
 enum class VChange { kKeep, kUpdate, kPerturb };
 
 // Rows [i0, i0 + kRows) of: V' per kChange, then beta = V' s_next, summed over columns in order.
-// v: d x n, hr: d, s, s_next: n, beta: d; n = kN when kN > 0 (a compile-time size), else n_runtime.
+// v: d x n (rows pitch entries apart), hr: d, s, s_next: n, beta: d; n = kN when kN > 0 (a compile-time size),
+// else n_runtime.
 template <VChange kChange, int kRows, int kN = 0, class D, class Real = hn::TFromD<D>>
-HWY_INLINE void update_and_product_block(D d, size_t stride, int n_runtime, int i0, Real* HWY_RESTRICT v,
+HWY_INLINE void update_and_product_block(D d, size_t stride, int n_runtime, int pitch, int i0, Real* HWY_RESTRICT v,
                                          const Real* HWY_RESTRICT hr, const Real* HWY_RESTRICT s,
                                          const Real* HWY_RESTRICT s_next, Real* HWY_RESTRICT beta) {
   constexpr bool kChanged = kChange != VChange::kKeep;
@@ -329,7 +331,7 @@ HWY_INLINE void update_and_product_block(D d, size_t stride, int n_runtime, int 
     const auto next_j = hn::Load(d, s_next + j * stride);
     SOFTFLOW_SIMD_UNROLL
     for (int c = 0; c < kRows; ++c) {
-      Real* entry = v + (size_t(i0 + c) * n + j) * stride;
+      Real* entry = v + (size_t(i0 + c) * pitch + j) * stride;
       auto vij = hn::Load(d, entry);
       if (kChanged) vij = hn::MulAdd(hr_rows[c], sj, vij);
       if (kChange == VChange::kUpdate) hn::Store(vij, d, entry);
@@ -342,16 +344,17 @@ HWY_INLINE void update_and_product_block(D d, size_t stride, int n_runtime, int 
 
 // V' per kChange, then beta = V' s_next. Shapes as in update_and_product_block.
 template <VChange kChange, class D, class Real = hn::TFromD<D>>
-HWY_INLINE void update_and_product(D d, size_t stride, int rows, int n, Real* v, const Real* hr, const Real* s,
-                                   const Real* s_next, Real* beta) {
+HWY_INLINE void update_and_product(D d, size_t stride, int rows, int n, int pitch, Real* v, const Real* hr,
+                                   const Real* s, const Real* s_next, Real* beta) {
   int i0 = 0;
   if (n == 16) {  // the sweep's headline size: a compile-time trip count unrolls the loop over columns
     for (; i0 + 2 <= rows; i0 += 2)
-      update_and_product_block<kChange, 2, 16>(d, stride, n, i0, v, hr, s, s_next, beta);
+      update_and_product_block<kChange, 2, 16>(d, stride, n, pitch, i0, v, hr, s, s_next, beta);
   } else {
-    for (; i0 + 2 <= rows; i0 += 2) update_and_product_block<kChange, 2>(d, stride, n, i0, v, hr, s, s_next, beta);
+    for (; i0 + 2 <= rows; i0 += 2)
+      update_and_product_block<kChange, 2>(d, stride, n, pitch, i0, v, hr, s, s_next, beta);
   }
-  for (; i0 < rows; ++i0) update_and_product_block<kChange, 1>(d, stride, n, i0, v, hr, s, s_next, beta);
+  for (; i0 < rows; ++i0) update_and_product_block<kChange, 1>(d, stride, n, pitch, i0, v, hr, s, s_next, beta);
 }
 
 // The logistic loss's single pass over V (gd): its residual is r = g y with y fixed, so u = V^T r = g V^T y, and
@@ -359,9 +362,10 @@ HWY_INLINE void update_and_product(D d, size_t stride, int rows, int n, Real* v,
 // Rows [i0, i0 + kRows) of: V += hg y s^T (kUpdate: stored; else V unchanged), then beta = V s_next and w += V^T y
 // over these rows (w starts at zero in the first block; rows and columns are summed in order). s and s_next may
 // be unnormalised softmax weights (hg then carries the normaliser, and beta is V e).
-// v: d x n, y: d, s, s_next, w: n, beta: d; hg: per lane; n = kN when kN > 0, else n_runtime.
+// v: d x n (rows pitch entries apart), y: d, s, s_next, w: n, beta: d; hg: per lane; n = kN when kN > 0, else
+// n_runtime.
 template <bool kUpdate, int kRows, int kN = 0, class D, class Real = hn::TFromD<D>>
-HWY_INLINE void logistic_pass_block(D d, size_t stride, int n_runtime, int i0, bool first_block,
+HWY_INLINE void logistic_pass_block(D d, size_t stride, int n_runtime, int pitch, int i0, bool first_block,
                                     Real* HWY_RESTRICT v, const Real* HWY_RESTRICT y, hn::Vec<D> hg,
                                     const Real* HWY_RESTRICT s, const Real* HWY_RESTRICT s_next,
                                     Real* HWY_RESTRICT beta, Real* HWY_RESTRICT w) {
@@ -379,7 +383,7 @@ HWY_INLINE void logistic_pass_block(D d, size_t stride, int n_runtime, int i0, b
     auto wj = first_block ? hn::Zero(d) : hn::Load(d, w + j * stride);
     SOFTFLOW_SIMD_UNROLL
     for (int c = 0; c < kRows; ++c) {
-      Real* entry = v + (size_t(i0 + c) * n + j) * stride;
+      Real* entry = v + (size_t(i0 + c) * pitch + j) * stride;
       auto vij = hn::Load(d, entry);
       if (kUpdate) {
         vij = hn::MulAdd(y_rows[c], hg_sj, vij);
@@ -397,7 +401,7 @@ HWY_INLINE void logistic_pass_block(D d, size_t stride, int n_runtime, int i0, b
 // The whole single pass: V per kUpdate, beta = V s_next, w = V^T y. Shapes as in logistic_pass_block. Blocks of
 // eight rows where the target has 32 vector registers (their beta, y and h g y stay in registers), else two.
 template <bool kUpdate, class D, class Real = hn::TFromD<D>>
-HWY_INLINE void logistic_pass(D d, size_t stride, int rows, int n, Real* v, const Real* y, hn::Vec<D> hg,
+HWY_INLINE void logistic_pass(D d, size_t stride, int rows, int n, int pitch, Real* v, const Real* y, hn::Vec<D> hg,
                               const Real* s, const Real* s_next, Real* beta, Real* w) {
 #if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
   constexpr int kBlock = 8;
@@ -407,18 +411,19 @@ HWY_INLINE void logistic_pass(D d, size_t stride, int rows, int n, Real* v, cons
   int i0 = 0;
   if (n == 16) {  // the sweep's headline size: a compile-time trip count unrolls the loop over columns
     for (; i0 + kBlock <= rows; i0 += kBlock)
-      logistic_pass_block<kUpdate, kBlock, 16>(d, stride, n, i0, i0 == 0, v, y, hg, s, s_next, beta, w);
+      logistic_pass_block<kUpdate, kBlock, 16>(d, stride, n, pitch, i0, i0 == 0, v, y, hg, s, s_next, beta, w);
   } else {
     for (; i0 + kBlock <= rows; i0 += kBlock)
-      logistic_pass_block<kUpdate, kBlock>(d, stride, n, i0, i0 == 0, v, y, hg, s, s_next, beta, w);
+      logistic_pass_block<kUpdate, kBlock>(d, stride, n, pitch, i0, i0 == 0, v, y, hg, s, s_next, beta, w);
   }
-  for (; i0 < rows; ++i0) logistic_pass_block<kUpdate, 1>(d, stride, n, i0, i0 == 0, v, y, hg, s, s_next, beta, w);
+  for (; i0 < rows; ++i0)
+    logistic_pass_block<kUpdate, 1>(d, stride, n, pitch, i0, i0 == 0, v, y, hg, s, s_next, beta, w);
 }
 
-// Rows [i0, i0 + kRows) of V += sum_m w_m r_m s_m^T over rk4's four stages. v: d x n; wr[m]: d (w_m r_m);
-// s[m]: n.
+// Rows [i0, i0 + kRows) of V += sum_m w_m r_m s_m^T over rk4's four stages. v: d x n (rows pitch entries
+// apart); wr[m]: d (w_m r_m); s[m]: n.
 template <int kRows, class D, class Real = hn::TFromD<D>>
-HWY_INLINE void rank_four_update_block(D d, size_t stride, int n, int i0, Real* HWY_RESTRICT v,
+HWY_INLINE void rank_four_update_block(D d, size_t stride, int n, int pitch, int i0, Real* HWY_RESTRICT v,
                                        const Real* const* wr, const Real* const* s) {
   hn::Vec<D> rows[4][kRows];
   SOFTFLOW_SIMD_UNROLL
@@ -430,13 +435,28 @@ HWY_INLINE void rank_four_update_block(D d, size_t stride, int n, int i0, Real* 
     const auto s3 = hn::Load(d, s[2] + j * stride), s4 = hn::Load(d, s[3] + j * stride);
     SOFTFLOW_SIMD_UNROLL
     for (int c = 0; c < kRows; ++c) {
-      Real* entry = v + (size_t(i0 + c) * n + j) * stride;
+      Real* entry = v + (size_t(i0 + c) * pitch + j) * stride;
       auto vij = hn::MulAdd(rows[0][c], s1, hn::Load(d, entry));
       vij = hn::MulAdd(rows[1][c], s2, vij);
       vij = hn::MulAdd(rows[2][c], s3, vij);
       hn::Store(hn::MulAdd(rows[3][c], s4, vij), d, entry);
     }
   }
+}
+
+// Entries from one row of V to the next in a group's buffer (entry_bytes: one entry of every lane): n, or n + 1
+// where n entries span a whole number of 2 KiB. Otherwise the entries of one column in rows 2 or 4 apart, which a
+// pass over V touches together, share their address bits below 4 KiB: they fall into one L1 set (at d = n = 64
+// float32, 16 lanes, a block's eight rows and the s, s_next, w vectors crowd an 8-way set) and a load aliases a
+// store just made to a row above. Measured on a Zen 4 (32 KiB 8-way L1), gd float32 with 4096 runs, share of the
+// FMA peak: d = n = 64 21 % unpadded against 65 % padded (unpadded, n = 63 and 65 ran whole studies 1.7x faster
+// than n = 64), d = n = 128 24 % against 63 %, d = n = 32 43 to 55 % against 66 %; d = n = 8 and 16 gained
+// nothing from padding, so they keep n.
+inline int v_row_pitch(int n, size_t entry_bytes) { return (size_t(n) * entry_bytes) % 2048 == 0 ? n + 1 : n; }
+
+// A group buffer's state entries: V's rows at the pitch above, then a (n).
+inline size_t buffer_state_entries(const ModelShape& shape, int pitch) {
+  return size_t(shape.d) * size_t(pitch) + size_t(shape.n);
 }
 
 // Bookkeeping of a group's lanes over one call, shared by the gd and rk4 steppers: the gather at entry, the
@@ -446,6 +466,7 @@ struct LaneBook {
   const SimdGroup<Real>& group;
   size_t lanes;
   int p, q;
+  int n, pitch;   // V's columns and row pitch in the buffer (v_row_pitch)
   Real* theta;    // p x lanes
   Real* data;     // q x lanes
   Real* active;   // lanes: 1 running, 0 not (or padding)
@@ -458,10 +479,12 @@ struct LaneBook {
   int running = 0;
   Real polarized_at, loss_below, grad_sq_below;
 
-  // theta: p x lanes, data: q x lanes, scalars: 6 x lanes. Gathers the running runs into their lanes; stopped
-  // runs and padding lanes hold zeros and are never written back.
-  LaneBook(const SimdGroup<Real>& g, size_t lane_count, Real* theta_buffer, Real* data_buffer, Real* scalars)
-      : group(g), lanes(lane_count), p(g.shape->state_size()), q(g.shape->data_size()), theta(theta_buffer),
+  // theta: buffer_state_entries x lanes, data: q x lanes, scalars: 6 x lanes. Gathers the running runs into their
+  // lanes; stopped runs and padding lanes hold zeros (also in V's row padding) and are never written back.
+  LaneBook(const SimdGroup<Real>& g, size_t lane_count, int row_pitch, Real* theta_buffer, Real* data_buffer,
+           Real* scalars)
+      : group(g), lanes(lane_count), p(g.shape->state_size()), q(g.shape->data_size()), n(g.shape->n),
+        pitch(row_pitch), theta(theta_buffer),
         data(data_buffer), active(scalars), passage(scalars + lanes), flagged(scalars + 2 * lanes),
         loss(scalars + 3 * lanes), s_max(scalars + 4 * lanes), grad_sq(scalars + 5 * lanes),
         steps_at_entry(lanes) {
@@ -477,15 +500,23 @@ struct LaneBook {
       passage[l] = live ? prefilter_passage<Real>(group.records[l]) : Real(3);
       steps_at_entry[l] = live ? group.records[l].steps : 0;
       const Real* state = group.states + l * size_t(p);
-      for (int e = 0; e < p; ++e) theta[e * lanes + l] = live ? state[e] : Real(0);
+      for (int e = 0; e < p; ++e) theta[slot(e) * lanes + l] = live ? state[e] : Real(0);
+      for (int i = 0; i < group.shape->d; ++i)
+        for (int j = n; j < pitch; ++j) theta[(size_t(i) * pitch + j) * lanes + l] = Real(0);
       const Real* run_data = group.data + (group.data_per_run ? l * size_t(q) : 0);
       for (int e = 0; e < q; ++e) data[e * lanes + l] = live ? run_data[e] : Real(0);
     }
   }
 
+  // The buffer entry that holds state entry e (V row-major, then a).
+  size_t slot(int e) const {
+    const int matrix = group.shape->matrix_size();
+    return e < matrix ? size_t(e / n) * pitch + e % n : size_t(group.shape->d) * pitch + (e - matrix);
+  }
+
   void scatter(size_t l) const {
     Real* state = group.states + l * size_t(p);
-    for (int e = 0; e < p; ++e) state[e] = theta[e * lanes + l];
+    for (int e = 0; e < p; ++e) state[e] = theta[slot(e) * lanes + l];
   }
 
   // apply_checks at step k for every lane the pre-filter flagged (flagged, loss, s_max, grad_sq filled in); a run
@@ -556,23 +587,25 @@ HWY_INLINE bool check_lanes(D d, LaneBook<Real>& book, long long k, const Slices
   return book.settle_flagged(k);
 }
 
-// Entries (each one value per lane) of a group's buffer for gd: state, data, s, s_next, u, da (n each), beta, r,
-// hr (d each), regression residuals (m), and 6 per-lane scalars.
+// Entries (each one value per lane) of a group's buffer for gd: state (V's rows padded to their pitch: at most d
+// more entries), data, s, s_next, u, da (n each), beta, r, hr (d each), regression residuals (m), and 6 per-lane
+// scalars.
 inline size_t gd_buffer_entries(const ModelShape& shape) {
-  return size_t(shape.state_size()) + shape.data_size() + 4 * shape.n + 3 * shape.d + shape.m + 6;
+  return buffer_state_entries(shape, shape.n + 1) + shape.data_size() + 4 * shape.n + 3 * shape.d + shape.m + 6;
 }
 
-// A gd group's buffers (entries x lanes, lanes = the stride of one entry): state p, data q, s and s_next (n
+// A gd group's buffers (entries x lanes, lanes = the stride of one entry): state (V at row pitch `pitch`, then a),
+// data q, s and s_next (n
 // each: softmax(a) and the next step's, or for the logistic loss their unnormalised weights), u and da (n each;
 // the logistic loss keeps w = V^T y in u), beta, r, hr (d each), regression residuals m; then the book's scalars.
 template <class Real>
 struct GdBuffers {
   Real *theta, *a, *data, *s, *s_next, *u, *da, *beta, *r, *hr, *work, *scalars;
 
-  GdBuffers(const ModelShape& shape, size_t lanes) {
+  GdBuffers(const ModelShape& shape, size_t lanes, int pitch) {
     theta = simd_detail::thread_buffer<Real>(lanes * gd_buffer_entries(shape));
-    a = theta + size_t(shape.matrix_size()) * lanes;
-    data = theta + size_t(shape.state_size()) * lanes;
+    a = theta + size_t(shape.d) * pitch * lanes;
+    data = theta + buffer_state_entries(shape, pitch) * lanes;
     s = data + size_t(shape.data_size()) * lanes;
     s_next = s + shape.n * lanes;
     u = s_next + shape.n * lanes;
@@ -593,23 +626,24 @@ void AdvanceGdTwoPasses(const SimdGroup<Real>& group) {
   const D d;
   const size_t W = hn::Lanes(d), lanes = G * W;
   const ModelShape& shape = *group.shape;
-  const int rows = shape.d, n = shape.n;
-  GdBuffers<Real> buf(shape, lanes);
+  const int rows = shape.d, n = shape.n, pitch = v_row_pitch(n, lanes * sizeof(Real));
+  GdBuffers<Real> buf(shape, lanes, pitch);
   Real *theta = buf.theta, *a = buf.a, *data = buf.data, *s = buf.s, *s_next = buf.s_next, *u = buf.u;
   Real *da = buf.da, *beta = buf.beta, *r = buf.r, *hr = buf.hr;
-  LaneBook<Real> book(group, lanes, theta, data, buf.scalars);
+  LaneBook<Real> book(group, lanes, pitch, theta, data, buf.scalars);
   if (book.running == 0) return;
 
   const auto h = hn::Set(d, Real(group.step));
   Slices<D, G> s_max = softmax_slices<G>(d, lanes, n, a, s);
   for (int g = 0; g < G; ++g)
-    update_and_product<VChange::kKeep>(d, lanes, rows, n, theta + g * W, hr + g * W, s + g * W, s + g * W,
+    update_and_product<VChange::kKeep>(d, lanes, rows, n, pitch, theta + g * W, hr + g * W, s + g * W, s + g * W,
                                        beta + g * W);
   Slices<D, G> last_s_max = s_max;
   for (long long k = group.k_from; k < group.k_to; ++k) {
     const Slices<D, G> loss = loss_and_residual_slices<G>(d, lanes, shape, beta, data, r, buf.work);
     for (int g = 0; g < G; ++g)
-      transpose_product<false>(d, lanes, rows, n, theta + g * W, r + g * W, r + g * W, s + g * W, u + g * W);
+      transpose_product<false>(d, lanes, rows, n, pitch, theta + g * W, r + g * W, r + g * W, s + g * W,
+                               u + g * W);
     const Slices<D, G> mean_u = dot_slices<G>(d, lanes, n, s, u);
     const Slices<D, G> r_sq = dot_slices<G>(d, lanes, rows, r, r);
     const Slices<D, G> grad_a_sq = sum_slices<G>(d, n, [&](int j, int g, V partial) {
@@ -628,7 +662,7 @@ void AdvanceGdTwoPasses(const SimdGroup<Real>& group) {
     for (size_t at = 0; at < size_t(rows) * lanes; at += W) hn::Store(hn::Mul(h, hn::Load(d, r + at)), d, hr + at);
     s_max = softmax_slices<G>(d, lanes, n, a, s_next);
     for (int g = 0; g < G; ++g)
-      update_and_product<VChange::kUpdate>(d, lanes, rows, n, theta + g * W, hr + g * W, s + g * W,
+      update_and_product<VChange::kUpdate>(d, lanes, rows, n, pitch, theta + g * W, hr + g * W, s + g * W,
                                            s_next + g * W, beta + g * W);
     std::swap(s, s_next);
   }
@@ -647,11 +681,11 @@ void AdvanceGdLogistic(const SimdGroup<Real>& group) {
   const D d;
   const size_t W = hn::Lanes(d), lanes = G * W;
   const ModelShape& shape = *group.shape;
-  const int rows = shape.d, n = shape.n;
-  GdBuffers<Real> buf(shape, lanes);
+  const int rows = shape.d, n = shape.n, pitch = v_row_pitch(n, lanes * sizeof(Real));
+  GdBuffers<Real> buf(shape, lanes, pitch);
   Real *theta = buf.theta, *a = buf.a, *y = buf.data, *e = buf.s, *e_next = buf.s_next, *w = buf.u;
   Real *da = buf.da, *v_e = buf.beta;  // v_e: V e (beta = c V e)
-  LaneBook<Real> book(group, lanes, theta, y, buf.scalars);
+  LaneBook<Real> book(group, lanes, pitch, theta, y, buf.scalars);
   if (book.running == 0) return;
 
   const auto h = hn::Set(d, Real(group.step));
@@ -659,7 +693,7 @@ void AdvanceGdLogistic(const SimdGroup<Real>& group) {
   const Slices<D, G> y_sq = dot_slices<G>(d, lanes, rows, y, y);
   Slices<D, G> c = softmax_weights_slices<G>(d, lanes, n, a, e);  // c = 1 / sum e = max_j s_j
   for (int g = 0; g < G; ++g)
-    logistic_pass<false>(d, lanes, rows, n, theta + g * W, y + g * W, hn::Zero(d), e + g * W, e + g * W,
+    logistic_pass<false>(d, lanes, rows, n, pitch, theta + g * W, y + g * W, hn::Zero(d), e + g * W, e + g * W,
                          v_e + g * W, w + g * W);
   Slices<D, G> last_s_max = c;
   for (long long k = group.k_from; k < group.k_to; ++k) {
@@ -693,8 +727,8 @@ void AdvanceGdLogistic(const SimdGroup<Real>& group) {
       hn::Store(hn::MulAdd(h, hn::Load(d, da + at), hn::Load(d, a + at)), d, a + at);
     const Slices<D, G> c_next = softmax_weights_slices<G>(d, lanes, n, a, e_next);
     for (int g = 0; g < G; ++g)  // V += (h g c) y e^T = h r s^T
-      logistic_pass<true>(d, lanes, rows, n, theta + g * W, y + g * W, hn::Mul(h, hn::Mul(g_weight[g], c[g])),
-                          e + g * W, e_next + g * W, v_e + g * W, w + g * W);
+      logistic_pass<true>(d, lanes, rows, n, pitch, theta + g * W, y + g * W,
+                          hn::Mul(h, hn::Mul(g_weight[g], c[g])), e + g * W, e_next + g * W, v_e + g * W, w + g * W);
     std::swap(e, e_next);
     c = c_next;
   }
@@ -710,10 +744,11 @@ void AdvanceGd(const SimdGroup<Real>& group) {
     AdvanceGdTwoPasses<G>(group);
 }
 
-// Entries of a group's buffer for rk4: state, data, the stage's a, 4 x (s, da) (n each), 4 x r, c r, beta (d
-// each), u (n), regression residuals (m), and 6 per-lane scalars.
+// Entries of a group's buffer for rk4: state (V's rows padded to their pitch: at most d more entries), data, the
+// stage's a, 4 x (s, da) (n each), 4 x r, c r, beta (d each), u (n), regression residuals (m), and 6 per-lane
+// scalars.
 inline size_t rk4_buffer_entries(const ModelShape& shape) {
-  return size_t(shape.state_size()) + shape.data_size() + 10 * shape.n + 6 * shape.d + shape.m + 6;
+  return buffer_state_entries(shape, shape.n + 1) + shape.data_size() + 10 * shape.n + 6 * shape.d + shape.m + 6;
 }
 
 template <class Real>
@@ -723,11 +758,11 @@ void AdvanceRk4(const SimdGroup<Real>& group) {
   const D d;
   const size_t lanes = hn::Lanes(d), W = lanes;  // one slice: the stride of an entry is one vector
   const ModelShape& shape = *group.shape;
-  const int rows = shape.d, n = shape.n, p = shape.state_size(), q = shape.data_size();
+  const int rows = shape.d, n = shape.n, q = shape.data_size(), pitch = v_row_pitch(n, lanes * sizeof(Real));
 
   Real* theta = simd_detail::thread_buffer<Real>(lanes * rk4_buffer_entries(shape));
-  Real* a = theta + size_t(shape.matrix_size()) * lanes;
-  Real* data = theta + size_t(p) * lanes;
+  Real* a = theta + size_t(rows) * pitch * lanes;
+  Real* data = theta + buffer_state_entries(shape, pitch) * lanes;
   Real* a_stage = data + size_t(q) * lanes;
   Real* s[4];
   Real* da[4];
@@ -741,7 +776,7 @@ void AdvanceRk4(const SimdGroup<Real>& group) {
   Real* beta = cr + rows * lanes;
   Real* u = beta + rows * lanes;
   Real* work = u + n * lanes;
-  LaneBook<Real> book(group, lanes, theta, data, work + shape.m * lanes);
+  LaneBook<Real> book(group, lanes, pitch, theta, data, work + shape.m * lanes);
   if (book.running == 0) return;
 
   // Stage m's derivative at (V + cr s[m - 1]^T, a_stage) (m = 0: at (V, a)): s[m], r[m], da[m]; returns the loss,
@@ -749,14 +784,14 @@ void AdvanceRk4(const SimdGroup<Real>& group) {
   auto evaluate = [&](int m, const Real* a_at, V* s_max, V* grad_sq) {
     const V max_s = softmax_slices<1>(d, lanes, n, a_at, s[m])[0];
     if (m == 0)
-      update_and_product<VChange::kKeep>(d, lanes, rows, n, theta, cr, s[0], s[0], beta);
+      update_and_product<VChange::kKeep>(d, lanes, rows, n, pitch, theta, cr, s[0], s[0], beta);
     else
-      update_and_product<VChange::kPerturb>(d, lanes, rows, n, theta, cr, s[m - 1], s[m], beta);
+      update_and_product<VChange::kPerturb>(d, lanes, rows, n, pitch, theta, cr, s[m - 1], s[m], beta);
     const V loss = loss_and_residual_slices<1>(d, lanes, shape, beta, data, r[m], work)[0];
     if (m == 0)
-      transpose_product<false>(d, lanes, rows, n, theta, r[0], cr, s[0], u);
+      transpose_product<false>(d, lanes, rows, n, pitch, theta, r[0], cr, s[0], u);
     else
-      transpose_product<true>(d, lanes, rows, n, theta, r[m], cr, s[m - 1], u);
+      transpose_product<true>(d, lanes, rows, n, pitch, theta, r[m], cr, s[m - 1], u);
     const V mean_u = dot_slices<1>(d, lanes, n, s[m], u)[0];
     const V grad_a_sq = sum_slices<1>(d, n, [&](int j, int, V partial) {
       const size_t at = j * lanes;
@@ -799,8 +834,8 @@ void AdvanceRk4(const SimdGroup<Real>& group) {
       for (size_t at = 0; at < size_t(rows) * lanes; at += W)
         hn::Store(hn::Mul(hn::Set(d, weights[m]), hn::Load(d, r[m] + at)), d, r[m] + at);
     int i0 = 0;
-    for (; i0 + 2 <= rows; i0 += 2) rank_four_update_block<2>(d, lanes, n, i0, theta, r, s);
-    for (; i0 < rows; ++i0) rank_four_update_block<1>(d, lanes, n, i0, theta, r, s);
+    for (; i0 + 2 <= rows; i0 += 2) rank_four_update_block<2>(d, lanes, n, pitch, i0, theta, r, s);
+    for (; i0 < rows; ++i0) rank_four_update_block<1>(d, lanes, n, pitch, i0, theta, r, s);
     const auto two = hn::Set(d, Real(2)), sixth_v = hn::Set(d, sixth);
     for (size_t at = 0; at < size_t(n) * lanes; at += W) {
       const auto inner = hn::Add(hn::MulAdd(two, hn::Add(hn::Load(d, da[1] + at), hn::Load(d, da[2] + at)),

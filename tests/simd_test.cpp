@@ -134,7 +134,9 @@ TEST_F(SimdGdTest, OneGroupKeepsTheRecordsAdvanceFixedStepKeeps) {
 }
 
 TEST_F(SimdGdTest, Float64StatesAfter1000StepsMatchTheScalarKernel) {
-  const std::vector<std::pair<int, int>> sizes = {{6, 5}, {16, 16}, {3, 40}, {40, 3}, {21, 19}};
+  // n = 64 and 128: V's rows span whole multiples of 2 KiB in a group's buffer (AVX-512: 8 float64 lanes x 64 or
+  // 128; AVX2: 4 x 64 or 128), so the buffer pads them (v_row_pitch); d = 9 takes a block of eight rows and one more.
+  const std::vector<std::pair<int, int>> sizes = {{6, 5}, {16, 16}, {3, 40}, {40, 3}, {21, 19}, {9, 64}, {3, 128}};
   std::set<int> slice_counts;
   for (const auto& [d, n] : sizes) {
     ModelShape shape;
@@ -331,14 +333,14 @@ TEST_F(SimdGdTest, ExponentialOfNonpositiveArgumentsIsWithinOneAndAHalfUlps) {
 }
 
 // The whole kernel on the instruction sets this CPU has besides its best (which the tests above use): float64
-// states after 1000 gd / rk4 steps within 1e-10 of the scalar kernel for every loss, at d = n = 16 and at 5 x 7
-// (block remainders).
+// states after 1000 gd / rk4 steps within 1e-10 of the scalar kernel for every loss, at d = n = 16, at 5 x 7
+// (block remainders) and at 3 x 128 (V's rows padded in the group's buffer: v_row_pitch).
 TEST_F(SimdGdTest, Float64StatesMatchTheScalarKernelOnEveryInstructionSet) {
   const std::string best = simd_target();
   const int checked = for_each_instruction_set([&](const std::string& name) {
     if (name == best) return;
     for (const char* method : kMethods)
-      for (const auto& [d, n] : {std::pair{16, 16}, std::pair{5, 7}})
+      for (const auto& [d, n] : {std::pair{16, 16}, std::pair{5, 7}, std::pair{3, 128}})
         for (const char* loss : {"logistic", "square", "cross_entropy", "regression"}) {
           const Study study = testing::study_with(fixed_step_study(method, loss, d, n, "per_run"));
           const auto simd = run_kernel<double>(study, CpuKernel::simd);
