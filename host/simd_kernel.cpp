@@ -1,6 +1,6 @@
 // Purpose: the CPU backend's SIMD kernel (see simd_kernel.h), compiled by Highway once per instruction set and
 // dispatched at run time. Buffers are lane-interleaved: entry e of lane l lives at buf[e * lanes + l], so one
-// aligned vector load gives entry e of W runs of the group.
+// aligned vector load gives entry e of W runs of the group (V's rows may be padded by an entry: v_row_pitch).
 //
 // One gd step of a group, from theta_k (s = softmax(a_k) and beta = V_k s already known):
 //   loss, r = loss_and_residual(beta)          O(d) (regression: O(m d))
@@ -467,7 +467,7 @@ struct LaneBook {
   size_t lanes;
   int p, q;
   int n, pitch;   // V's columns and row pitch in the buffer (v_row_pitch)
-  Real* theta;    // p x lanes
+  Real* theta;    // buffer_state_entries x lanes (V's rows pitch entries apart, then a)
   Real* data;     // q x lanes
   Real* active;   // lanes: 1 running, 0 not (or padding)
   Real* passage;  // lanes: the next first-passage threshold, pre-filter form
@@ -594,10 +594,10 @@ inline size_t gd_buffer_entries(const ModelShape& shape) {
   return buffer_state_entries(shape, shape.n + 1) + shape.data_size() + 4 * shape.n + 3 * shape.d + shape.m + 6;
 }
 
-// A gd group's buffers (entries x lanes, lanes = the stride of one entry): state (V at row pitch `pitch`, then a),
-// data q, s and s_next (n
-// each: softmax(a) and the next step's, or for the logistic loss their unnormalised weights), u and da (n each;
-// the logistic loss keeps w = V^T y in u), beta, r, hr (d each), regression residuals m; then the book's scalars.
+// A gd group's buffers (entries x lanes, lanes = the stride of one entry): state (V's rows `pitch` entries apart,
+// then a), data q, s and s_next (n each: softmax(a) and the next step's, or for the logistic loss their
+// unnormalised weights), u and da (n each; the logistic loss keeps w = V^T y in u), beta, r, hr (d each),
+// regression residuals m; then the book's scalars.
 template <class Real>
 struct GdBuffers {
   Real *theta, *a, *data, *s, *s_next, *u, *da, *beta, *r, *hr, *work, *scalars;
