@@ -9,6 +9,8 @@
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
+#include <system_error>
 
 #include "study.h"
 
@@ -32,7 +34,18 @@ std::string reason() { return std::strerror(errno); }
 
 }  // namespace
 
+bool same_file(const std::string& a, const std::string& b) {
+  struct stat info_a, info_b;
+  if (stat(a.c_str(), &info_a) == 0 && stat(b.c_str(), &info_b) == 0)
+    return info_a.st_dev == info_b.st_dev && info_a.st_ino == info_b.st_ino;
+  std::error_code error_a, error_b;
+  const auto path_a = std::filesystem::weakly_canonical(std::filesystem::absolute(a, error_a), error_a);
+  const auto path_b = std::filesystem::weakly_canonical(std::filesystem::absolute(b, error_b), error_b);
+  return !error_a && !error_b && path_a == path_b;
+}
+
 AtomicFile::AtomicFile(const std::string& path) : path_(path) {
+  if (path.empty()) throw InputError("cannot write output: the path is empty");
   struct stat info;
   if (stat(path.c_str(), &info) == 0) {  // an existing target (through symlinks) must be a regular file
     if (S_ISDIR(info.st_mode)) throw InputError(path + ": cannot write output: is a directory");
@@ -57,6 +70,8 @@ AtomicFile::AtomicFile(const std::string& path) : path_(path) {
       slot_ = slot;
       std::signal(SIGINT, remove_pending_and_reraise);
       std::signal(SIGTERM, remove_pending_and_reraise);
+      std::signal(SIGHUP, remove_pending_and_reraise);
+      std::signal(SIGXFSZ, SIG_IGN);  // past a file-size limit write() fails with EFBIG: an error, cleaned up
       break;
     }
 }

@@ -18,6 +18,7 @@ using nlohmann::json;
 
 struct ArrayReader {
   const std::string& path;
+  std::vector<std::string>& files_read;  // each .npy file read is added
 
   [[noreturn]] void fail(const std::string& key, const std::string& rule) const {
     throw InputError(path + ": " + key + ": " + rule);
@@ -54,7 +55,9 @@ struct ArrayReader {
     if (value.is_string()) {
       NpyArray array;
       try {
-        array = read_npy(resolve_path(value.get<std::string>(), directory_of(path)));
+        const std::string npy_path = resolve_path(value.get<std::string>(), directory_of(path));
+        files_read.push_back(npy_path);
+        array = read_npy(npy_path);
       } catch (const InputError& e) {
         fail(key, e.what());
       }
@@ -88,8 +91,9 @@ struct ArrayReader {
 }  // namespace
 
 AttentionFileData load_attention_dataset(const std::string& path, AttentionTrainable trainable) {
-  const json root = read_json_file(path, "data set", false);
-  const ArrayReader reader{path};
+  const json root = read_json_file(path, "data set");
+  std::vector<std::string> files_read = {path};
+  const ArrayReader reader{path, files_read};
   if (!root.is_object()) reader.fail("(top level)", "a data set must be a JSON object with X and Y");
   const bool train_w = trainable == AttentionTrainable::w, train_v = trainable == AttentionTrainable::vp;
   for (const auto& item : root.items()) {
@@ -136,6 +140,7 @@ AttentionFileData load_attention_dataset(const std::string& path, AttentionTrain
     reader.expect_dims("v", dims, {d}, "d entries (" + std::to_string(d) + ")");
     out.values.insert(out.values.end(), v.begin(), v.end());
   }
+  out.files = files_read;
   return out;
 }
 

@@ -33,6 +33,34 @@ std::string default_output_path(const std::string& study_path) {
   return stem + ".results.json";
 }
 
+// CLI11 check: a path option or argument given as "" is an error, not the default.
+const CLI::Validator kNonEmptyPath(
+    [](const std::string& value) { return value.empty() ? std::string("the path is empty") : std::string(); }, "PATH");
+
+// Throws InputError when `output` would overwrite `input` (the same file, or both paths the same new file).
+void refuse_overwrite(const std::string& output, const std::string& output_flag, const std::string& input,
+                      const std::string& input_name) {
+  if (!input.empty() && same_file(output, input))
+    throw InputError(output_flag + " " + output + ": is the " + input_name + " itself; choose another path");
+}
+
+const char* const kSubcommands[] = {"run", "validate", "bench", "basin-map"};
+
+// argv[1] when it looks like a subcommand but is none of them (CLI11 would only say that one is required).
+std::string unknown_subcommand(int argc, char** argv) {
+  if (argc < 2 || argv[1][0] == '-') return "";
+  for (const char* name : kSubcommands)
+    if (std::string(argv[1]) == name) return "";
+  return argv[1];
+}
+
+// 0 once everything printed reached standard output; else (a full disk, a closed pipe) a one-line error and 1.
+int stdout_written() {
+  if (std::fflush(stdout) == 0 && !std::ferror(stdout)) return 0;
+  std::fprintf(stderr, "error: cannot write to standard output\n");
+  return kExitInternal;
+}
+
 std::string joined(int argc, char** argv) {
   std::string text;
   for (int i = 0; i < argc; ++i) text += (i ? " " : "") + std::string(argv[i]);
@@ -52,11 +80,12 @@ int cli_main(int argc, char** argv) {
   int threads = 0;
   bool quiet = false;
   CLI::App* run = app.add_subcommand("run", "run a study (the built-in default study when STUDY is omitted)");
-  run->add_option("STUDY", study_path, "study JSON file");
+  run->add_option("STUDY", study_path, "study JSON file")->check(kNonEmptyPath);
   run->add_option("--out,-o", out_path, "results JSON (default: STUDY's name with .results.json, in the current "
-                                        "directory; default.results.json for the built-in study)");
+                                        "directory; default.results.json for the built-in study)")
+      ->check(kNonEmptyPath);
   run->add_option("--runs", runs, "override the study's runs per cell")->check(CLI::Range(1LL, 4294967294LL));
-  run->add_option("--seed", seed, "override the study's seed")->check(CLI::Range(0LL, 9223372036854775807LL));
+  run->add_option("--seed", seed, "override the study's seed")->check(CLI::Range(0LL, 9200000000000000000LL));
   run->add_option("--backend", backend, "auto, cpu or cuda")->check(CLI::IsMember({"auto", "cpu", "cuda"}));
   run->add_option("--threads", threads, "CPU threads (default: all)")->check(CLI::Range(1, 4096));
   std::string cpu_kernel = "simd";
@@ -72,7 +101,7 @@ int cli_main(int argc, char** argv) {
 
   std::string validate_path;
   CLI::App* validate = app.add_subcommand("validate", "check a study and print it normalized (every default explicit)");
-  validate->add_option("STUDY", validate_path, "study JSON file")->required();
+  validate->add_option("STUDY", validate_path, "study JSON file")->required()->check(kNonEmptyPath);
 
   BenchOptions bench_options;
   std::string bench_backend = "all", bench_out = "bench.results.json", bench_markdown_path;
@@ -96,8 +125,9 @@ int cli_main(int argc, char** argv) {
   bench->add_option("--threads", bench_options.threads, "CPU threads (default: all)")->check(CLI::Range(1, 4096));
   bench->add_option("--cpu-kernel", cpu_kernel, cpu_kernel_help)->check(CLI::IsMember({"simd", "scalar"}));
   bench->add_flag("--quick", bench_quick, "a small sweep: d = n in 8 16 32, 4096 runs, 3 repeats of 0.1 s");
-  bench->add_option("--out,-o", bench_out, "results JSON (default bench.results.json)");
-  bench->add_option("--markdown", bench_markdown_path, "also write the markdown table to this file");
+  bench->add_option("--out,-o", bench_out, "results JSON (default bench.results.json)")->check(kNonEmptyPath);
+  bench->add_option("--markdown", bench_markdown_path, "also write the markdown table to this file")
+      ->check(kNonEmptyPath);
   bench->add_flag("--quiet,-q", quiet, "no progress on stderr");
 
   std::string basin_path, basin_markdown_path;
@@ -105,11 +135,17 @@ int cli_main(int argc, char** argv) {
   CLI::App* basin = app.add_subcommand(
       "basin-map", "an attention study's basin map: per cell, the share of runs in each converged-direction class "
                    "(global, local, neither, not converged) at one checkpoint, from its results JSON");
-  basin->add_option("RESULTS", basin_path, "results JSON of an attention study")->required();
+  basin->add_option("RESULTS", basin_path, "results JSON of an attention study")->required()->check(kNonEmptyPath);
   basin->add_option("--checkpoint", basin_checkpoint, "checkpoint index in each cell, negative from the end "
                                                       "(default -1: the last)");
-  basin->add_option("--markdown", basin_markdown_path, "also write the table to this file");
+  basin->add_option("--markdown", basin_markdown_path, "also write the table to this file")->check(kNonEmptyPath);
 
+  if (const std::string unknown = unknown_subcommand(argc, argv); !unknown.empty()) {
+    std::fprintf(stderr, "error: %s\n",
+                 one_line("unknown subcommand '" + unknown + "' (run, validate, bench or basin-map; see softflow "
+                          "--help)").c_str());
+    return kExitBadInput;
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -119,7 +155,7 @@ int cli_main(int argc, char** argv) {
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    std::fprintf(stderr, "error: %s (see softflow --help)\n", e.what());
+    std::fprintf(stderr, "error: %s (see softflow --help)\n", one_line(e.what()).c_str());
     return kExitBadInput;
   }
 
@@ -128,19 +164,22 @@ int cli_main(int argc, char** argv) {
       const Study study = load_study_file(validate_path);
       std::printf("%s: valid: %zu cells x %lld runs, %zu checkpoint times\n%s\n", validate_path.c_str(),
                   study.cells.size(), study.runs, study.checkpoint_times.size(), study.normalized.dump(2).c_str());
-      return 0;
+      return stdout_written();
     }
     if (basin->parsed()) {
-      const nlohmann::json results = read_json_file(basin_path, "results", false);
+      const nlohmann::json results = read_json_file(basin_path, "results");
       std::string table;
       try {
         table = basin_map_table(results, basin_checkpoint);
       } catch (const InputError& e) {
         throw InputError(basin_path + ": " + e.what());
       }
-      if (!basin_markdown_path.empty()) AtomicFile(basin_markdown_path).commit(table);
+      if (!basin_markdown_path.empty()) {
+        refuse_overwrite(basin_markdown_path, "--markdown", basin_path, "results file");
+        AtomicFile(basin_markdown_path).commit(table);
+      }
       std::printf("%s", table.c_str());
-      return 0;
+      return stdout_written();
     }
     if (bench->parsed()) {
       if (bench_quick) {
@@ -153,6 +192,7 @@ int cli_main(int argc, char** argv) {
       if (bench_backend == "cuda") resolve_backend(BackendChoice::cuda, false);  // no device: exit 2 now
       bench_options.progress = !quiet;
       bench_options.cpu_kernel = cpu_kernel == "scalar" ? CpuKernel::scalar : CpuKernel::simd;
+      if (!bench_markdown_path.empty()) refuse_overwrite(bench_markdown_path, "--markdown", bench_out, "--out file");
       AtomicFile output(bench_out);
       std::unique_ptr<AtomicFile> markdown_file;
       if (!bench_markdown_path.empty()) markdown_file = std::make_unique<AtomicFile>(bench_markdown_path);
@@ -161,7 +201,7 @@ int cli_main(int argc, char** argv) {
       output.commit(results.dump(1) + "\n");
       if (markdown_file) markdown_file->commit(table);
       std::printf("%sresults: %s\n", table.c_str(), bench_out.c_str());
-      return 0;
+      return stdout_written();
     }
     const StudyOverrides overrides{runs, seed};
     const Study study = study_path.empty() ? parse_study(default_study_json(), "built-in default study", overrides)
@@ -175,6 +215,8 @@ int cli_main(int argc, char** argv) {
     options.cuda_kernels = parse_cuda_kernel_set(cuda_kernels);
     options.progress = !quiet;
     options.command_line = joined(argc, argv);
+    refuse_overwrite(out_path, "--out", study_path, "study file");
+    for (const std::string& input : study.input_files) refuse_overwrite(out_path, "--out", input, "data file");
     AtomicFile output(out_path);
     const nlohmann::json results = run_study(study, options);
     // Invalid UTF-8 (a file name in the command line, say) is replaced, not an error after the whole run.
@@ -185,7 +227,7 @@ int cli_main(int argc, char** argv) {
     std::printf("results: %s (%.2f s, %.3g trajectory-steps/s)\n", out_path.c_str(),
                 results["provenance"]["wall_seconds"].get<double>(),
                 results["provenance"]["trajectory_steps_per_second"].get<double>());
-    return 0;
+    return stdout_written();
   } catch (const InputError& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return kExitBadInput;

@@ -28,8 +28,9 @@ std::vector<double> row_major_values(xt::detail::npy_file&& file) {
 }  // namespace
 
 NpyArray read_npy(const std::string& path) {
+  check_input_file(path, ".npy");
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw InputError(path + ": cannot open .npy file (missing or unreadable)");
+  if (!in) throw InputError(path + ": cannot open .npy file (unreadable)");
   try {
     // xt::load_npy<T> wants the dtype up front; its parser (a detail of xtensor 0.24) reads the header first, so
     // the dtype can be chosen from it.
@@ -53,8 +54,11 @@ NpyArray read_npy(const std::string& path) {
     return out;
   } catch (const InputError&) {
     throw;
-  } catch (const std::bad_alloc&) {
-    throw InputError(path + ": .npy header asks for more memory than this machine has");
+  } catch (const std::bad_alloc&) {  // also a negative extent, read as a huge unsigned one
+    throw InputError(path + ": .npy header's shape asks for more memory than this machine has (or has a negative "
+                     "extent)");
+  } catch (const std::length_error&) {
+    throw InputError(path + ": .npy header's shape is larger than any array can be");
   } catch (const std::exception& e) {
     throw InputError(path + ": not a valid .npy array (" + e.what() + ")");
   }

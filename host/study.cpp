@@ -3,7 +3,9 @@
 
 #include <sys/stat.h>
 
+#include <cerrno>
 #include <cmath>
+#include <cstring>
 #include <fstream>
 #include <functional>
 #include <limits>
@@ -77,13 +79,18 @@ std::string shown(const json& value) {
   return text.size() > 40 ? text.substr(0, 37) + "..." : text;
 }
 
+// x for a message: whole numbers below 1e18 in full (4294967294, not 4.29497e+09), others to 6 digits, inf as inf.
+std::string number(double x) {
+  std::ostringstream out;
+  if (std::isfinite(x) && x == std::floor(x) && std::fabs(x) < 1e18)
+    out << static_cast<long long>(x);
+  else
+    out << x;
+  return out.str();
+}
+
 std::string range_rule(double lo, double hi, bool lo_open, bool hi_open) {
   std::ostringstream rule;
-  auto number = [](double x) {
-    std::ostringstream out;
-    out << x;
-    return out.str();
-  };
   if (std::isfinite(lo) && std::isfinite(hi))
     rule << "in " << (lo_open ? "(" : "[") << number(lo) << ", " << number(hi) << (hi_open ? ")" : "]");
   else if (std::isfinite(lo))
@@ -469,41 +476,94 @@ Study parse_study(const json& raw_in, const std::string& source, const StudyOver
     const double steps = study.checkpoint_times.back() / cell.step;
     if (cell.method != Method::dopri5 && steps > 1e15)
       fail(source, "cells[" + std::to_string(index) + "].step",
-           "too small for the last checkpoint time (" + shown(json(steps)) + " steps; at most 1e15)");
+           "too small for the last checkpoint time (" + number(steps) + " steps; at most 1e15)");
   }
   out["cell_count"] = cell_count;
+  for (const auto& [key, data] : context.files)
+    study.input_files.insert(study.input_files.end(), data->files.begin(), data->files.end());
   return study;
 }
 
-nlohmann::json read_json_file(const std::string& path, const std::string& kind, bool reject_duplicate_keys) {
+std::string one_line(const std::string& text) {
+  std::string out;
+  out.reserve(text.size());
+  for (const char c : text) {
+    const unsigned char byte = static_cast<unsigned char>(c);
+    if (c == '\n') {
+      out += "\\n";
+    } else if (c == '\t') {
+      out += "\\t";
+    } else if (byte < 0x20 || byte == 0x7f) {
+      static const char kHex[] = "0123456789abcdef";
+      out += "\\x";
+      out += kHex[byte >> 4];
+      out += kHex[byte & 15];
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+void check_input_file(const std::string& path, const std::string& kind) {
+  struct stat info;
+  if (path.empty()) throw InputError("the " + kind + " file's path is empty");
+  if (stat(path.c_str(), &info) != 0)
+    throw InputError(path + ": cannot open " + kind + " file (" + std::strerror(errno) + ")");
+  if (S_ISDIR(info.st_mode)) throw InputError(path + ": is a directory, not a " + kind + " file");
+  if (!S_ISREG(info.st_mode))
+    throw InputError(path + ": not a regular file (a device, FIFO or socket), so not a " + kind + " file");
+}
+
+nlohmann::json read_json_file(const std::string& path, const std::string& kind) {
+  check_input_file(path, kind);
   std::ifstream in(path);
-  if (!in) throw InputError(path + ": cannot open " + kind + " file (missing or unreadable)");
+  if (!in) throw InputError(path + ": cannot open " + kind + " file (unreadable)");
   std::stringstream text;
   text << in.rdbuf();
   if (in.bad()) throw InputError(path + ": cannot read " + kind + " file");
-  std::vector<std::vector<std::string>> keys_seen;
-  const json::parser_callback_t reject_duplicates = [&](int, json::parse_event_t event, json& parsed) {
-    if (event == json::parse_event_t::object_start) keys_seen.emplace_back();
-    if (event == json::parse_event_t::object_end && !keys_seen.empty()) keys_seen.pop_back();
-    if (event == json::parse_event_t::key && !keys_seen.empty()) {
+  // The open objects and arrays: an object's keys so far and its current key; an array's current index.
+  struct Level {
+    bool object;
+    std::vector<std::string> keys;
+    long long index = -1;
+  };
+  std::vector<Level> levels;
+  const auto where = [&levels](const std::string& key) {
+    std::string at;
+    for (size_t i = 0; i + 1 < levels.size(); ++i)
+      at += levels[i].object ? (at.empty() ? "" : ".") + levels[i].keys.back()
+                             : "[" + std::to_string(levels[i].index) + "]";
+    return at + (at.empty() ? "" : ".") + key;
+  };
+  const json::parser_callback_t check = [&](int, json::parse_event_t event, json& parsed) {
+    const bool opens = event == json::parse_event_t::object_start || event == json::parse_event_t::array_start;
+    if ((opens || event == json::parse_event_t::value) && !levels.empty() && !levels.back().object)
+      ++levels.back().index;  // an element of the enclosing array begins
+    if (opens) {
+      if (levels.size() >= size_t(kMaxJsonDepth))
+        throw InputError(path + ": " + kind + " file nests objects and arrays deeper than " +
+                         std::to_string(kMaxJsonDepth) + " levels");
+      levels.push_back({event == json::parse_event_t::object_start, {}});
+    }
+    if (event == json::parse_event_t::object_end || event == json::parse_event_t::array_end) levels.pop_back();
+    if (event == json::parse_event_t::key) {
       const std::string key = parsed.get<std::string>();
-      for (const auto& seen : keys_seen.back())
-        if (seen == key) throw InputError(path + ": " + key + ": duplicate key");
-      keys_seen.back().push_back(key);
+      for (const auto& seen : levels.back().keys)
+        if (seen == key) throw InputError(path + ": " + where(key) + ": duplicate key");
+      levels.back().keys.push_back(key);
     }
     return true;
   };
   try {
-    return reject_duplicate_keys ? json::parse(text.str(), reject_duplicates) : json::parse(text.str());
+    return json::parse(text.str(), check);
   } catch (const json::exception& e) {  // syntax errors, numbers out of range, invalid UTF-8
     throw InputError(path + ": malformed JSON: " + e.what());
   }
 }
 
 Study load_study_file(const std::string& path, const StudyOverrides& overrides) {
-  struct stat info;
-  if (stat(path.c_str(), &info) == 0 && S_ISDIR(info.st_mode)) throw InputError(path + ": is a directory, not a study file");
-  return parse_study(read_json_file(path, "study", true), path, overrides, directory_of(path));
+  return parse_study(read_json_file(path, "study"), path, overrides, directory_of(path));
 }
 
 CellCheckpoints cell_checkpoints(const Study& study, const CellParams& cell) {

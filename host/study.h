@@ -16,10 +16,15 @@
 
 namespace softflow {
 
-// Bad input: one line naming what is wrong. The CLI prints it and exits with code 2.
+// text with every control character escaped (newline as \n, tab as \t, NUL, escape and the rest as \xHH), so
+// that a message quoting a key, a file name or an argument stays one line and cannot drive the terminal.
+std::string one_line(const std::string& text);
+
+// Bad input: one line naming what is wrong (control characters escaped by one_line). The CLI prints it and exits
+// with code 2.
 class InputError : public std::runtime_error {
  public:
-  using std::runtime_error::runtime_error;
+  explicit InputError(const std::string& what) : std::runtime_error(one_line(what)) {}
 };
 
 enum class Precision { float32, float64 };
@@ -41,7 +46,8 @@ enum class AttentionDataset {
 // A data set loaded from a file, in the layout of attention.h for the cell's trainable set.
 struct AttentionFileData {
   int inputs = 0, tokens = 0, d = 0;
-  std::vector<double> values;  // data_size()
+  std::vector<double> values;      // data_size()
+  std::vector<std::string> files;  // the data set file and the .npy files it names (inputs an output must spare)
 };
 
 // Every parameter of one cell of the grid.
@@ -78,6 +84,7 @@ struct Study {
   std::vector<std::string> grid_axes;    // parameters given as lists, in grid order
   std::vector<CellParams> cells;         // cartesian product, the first axis varying slowest
   nlohmann::json normalized;             // the study with every default explicit
+  std::vector<std::string> input_files;  // the data set files (and their .npy files) the cells read
 };
 
 // Overrides from the command line, applied before validation.
@@ -100,10 +107,16 @@ Study load_study_file(const std::string& path, const StudyOverrides& overrides =
 std::string directory_of(const std::string& file);
 std::string resolve_path(const std::string& path, const std::string& directory);
 
+// Throws a one-line InputError unless `path` names a regular file (through links) that can be opened: missing, a
+// directory, or a device, FIFO or socket (which could block or never end). kind names the file in the message.
+void check_input_file(const std::string& path, const std::string& kind);
+
 // The JSON document in the file at `path` (a study, data set or results file: `kind` names it in the errors), with
-// one-line InputErrors for a file that cannot be opened or read and for malformed JSON; reject_duplicate_keys: a
-// key repeated within one object is an error too (parsers would silently keep the last).
-nlohmann::json read_json_file(const std::string& path, const std::string& kind, bool reject_duplicate_keys);
+// one-line InputErrors for a file check_input_file refuses or that cannot be read, for malformed JSON, for nesting
+// deeper than kMaxJsonDepth, and for a key repeated within one object (parsers would silently keep the last; the
+// error names its path, e.g. checkpoints.times).
+constexpr int kMaxJsonDepth = 256;
+nlohmann::json read_json_file(const std::string& path, const std::string& kind);
 
 // The checkpoint times of one cell: fixed-step integrators land on whole steps (t = k * step, duplicates
 // dropped); dopri5 lands on the study's times exactly. steps[i] is -1 for dopri5.

@@ -45,7 +45,7 @@ TEST(AttentionStudy, RejectsWhatDoesNotApplyWithOneLineNamingTheField) {
   EXPECT_EQ(testing::error_of(attention_study({{"dataset_file", "x.json"}})).rfind("s.json: cells[0].dataset_file: is read", 0),
             0u);
   EXPECT_EQ(testing::error_of(attention_study({{"dataset", "file"}, {"dataset_file", "/nonexistent/x.json"}})),
-            "/nonexistent/x.json: cannot open data set file (missing or unreadable)");
+            "/nonexistent/x.json: cannot open data set file (No such file or directory)");
   EXPECT_EQ(testing::error_of(attention_study({{"tokens", 1}})), "s.json: tokens: must be in [2, 4096] (got 1)");
 }
 

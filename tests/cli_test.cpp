@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 #include <iterator>
@@ -59,6 +60,7 @@ class CliTest : public ::testing::Test {
     while (dirent* entry = readdir(d))
       if (std::string(entry->d_name) != "." && std::string(entry->d_name) != "..") names.push_back(entry->d_name);
     closedir(d);
+    std::sort(names.begin(), names.end());
     return names;
   }
   // Bad input: exit code 2, one line on stderr containing `expected`, and no results file (nor a temporary).
@@ -180,7 +182,56 @@ TEST_F(CliTest, BadOptions) {
   expect_rejected({"run", "--backend", "tpu", "--out", dir_ + "/r.json"}, "--backend", {});
   expect_rejected({"run", "--cpu-kernel", "vector", "--out", dir_ + "/r.json"}, "--cpu-kernel", {});
   expect_rejected({"run", "--cuda-kernels", "experimental", "--out", dir_ + "/r.json"}, "--cuda-kernels", {});
-  expect_rejected({"frobnicate"}, "error", {});
+  expect_rejected({"frobnicate"}, "unknown subcommand 'frobnicate'", {});
+  expect_rejected({"run", "--seed", "9223372036854775807"}, "--seed: Value 9223372036854775807 not in range", {});
+}
+
+// Paths given as "" are errors, not the defaults (STUDY "" would have run the built-in study).
+TEST_F(CliTest, EmptyPaths) {
+  expect_rejected({"run", "", "--out", dir_ + "/r.json"}, "STUDY: the path is empty", {});
+  expect_rejected({"run", "--runs", "8", "--out", ""}, "--out: the path is empty", {});
+  expect_rejected({"validate", ""}, "STUDY: the path is empty", {});
+}
+
+// Inputs that are not regular files are refused before reading: /dev/zero never ends, a FIFO would block.
+TEST_F(CliTest, InputThatIsNotARegularFile) {
+  expect_rejected({"run", "/dev/zero", "--out", dir_ + "/r.json"}, "/dev/zero: not a regular file", {});
+  ASSERT_EQ(mkfifo((dir_ + "/pipe.json").c_str(), 0644), 0);
+  expect_rejected({"validate", dir_ + "/pipe.json"}, "pipe.json: not a regular file", {"pipe.json"});
+  const std::string study = write("att.json", R"({"model": "attention", "dataset": "file", "trainable": "p",
+      "dataset_file": "/dev/zero", "runs": 4})");
+  expect_rejected({"run", study, "--out", dir_ + "/r.json"}, "/dev/zero: not a regular file", {"att.json", "pipe.json"});
+}
+
+// Nesting past kMaxJsonDepth is one error line (printing such a value once overflowed the stack).
+TEST_F(CliTest, DeeplyNestedJson) {
+  const std::string study = write("s.json", "{\"d\": " + std::string(70000, '[') + std::string(70000, ']') + "}");
+  expect_rejected({"run", study, "--out", dir_ + "/r.json"}, "nests objects and arrays deeper than 256 levels",
+                  {"s.json"});
+}
+
+// A duplicate key is named by its path; control characters in a key are escaped, so the message stays one line.
+TEST_F(CliTest, MessagesNameThePathAndStayOneLine) {
+  const std::string nested = write("n.json", R"({"checkpoints": {"times": [1], "times": [2]}})");
+  expect_rejected({"validate", nested}, "n.json: checkpoints.times: duplicate key", {"n.json"});
+  const std::string in_list = write("l.json", R"({"sigma_v": [0.1], "x": [{"c": 1, "c": 2}]})");
+  expect_rejected({"validate", in_list}, "l.json: x[0].c: duplicate key", {"l.json", "n.json"});
+  const std::string control = write("c.json", "{\"a\\nb\\u001b[31m\\u0000x\": 1}");
+  expect_rejected({"validate", control}, "c.json: a\\nb\\x1b[31m\\x00x: unknown key", {"c.json", "l.json", "n.json"});
+}
+
+// --out never replaces an input: the study file (also through a link) or a data set file it reads.
+TEST_F(CliTest, OutputOverwritingAnInputIsRefused) {
+  const std::string study = write("s.json", R"({"runs": 8})");
+  expect_rejected({"run", study, "--out", study}, "--out " + study + ": is the study file itself", {"s.json"});
+  ASSERT_EQ(symlink(study.c_str(), (dir_ + "/link.json").c_str()), 0);
+  expect_rejected({"run", study, "--out", dir_ + "/link.json"}, "is the study file itself", {"link.json", "s.json"});
+  const std::string data = write("data.json", R"({"X": [[[1, 0], [0, 1]]], "Y": [1], "v": [1, 0]})");
+  const std::string attention = write("att.json", R"({"model": "attention", "dataset": "file", "trainable": "p",
+      "dataset_file": "data.json", "runs": 4})");
+  const std::vector<std::string> inputs = files();
+  expect_rejected({"run", attention, "--out", data}, "--out " + data + ": is the data file itself", inputs);
+  EXPECT_EQ(nlohmann::json::parse(std::ifstream(data))["Y"][0], 1);
 }
 
 // An attention study's run prints its basin map; `basin-map` prints it again from the results (any checkpoint)
@@ -211,7 +262,11 @@ TEST_F(CliTest, BasinMapOfAnAttentionStudy) {
   EXPECT_EQ(run_cli({"basin-map", out, "--checkpoint", "7"}).err,
             "error: " + out + ": cell 0 has 2 checkpoints: no checkpoint 7\n");
   EXPECT_EQ(run_cli({"basin-map", dir_ + "/none.json"}).err,
-            "error: " + dir_ + "/none.json: cannot open results file (missing or unreadable)\n");
+            "error: " + dir_ + "/none.json: cannot open results file (No such file or directory)\n");
+  // The table must not replace the results it was read from.
+  const CliResult overwrite = run_cli({"basin-map", out, "--markdown", out});
+  EXPECT_EQ(overwrite.err, "error: --markdown " + out + ": is the results file itself; choose another path\n");
+  EXPECT_EQ(nlohmann::json::parse(std::ifstream(out))["schema_version"], 1);
   EXPECT_EQ(run_cli({"basin-map", study}).err.rfind("error: " + study + ": not a softflow results file", 0), 0u);
 }
 
@@ -281,6 +336,10 @@ TEST_F(CliTest, BenchWritesJsonAndMarkdown) {
 TEST_F(CliTest, BenchRejectsBadOptions) {
   expect_rejected({"bench", "--sizes", "1", "--out", dir_ + "/b.json"}, "--sizes", {});
   expect_rejected({"bench", "--integrators", "dopri5", "--out", dir_ + "/b.json"}, "--integrators", {});
+  expect_rejected({"bench", "--out", dir_ + "/b.json", "--markdown", dir_ + "/b.json"},
+                  "--markdown " + dir_ + "/b.json: is the --out file itself", {});
+  expect_rejected({"bench", "--out", ""}, "--out: the path is empty", {});
+  expect_rejected({"bench", "--markdown", ""}, "--markdown: the path is empty", {});
   if (cuda_device_count() == 0)
     expect_rejected({"bench", "--backend", "cuda", "--out", dir_ + "/b.json"}, "cuda", {});
 }
