@@ -3,6 +3,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstring>
@@ -470,6 +471,13 @@ Study parse_study(const json& raw_in, const std::string& source, const StudyOver
     }
     study.cells.push_back(make_cell(params, source, "cells[" + std::to_string(index) + "]", context));
   }
+  // The attention family's keys in a study without an attention cell would be silently ignored.
+  const bool any_attention = std::any_of(study.cells.begin(), study.cells.end(), [](const CellParams& cell) {
+    return cell.shape.model == ModelKind::attention;
+  });
+  for (const char* key : {"trainable", "inputs", "tokens", "dataset", "dataset_file", "loss_pair_score"})
+    if (!any_attention && context.given.count(key))
+      fail(source, key, "applies to the attention model only (this study has no attention cell)");
   // Fixed-step integrators count whole steps: keep the count well inside exact 64-bit and double range.
   for (size_t index = 0; index < study.cells.size(); ++index) {
     const CellParams& cell = study.cells[index];
