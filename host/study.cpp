@@ -68,8 +68,9 @@ const std::vector<GridParam>& grid_params() {
   return params;
 }
 
+// cell_count: printed by validate and echoed in results; accepted back when it matches the grid.
 const std::vector<std::string> kTopLevelKeys = {"name", "description", "runs", "seed", "checkpoints", "stop",
-                                                "histogram_bins"};
+                                                "histogram_bins", "cell_count"};
 
 [[noreturn]] void fail(const std::string& source, const std::string& path, const std::string& rule) {
   throw InputError(source + ": " + path + ": " + rule);
@@ -168,7 +169,7 @@ Enum parse_choice(const std::string& text, const std::vector<std::pair<const cha
 // Everything a cell's parsing needs beyond its parameters: which grid parameters the study gave, the directory
 // relative data set paths start from, and the data set files read so far (each read once).
 struct CellContext {
-  std::set<std::string> given;
+  std::set<std::string> given;  // grid parameters the study gave a value other than the default (in any list entry)
   std::string base_directory;
   std::map<std::string, std::shared_ptr<const AttentionFileData>> files;
 };
@@ -454,8 +455,16 @@ Study parse_study(const json& raw_in, const std::string& source, const StudyOver
   }
   CellContext context;
   context.base_directory = base_directory;
-  for (const auto& param : grid_params())
-    if (raw.contains(param.name)) context.given.insert(param.name);
+  // A key given at its default value is not "given": the normalized study (every default explicit, validate's
+  // output and the results' echo) must read back as the same study.
+  for (const auto& param : grid_params()) {
+    if (!raw.contains(param.name)) continue;
+    const json& value = raw[param.name];
+    const bool other = value.is_array() ? std::any_of(value.begin(), value.end(),
+                                                      [&](const json& v) { return v != param.default_value; })
+                                        : value != param.default_value;
+    if (other) context.given.insert(param.name);
+  }
   size_t cell_count = 1;
   for (const auto& axis : axes) {
     cell_count *= axis.second.size();
@@ -486,6 +495,9 @@ Study parse_study(const json& raw_in, const std::string& source, const StudyOver
       fail(source, "cells[" + std::to_string(index) + "].step",
            "too small for the last checkpoint time (" + number(steps) + " steps; at most 1e15)");
   }
+  if (raw.contains("cell_count") && raw["cell_count"] != json(cell_count))
+    fail(source, "cell_count", "is the grid's number of cells, " + std::to_string(cell_count) +
+                                   " here (got " + shown(raw["cell_count"]) + "); leave it out");
   out["cell_count"] = cell_count;
   for (const auto& [key, data] : context.files)
     study.input_files.insert(study.input_files.end(), data->files.begin(), data->files.end());

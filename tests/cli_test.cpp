@@ -98,6 +98,7 @@ TEST_F(CliTest, DefaultStudyEndToEnd) {
   EXPECT_EQ(files(), std::vector<std::string>{"default.json"});
 }
 
+// Every example validates, and validate's normalized study is itself a valid study that normalizes to itself.
 TEST_F(CliTest, ValidateAcceptsEveryExample) {
   DIR* d = opendir(SOFTFLOW_EXAMPLES_DIR);
   ASSERT_NE(d, nullptr);
@@ -107,6 +108,11 @@ TEST_F(CliTest, ValidateAcceptsEveryExample) {
     if (name.size() < 5 || name.substr(name.size() - 5) != ".json") continue;
     const CliResult result = run_cli({"validate", std::string(SOFTFLOW_EXAMPLES_DIR) + "/" + name});
     EXPECT_EQ(result.code, 0) << name << ": " << result.err;
+    // The normalized study (after validate's first line) reads back as itself.
+    const std::string normalized = result.out.substr(result.out.find('\n') + 1);
+    const CliResult again = run_cli({"validate", write("normalized.json", normalized)});
+    EXPECT_EQ(again.code, 0) << name << ": " << again.err;
+    EXPECT_EQ(again.out.substr(again.out.find('\n') + 1), normalized) << name;
     ++checked;
   }
   closedir(d);

@@ -107,6 +107,8 @@ INSTANTIATE_TEST_SUITE_P(
         BadInput{"tied_needs_logistic", {{"model", "tied"}, {"loss", "square"}}, "cells[0].loss: the tied model"},
         BadInput{"attention_key_without_attention", {{"trainable", "W"}},
                  "trainable: applies to the attention model only (this study has no attention cell)"},
+        BadInput{"cell_count_not_the_grids", {{"d", {4, 8}}, {"cell_count", 3}},
+                 "cell_count: is the grid's number of cells, 2 here (got 3)"},
         BadInput{"runs_bound_in_full", {{"runs", 4294967295LL}}, "runs: must be in [1, 4294967294] (got 4294967295)"},
         BadInput{"bad_schedule", {{"checkpoints", {{"schedule", "cubic"}}}}, "checkpoints.schedule: must be one of"},
         BadInput{"log_start_zero", {{"checkpoints", {{"schedule", "log"}, {"start", 0}}}}, "checkpoints.start: must be > 0"},
