@@ -28,6 +28,14 @@ extern "C" void remove_pending_and_reraise(int signal_number) {
   std::raise(signal_number);
 }
 
+// Routes signal_number to remove_pending_and_reraise, unless it is ignored (nohup ignores SIGHUP, a shell's
+// background job SIGINT): an ignored signal stays ignored.
+void remove_pending_on(int signal_number) {
+  struct sigaction current;
+  if (sigaction(signal_number, nullptr, &current) == 0 && current.sa_handler == SIG_IGN) return;
+  std::signal(signal_number, remove_pending_and_reraise);
+}
+
 int g_next_file = 0;  // numbers the temporaries of one process (output files are opened on the main thread)
 
 std::string reason() { return std::strerror(errno); }
@@ -38,10 +46,15 @@ bool same_file(const std::string& a, const std::string& b) {
   struct stat info_a, info_b;
   if (stat(a.c_str(), &info_a) == 0 && stat(b.c_str(), &info_b) == 0)
     return info_a.st_dev == info_b.st_dev && info_a.st_ino == info_b.st_ino;
-  std::error_code error_a, error_b;
-  const auto path_a = std::filesystem::weakly_canonical(std::filesystem::absolute(a, error_a), error_a);
-  const auto path_b = std::filesystem::weakly_canonical(std::filesystem::absolute(b, error_b), error_b);
-  return !error_a && !error_b && path_a == path_b;
+  const auto resolved = [](const std::string& path, std::filesystem::path& out) {
+    std::error_code absolute_error, canonical_error;
+    const auto absolute = std::filesystem::absolute(path, absolute_error);
+    if (absolute_error) return false;
+    out = std::filesystem::weakly_canonical(absolute, canonical_error);
+    return !canonical_error;
+  };
+  std::filesystem::path path_a, path_b;
+  return resolved(a, path_a) && resolved(b, path_b) && path_a == path_b;
 }
 
 AtomicFile::AtomicFile(const std::string& path) : path_(path) {
@@ -68,9 +81,9 @@ AtomicFile::AtomicFile(const std::string& path) : path_(path) {
     if (g_pending_temporary[slot][0] == '\0' && temporary_.size() < sizeof g_pending_temporary[slot]) {
       std::strcpy(g_pending_temporary[slot], temporary_.c_str());
       slot_ = slot;
-      std::signal(SIGINT, remove_pending_and_reraise);
-      std::signal(SIGTERM, remove_pending_and_reraise);
-      std::signal(SIGHUP, remove_pending_and_reraise);
+      remove_pending_on(SIGINT);
+      remove_pending_on(SIGTERM);
+      remove_pending_on(SIGHUP);
       std::signal(SIGXFSZ, SIG_IGN);  // past a file-size limit write() fails with EFBIG: an error, cleaned up
       break;
     }

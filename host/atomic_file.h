@@ -1,8 +1,8 @@
 // Purpose: an output file that appears whole or not at all. Opened at the start of a study (so an unwritable path
 // fails before any work), written to a temporary file (.softflow-PID-K.tmp, K numbering the process's files) in the
 // target's directory, renamed over it on commit. The temporary file is removed if the program fails, is destroyed
-// before commit, or is interrupted (SIGINT, SIGTERM, SIGHUP); SIGXFSZ is ignored, so a file-size limit is a write
-// error. Only SIGKILL can leave the temporary file behind.
+// before commit, or is interrupted (SIGINT, SIGTERM, SIGHUP; a signal the process ignores, as under nohup, stays
+// ignored); SIGXFSZ is ignored, so a file-size limit is a write error. Only SIGKILL can leave the temporary behind.
 #pragma once
 
 #include <string>

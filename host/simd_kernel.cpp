@@ -450,8 +450,9 @@ HWY_INLINE void rank_four_update_block(D d, size_t stride, int n, int pitch, int
 // float32, 16 lanes, a block's eight rows and the s, s_next, w vectors crowd an 8-way set) and a load aliases a
 // store just made to a row above. Measured on a Zen 4 (32 KiB 8-way L1), gd float32 with 4096 runs, share of the
 // FMA peak: d = n = 64 21 % unpadded against 65 % padded (unpadded, n = 63 and 65 ran whole studies 1.7x faster
-// than n = 64), d = n = 128 24 % against 63 %, d = n = 32 43 to 55 % against 66 %; d = n = 8 and 16 gained
-// nothing from padding, so they keep n.
+// than n = 64), d = n = 128 24 % against 63 %, d = n = 32 43 to 55 % against 66 %; padding d = n = 8 and 16 gained
+// nothing, and the rule leaves them unpadded. The rule is by bytes: two-slice groups (small states) pad at n = 16,
+// unmeasured.
 inline int v_row_pitch(int n, size_t entry_bytes) { return (size_t(n) * entry_bytes) % 2048 == 0 ? n + 1 : n; }
 
 // A group buffer's state entries: V's rows at the pitch above, then a (n).

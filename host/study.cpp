@@ -81,10 +81,11 @@ std::string shown(const json& value) {
   return text.size() > 40 ? text.substr(0, 37) + "..." : text;
 }
 
-// x for a message: whole numbers below 1e18 in full (4294967294, not 4.29497e+09), others to 6 digits, inf as inf.
+// x for a message: whole numbers up to 9.2e18 in full (4294967294, not 4.29497e+09), others to 6 digits, inf as
+// inf.
 std::string number(double x) {
   std::ostringstream out;
-  if (std::isfinite(x) && x == std::floor(x) && std::fabs(x) < 1e18)
+  if (std::isfinite(x) && x == std::floor(x) && std::fabs(x) <= 9.2e18)
     out << static_cast<long long>(x);
   else
     out << x;
@@ -169,7 +170,8 @@ Enum parse_choice(const std::string& text, const std::vector<std::pair<const cha
 // Everything a cell's parsing needs beyond its parameters: which grid parameters the study gave, the directory
 // relative data set paths start from, and the data set files read so far (each read once).
 struct CellContext {
-  std::set<std::string> given;  // grid parameters the study gave a value other than the default (in any list entry)
+  std::set<std::string> given;            // grid parameters the study gave
+  std::set<std::string> given_otherwise;  // ... with a value other than the default (in some list entry)
   std::string base_directory;
   std::map<std::string, std::shared_ptr<const AttentionFileData>> files;
 };
@@ -455,15 +457,14 @@ Study parse_study(const json& raw_in, const std::string& source, const StudyOver
   }
   CellContext context;
   context.base_directory = base_directory;
-  // A key given at its default value is not "given": the normalized study (every default explicit, validate's
-  // output and the results' echo) must read back as the same study.
   for (const auto& param : grid_params()) {
     if (!raw.contains(param.name)) continue;
+    context.given.insert(param.name);
     const json& value = raw[param.name];
     const bool other = value.is_array() ? std::any_of(value.begin(), value.end(),
                                                       [&](const json& v) { return v != param.default_value; })
                                         : value != param.default_value;
-    if (other) context.given.insert(param.name);
+    if (other) context.given_otherwise.insert(param.name);
   }
   size_t cell_count = 1;
   for (const auto& axis : axes) {
@@ -480,13 +481,25 @@ Study parse_study(const json& raw_in, const std::string& source, const StudyOver
     }
     study.cells.push_back(make_cell(params, source, "cells[" + std::to_string(index) + "]", context));
   }
-  // The attention family's keys in a study without an attention cell would be silently ignored.
+  // The attention family's keys in a study without an attention cell would be silently ignored (at their defaults
+  // they change nothing, and the normalized study carries them so).
   const bool any_attention = std::any_of(study.cells.begin(), study.cells.end(), [](const CellParams& cell) {
     return cell.shape.model == ModelKind::attention;
   });
   for (const char* key : {"trainable", "inputs", "tokens", "dataset", "dataset_file", "loss_pair_score"})
-    if (!any_attention && context.given.count(key))
+    if (!any_attention && context.given_otherwise.count(key))
       fail(source, key, "applies to the attention model only (this study has no attention cell)");
+  // In an all-attention study the normalized study leaves out the defaults that apply to no cell, so that it reads
+  // back as itself: n (the tokens are `tokens`), and d, inputs, tokens where every cell's data set fixes them.
+  const bool all_attention = std::all_of(study.cells.begin(), study.cells.end(), [](const CellParams& cell) {
+    return cell.shape.model == ModelKind::attention;
+  });
+  const bool all_sizes_fixed = std::all_of(study.cells.begin(), study.cells.end(), [](const CellParams& cell) {
+    return cell.dataset != AttentionDataset::gaussian && cell.dataset != AttentionDataset::sphere;
+  });
+  if (all_attention && !context.given.count("n")) out.erase("n");
+  for (const char* key : {"d", "inputs", "tokens"})
+    if (all_attention && all_sizes_fixed && !context.given.count(key)) out.erase(key);
   // Fixed-step integrators count whole steps: keep the count well inside exact 64-bit and double range.
   for (size_t index = 0; index < study.cells.size(); ++index) {
     const CellParams& cell = study.cells[index];
@@ -505,21 +518,29 @@ Study parse_study(const json& raw_in, const std::string& source, const StudyOver
 }
 
 std::string one_line(const std::string& text) {
+  static const char kHex[] = "0123456789abcdef";
+  const auto hex = [](unsigned char byte) { return std::string{kHex[byte >> 4], kHex[byte & 15]}; };
   std::string out;
   out.reserve(text.size());
-  for (const char c : text) {
-    const unsigned char byte = static_cast<unsigned char>(c);
-    if (c == '\n') {
-      out += "\\n";
-    } else if (c == '\t') {
-      out += "\\t";
-    } else if (byte < 0x20 || byte == 0x7f) {
-      static const char kHex[] = "0123456789abcdef";
-      out += "\\x";
-      out += kHex[byte >> 4];
-      out += kHex[byte & 15];
+  int continuation = 0;  // continuation bytes still expected in a UTF-8 sequence
+  for (size_t i = 0; i < text.size(); ++i) {
+    const unsigned char byte = static_cast<unsigned char>(text[i]);
+    if (byte >= 0x80 && byte < 0xc0 && continuation > 0) {  // inside a character: copied with it
+      --continuation;
+      out += char(byte);
+    } else if (byte == 0xc2 && i + 1 < text.size() && static_cast<unsigned char>(text[i + 1]) < 0xa0 &&
+               static_cast<unsigned char>(text[i + 1]) >= 0x80) {  // U+0080..U+009F: the C1 controls
+      out += "\\u00" + hex(static_cast<unsigned char>(text[++i]));
+      continuation = 0;
+    } else if (byte >= 0xc0) {  // a lead byte: 1 to 3 continuation bytes follow
+      continuation = byte >= 0xf0 ? 3 : (byte >= 0xe0 ? 2 : 1);
+      out += char(byte);
     } else {
-      out += c;
+      continuation = 0;
+      if (byte == '\n') out += "\\n";
+      else if (byte == '\t') out += "\\t";
+      else if (byte < 0x20 || byte == 0x7f || byte >= 0x80) out += "\\x" + hex(byte);  // >= 0x80: a stray byte
+      else out += char(byte);
     }
   }
   return out;

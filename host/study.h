@@ -16,8 +16,10 @@
 
 namespace softflow {
 
-// text with every control character escaped (newline as \n, tab as \t, NUL, escape and the rest as \xHH), so
-// that a message quoting a key, a file name or an argument stays one line and cannot drive the terminal.
+// text with every control character escaped (newline as \n, tab as \t, NUL, escape and the other C0 controls and
+// stray non-UTF-8 bytes as \xHH, the C1 controls U+0080..U+009F as \u00HH), so that a message quoting a key, a
+// file name or an argument stays one line and cannot drive the terminal. Idempotent (a backslash is kept as it
+// is), so a message that quotes another InputError's is not escaped twice.
 std::string one_line(const std::string& text);
 
 // Bad input: one line naming what is wrong (control characters escaped by one_line). The CLI prints it and exits

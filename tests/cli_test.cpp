@@ -206,7 +206,8 @@ TEST_F(CliTest, InputThatIsNotARegularFile) {
   expect_rejected({"validate", dir_ + "/pipe.json"}, "pipe.json: not a regular file", {"pipe.json"});
   const std::string study = write("att.json", R"({"model": "attention", "dataset": "file", "trainable": "p",
       "dataset_file": "/dev/zero", "runs": 4})");
-  expect_rejected({"run", study, "--out", dir_ + "/r.json"}, "/dev/zero: not a regular file", {"att.json", "pipe.json"});
+  expect_rejected({"run", study, "--out", dir_ + "/r.json"}, "/dev/zero: not a regular file",
+                  {"att.json", "pipe.json"});
 }
 
 // Nesting past kMaxJsonDepth is one error line (printing such a value once overflowed the stack).

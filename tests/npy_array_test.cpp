@@ -67,7 +67,8 @@ TEST(NpyArray, ReadsEachDtypeInRowMajorOrderFromCAndFortranFiles) {
 
 TEST(NpyArray, RejectsMissingMalformedUnsupportedAndTruncatedFilesInOneLine) {
   const TempDir dir;
-  EXPECT_EQ(read_error(dir.file("none.npy")), dir.file("none.npy") + ": cannot open .npy file (No such file or directory)");
+  EXPECT_EQ(read_error(dir.file("none.npy")),
+            dir.file("none.npy") + ": cannot open .npy file (No such file or directory)");
 
   std::ofstream(dir.file("text.npy")) << "X = [1, 2, 3]\n";
   EXPECT_EQ(read_error(dir.file("text.npy")).rfind(dir.file("text.npy") + ": not a valid .npy array (", 0), 0u);

@@ -13,6 +13,19 @@ using nlohmann::json;
 
 using testing::error_of;
 
+TEST(OneLine, EscapesControlCharactersAndKeepsText) {
+  using namespace std::string_literals;
+  EXPECT_EQ(one_line("a\nb\tc"), "a\\nb\\tc");
+  EXPECT_EQ(one_line("\x1b[31mred"), "\\x1b[31mred");
+  EXPECT_EQ(one_line("d\0x"s), "d\\x00x");
+  EXPECT_EQ(one_line("\xc2\x9b" "31m"), "\\u009b31m");  // U+009B, the 8-bit CSI
+  EXPECT_EQ(one_line("\x9b" "31m"), "\\x9b31m");         // a stray byte, not UTF-8
+  EXPECT_EQ(one_line("caf\xc3\xa9 \xe6\x97\xa5 \xf0\x9f\x99\x82 \\n"), "caf\xc3\xa9 \xe6\x97\xa5 \xf0\x9f\x99\x82 \\n");
+  const std::string messy = "k\ney\x1b\xc2\x85\x80"s + '\0';
+  EXPECT_EQ(one_line(one_line(messy)), one_line(messy));  // idempotent: re-wrapped messages are not escaped twice
+  EXPECT_EQ(std::string(InputError("x\ny").what()), "x\\ny");
+}
+
 TEST(Study, DefaultsAreMadeExplicit) {
   const Study study = parse_study(json::object(), "s.json");
   const json& normalized = study.normalized;
@@ -107,6 +120,10 @@ INSTANTIATE_TEST_SUITE_P(
         BadInput{"tied_needs_logistic", {{"model", "tied"}, {"loss", "square"}}, "cells[0].loss: the tied model"},
         BadInput{"attention_key_without_attention", {{"trainable", "W"}},
                  "trainable: applies to the attention model only (this study has no attention cell)"},
+        BadInput{"toy_set_size_given_at_its_default", {{"model", "attention"}, {"dataset", "single_global"}, {"d", 8}},
+                 "cells[0].d: the data set \"single_global\" has d = 3 (got 8)"},
+        BadInput{"n_in_attention_at_its_default", {{"model", "attention"}, {"n", 8}},
+                 "n: does not apply to the attention"},
         BadInput{"cell_count_not_the_grids", {{"d", {4, 8}}, {"cell_count", 3}},
                  "cell_count: is the grid's number of cells, 2 here (got 3)"},
         BadInput{"runs_bound_in_full", {{"runs", 4294967295LL}}, "runs: must be in [1, 4294967294] (got 4294967295)"},

@@ -10,10 +10,11 @@
 
 namespace softflow {
 
-// Per-run scalar observables, in this order. A value that does not apply (invariant_drift outside the logistic
-// value-softmax model and u_winner, sum_a_drift for the tied model, rejected_steps for fixed-step integrators, the attention
-// ones for the value-softmax family and V's for attention) is NaN and reported by no statistic. Attention: s is
-// each input's softmax, and the entropies and s_max are means over inputs (attention.h attention_selection).
+// Per-run scalar observables, in this order. A value that does not apply (invariant_drift and u_winner outside the
+// logistic value-softmax model, sum_a_drift for the tied model, rejected_steps for fixed-step integrators, the
+// attention ones for the value-softmax family and V's for attention) is NaN and reported by no statistic.
+// Attention: s is each input's softmax, and the entropies and s_max are means over inputs (attention.h
+// attention_selection).
 enum ObservableIndex : int {
   kEntropy = 0,         // H(s) in nats
   kEntropyRatio,        // H(s) / log n
@@ -22,7 +23,7 @@ enum ObservableIndex : int {
   kGradNorm,            // ||grad L|| over the whole state
   kVNorm,               // ||V||_F (tied: ||U||_F; attention: ||v||)
   kWinnerColNorm,       // ||V e_winner|| (tied: ||U e_winner||)
-  kSumADrift,           // sum_i a_i(t) - sum_i a_i(0) (an invariant of the value-softmax flow; not of the tied one)
+  kSumADrift,           // sum_i a_i(t) - sum_i a_i(0) (invariant of the value-softmax flow, not the tied one)
   kInvariantDrift,      // logistic: ||(I - beta* beta*^T)(V(t) - V(0))||_F (an invariant of the flow)
   kUWinner,             // logistic: u_winner = <beta*, V e_winner>, the winner's fitness (u = V^T beta*)
   kSteps,               // accepted steps so far
@@ -67,7 +68,8 @@ SOFTFLOW_HD inline const char* observable_name(int index) {
 }
 
 // The value-softmax and tied part of observe_run: the softmax left in scratch by evaluate_flow, V (or U), a, and
-// for the logistic loss the winner's fitness and the invariant. theta, theta0 (may be null): state_size(); data: data_size(); scratch: as evaluated.
+// for the logistic loss the winner's fitness and the invariant. theta, theta0 (may be null): state_size(); data:
+// data_size(); scratch: as evaluated.
 template <class Real>
 SOFTFLOW_HD inline void observe_softmax_state(const ModelShape& shape, const FlowEval<Real>& eval, const Real* theta,
                                               const Real* theta0, const Real* data, const RunRecord& rec,
