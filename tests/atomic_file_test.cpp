@@ -3,7 +3,6 @@
 // ignored) the run survives and commits; past a file-size limit the write is an InputError and nothing is left.
 #include <gtest/gtest.h>
 
-#include <dirent.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -17,26 +16,13 @@
 
 #include "atomic_file.h"
 #include "study.h"
+#include "temp_dir_test.h"
 
 namespace softflow {
 namespace {
 
-class AtomicFileTest : public ::testing::Test {
+class AtomicFileTest : public testing::TempDirTest {
  protected:
-  void SetUp() override {
-    char pattern[] = "/tmp/softflow_atomic_XXXXXX";
-    ASSERT_NE(mkdtemp(pattern), nullptr);
-    dir_ = pattern;
-  }
-  void TearDown() override { std::system(("rm -rf '" + dir_ + "'").c_str()); }
-  std::vector<std::string> files() const {
-    std::vector<std::string> names;
-    DIR* d = opendir(dir_.c_str());
-    while (dirent* entry = readdir(d))
-      if (std::string(entry->d_name) != "." && std::string(entry->d_name) != "..") names.push_back(entry->d_name);
-    closedir(d);
-    return names;
-  }
   // Runs body() in a child process (exit code 0 unless body exits otherwise); returns its wait status.
   template <class Body>
   int in_child(const Body& body) {
@@ -49,7 +35,6 @@ class AtomicFileTest : public ::testing::Test {
     waitpid(pid, &status, 0);
     return status;
   }
-  std::string dir_;
 };
 
 TEST_F(AtomicFileTest, HangupRemovesTheTemporaryFile) {

@@ -19,6 +19,7 @@
 #include "cli.h"
 #include "cuda_check.h"
 #include "simd_kernel.h"
+#include "temp_dir_test.h"
 
 namespace softflow {
 namespace {
@@ -41,27 +42,12 @@ CliResult run_cli(std::vector<std::string> args) {
   return result;
 }
 
-class CliTest : public ::testing::Test {
+class CliTest : public testing::TempDirTest {
  protected:
-  void SetUp() override {
-    char pattern[] = "/tmp/softflow_cli_XXXXXX";
-    ASSERT_NE(mkdtemp(pattern), nullptr);
-    dir_ = pattern;
-  }
-  void TearDown() override { std::system(("rm -rf '" + dir_ + "'").c_str()); }
   std::string write(const std::string& name, const std::string& contents) {
     const std::string path = dir_ + "/" + name;
     std::ofstream(path) << contents;
     return path;
-  }
-  std::vector<std::string> files() const {
-    std::vector<std::string> names;
-    DIR* d = opendir(dir_.c_str());
-    while (dirent* entry = readdir(d))
-      if (std::string(entry->d_name) != "." && std::string(entry->d_name) != "..") names.push_back(entry->d_name);
-    closedir(d);
-    std::sort(names.begin(), names.end());
-    return names;
   }
   // Bad input: exit code 2, one line on stderr containing `expected`, and no results file (nor a temporary).
   void expect_rejected(const std::vector<std::string>& args, const std::string& expected,
@@ -72,7 +58,6 @@ class CliTest : public ::testing::Test {
     EXPECT_EQ(result.err.find('\n'), result.err.size() - 1) << "one line expected: " << result.err;
     EXPECT_EQ(files(), inputs);
   }
-  std::string dir_;
 };
 
 TEST_F(CliTest, DefaultStudyEndToEnd) {
