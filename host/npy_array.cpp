@@ -1,7 +1,10 @@
 // Purpose: read_npy (npy_array.h) on xtensor's .npy parser.
 #include "npy_array.h"
 
+#include <algorithm>
 #include <cstdint>
+#include <cstdlib>
+#include <istream>
 #include <fstream>
 #include <new>
 #include <stdexcept>
@@ -25,6 +28,47 @@ std::vector<double> row_major_values(xt::detail::npy_file&& file) {
   return out;
 }
 
+// Reads the header's shape tuple (without consuming `in`) and throws a one-line InputError for a negative extent or
+// a product past 2^62 entries, which xtensor's parser would read as huge unsigned sizes. Anything else malformed is
+// left to the parser.
+void check_header_shape(std::istream& in, const std::string& path) {
+  char prefix[12] = {};
+  in.read(prefix, sizeof prefix);
+  const std::streamsize got = in.gcount();
+  in.clear();
+  in.seekg(0);
+  if (got < 10 || std::string(prefix, 6) != "\x93NUMPY") return;
+  const unsigned char* bytes = reinterpret_cast<const unsigned char*>(prefix);
+  const bool long_length = bytes[6] >= 2;
+  const size_t length = long_length ? size_t(bytes[8]) | size_t(bytes[9]) << 8 | size_t(bytes[10]) << 16 |
+                                          size_t(bytes[11]) << 24
+                                    : size_t(bytes[8]) | size_t(bytes[9]) << 8;
+  if (length > (1u << 20)) return;  // the parser reports it
+  std::string header(length, '\0');
+  in.seekg(long_length ? 12 : 10);
+  in.read(&header[0], std::streamsize(length));
+  header.resize(size_t(in.gcount()));
+  in.clear();
+  in.seekg(0);
+  const size_t key = header.find("'shape'");
+  const size_t open = header.find('(', key == std::string::npos ? header.size() : key);
+  const size_t close = header.find(')', open == std::string::npos ? header.size() : open);
+  if (close == std::string::npos) return;
+  const std::string tuple = header.substr(open, close - open + 1);
+  long double entries = 1;
+  for (size_t at = open + 1; at < close;) {
+    const size_t comma = std::min(header.find(',', at), close);
+    const std::string token = header.substr(at, comma - at);
+    at = comma + 1;
+    if (token.find_first_not_of(" ") == std::string::npos) continue;
+    if (token.find('-') != std::string::npos)
+      throw InputError(path + ": .npy header's shape " + tuple + " has a negative extent");
+    entries *= std::strtold(token.c_str(), nullptr);
+  }
+  if (entries > 4611686018427387904.0L)  // 2^62
+    throw InputError(path + ": .npy header's shape " + tuple + " is larger than any array can be");
+}
+
 }  // namespace
 
 NpyArray read_npy(const std::string& path) {
@@ -34,6 +78,7 @@ NpyArray read_npy(const std::string& path) {
   try {
     // xt::load_npy<T> wants the dtype up front; its parser (a detail of xtensor 0.24) reads the header first, so
     // the dtype can be chosen from it.
+    check_header_shape(in, path);
     xt::detail::npy_file file = xt::detail::load_npy_file(in);
     if (!in) throw InputError(path + ": truncated .npy file (fewer data bytes than its header's shape needs)");
     if (in.peek() != std::char_traits<char>::eof())
@@ -54,9 +99,8 @@ NpyArray read_npy(const std::string& path) {
     return out;
   } catch (const InputError&) {
     throw;
-  } catch (const std::bad_alloc&) {  // also a negative extent, read as a huge unsigned one
-    throw InputError(path + ": .npy header's shape asks for more memory than this machine has (or has a negative "
-                     "extent)");
+  } catch (const std::bad_alloc&) {
+    throw InputError(path + ": .npy header's shape asks for more memory than this machine has");
   } catch (const std::length_error&) {
     throw InputError(path + ": .npy header's shape is larger than any array can be");
   } catch (const std::exception& e) {

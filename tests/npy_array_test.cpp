@@ -86,6 +86,20 @@ TEST(NpyArray, RejectsMissingMalformedUnsupportedAndTruncatedFilesInOneLine) {
   std::ofstream(dir.file("long.npy"), std::ios::binary) << full << "extra";
   EXPECT_EQ(read_error(dir.file("long.npy")),
             dir.file("long.npy") + ": .npy file holds more bytes than its header's shape needs");
+
+  // Shapes the parser would read as huge unsigned sizes: a negative extent, and extents whose product wraps.
+  const auto with_shape = [&](const std::string& name, const std::string& shape) {
+    std::string header = "{'descr': '<f8', 'fortran_order': False, 'shape': " + shape + ", }";
+    header += std::string((64 - (10 + header.size() + 1) % 64) % 64, ' ') + "\n";
+    std::ofstream file(dir.file(name), std::ios::binary);
+    file << "\x93NUMPY" << char(1) << char(0) << char(header.size() & 255) << char(header.size() >> 8) << header;
+    return dir.file(name);
+  };
+  const std::string negative = with_shape("negative.npy", "(2, -2, 3)");
+  EXPECT_EQ(read_error(negative), negative + ": .npy header's shape (2, -2, 3) has a negative extent");
+  const std::string wraps = with_shape("wraps.npy", "(4611686018427387904, 4611686018427387904, 4)");
+  EXPECT_EQ(read_error(wraps), wraps + ": .npy header's shape (4611686018427387904, 4611686018427387904, 4) is "
+                                       "larger than any array can be");
 }
 
 TEST(NpyArray, DataSetFileEntriesMayNameNpyFilesRelativeToIt) {
