@@ -44,14 +44,16 @@ void refuse_overwrite(const std::string& output, const std::string& output_flag,
     throw InputError(output_flag + " " + output + ": is the " + input_name + " itself; choose another path");
 }
 
-const char* const kSubcommands[] = {"run", "validate", "bench", "basin-map"};
-
-// argv[1] when it looks like a subcommand but is none of them (CLI11 would only say that one is required).
-std::string unknown_subcommand(int argc, char** argv) {
+// The error for argv[1] when it looks like a subcommand but is none of app's (CLI11 would only say that one is
+// required); "" otherwise.
+std::string unknown_subcommand(const CLI::App& app, int argc, char** argv) {
   if (argc < 2 || argv[1][0] == '-') return "";
-  for (const char* name : kSubcommands)
-    if (std::string(argv[1]) == name) return "";
-  return argv[1];
+  std::string names;
+  for (const CLI::App* sub : app.get_subcommands([](const CLI::App*) { return true; })) {
+    if (sub->get_name() == argv[1]) return "";
+    names += (names.empty() ? "" : ", ") + sub->get_name();
+  }
+  return "unknown subcommand '" + std::string(argv[1]) + "' (" + names + "; see softflow --help)";
 }
 
 // 0 once everything printed reached standard output; else (a full disk, a closed pipe) a one-line error and 1.
@@ -140,10 +142,8 @@ int cli_main(int argc, char** argv) {
                                                       "(default -1: the last)");
   basin->add_option("--markdown", basin_markdown_path, "also write the table to this file")->check(kNonEmptyPath);
 
-  if (const std::string unknown = unknown_subcommand(argc, argv); !unknown.empty()) {
-    std::fprintf(stderr, "error: %s\n",
-                 one_line("unknown subcommand '" + unknown + "' (run, validate, bench or basin-map; see softflow "
-                          "--help)").c_str());
+  if (const std::string unknown = unknown_subcommand(app, argc, argv); !unknown.empty()) {
+    std::fprintf(stderr, "error: %s\n", one_line(unknown).c_str());
     return kExitBadInput;
   }
   try {

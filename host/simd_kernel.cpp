@@ -481,7 +481,7 @@ struct LaneBook {
   Real polarized_at, loss_below, grad_sq_below;
 
   // theta: buffer_state_entries x lanes, data: q x lanes, scalars: 6 x lanes. Gathers the running runs into their
-  // lanes; stopped runs and padding lanes hold zeros (also in V's row padding) and are never written back.
+  // lanes; stopped runs and padding lanes hold zeros and are never written back. V's row padding is never read.
   LaneBook(const SimdGroup<Real>& g, size_t lane_count, int row_pitch, Real* theta_buffer, Real* data_buffer,
            Real* scalars)
       : group(g), lanes(lane_count), p(g.shape->state_size()), q(g.shape->data_size()), n(g.shape->n),
@@ -502,8 +502,6 @@ struct LaneBook {
       steps_at_entry[l] = live ? group.records[l].steps : 0;
       const Real* state = group.states + l * size_t(p);
       for (int e = 0; e < p; ++e) theta[slot(e) * lanes + l] = live ? state[e] : Real(0);
-      for (int i = 0; i < group.shape->d; ++i)
-        for (int j = n; j < pitch; ++j) theta[(size_t(i) * pitch + j) * lanes + l] = Real(0);
       const Real* run_data = group.data + (group.data_per_run ? l * size_t(q) : 0);
       for (int e = 0; e < q; ++e) data[e * lanes + l] = live ? run_data[e] : Real(0);
     }

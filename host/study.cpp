@@ -483,17 +483,15 @@ Study parse_study(const json& raw_in, const std::string& source, const StudyOver
   }
   // The attention family's keys in a study without an attention cell would be silently ignored (at their defaults
   // they change nothing, and the normalized study carries them so).
-  const bool any_attention = std::any_of(study.cells.begin(), study.cells.end(), [](const CellParams& cell) {
+  const auto attention_cells = std::count_if(study.cells.begin(), study.cells.end(), [](const CellParams& cell) {
     return cell.shape.model == ModelKind::attention;
   });
+  const bool any_attention = attention_cells > 0, all_attention = attention_cells == std::ptrdiff_t(study.cells.size());
   for (const char* key : {"trainable", "inputs", "tokens", "dataset", "dataset_file", "loss_pair_score"})
     if (!any_attention && context.given_otherwise.count(key))
       fail(source, key, "applies to the attention model only (this study has no attention cell)");
   // In an all-attention study the normalized study leaves out the defaults that apply to no cell, so that it reads
   // back as itself: n (the tokens are `tokens`), and d, inputs, tokens where every cell's data set fixes them.
-  const bool all_attention = std::all_of(study.cells.begin(), study.cells.end(), [](const CellParams& cell) {
-    return cell.shape.model == ModelKind::attention;
-  });
   const bool all_sizes_fixed = std::all_of(study.cells.begin(), study.cells.end(), [](const CellParams& cell) {
     return cell.dataset != AttentionDataset::gaussian && cell.dataset != AttentionDataset::sphere;
   });
