@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cmath>
 #include <cstring>
 #include <fstream>
@@ -15,6 +16,7 @@
 #include <sstream>
 
 #include "attention_data.h"
+#include "softflow/att_svm.h"
 
 namespace softflow {
 namespace {
@@ -229,6 +231,14 @@ void make_attention_cell(const json& p, const std::string& source, const std::st
   cell.parameters["n"] = dims.tokens;
   if (double(shape.inputs) * shape.n * shape.d > double(1 << 26))
     fail(source, cell_path + ".inputs", "inputs * tokens * d must be at most 2^26");
+  if (svm_workspace_size(shape) > kMaxSvmWorkspace) {
+    char rule[200];
+    std::snprintf(rule, sizeof rule,
+                  "the att-SVM of a run with inputs * (tokens - 1) = %d constraints in %d dimensions needs %.1f GiB "
+                  "of workspace; at most 16 GiB",
+                  svm_constraint_count(shape), svm_dimension(shape), double(svm_workspace_size(shape)) / 134217728.0);
+    fail(source, cell_path + ".inputs", rule);
+  }
 }
 
 CellParams make_cell(const json& p, const std::string& source, const std::string& cell_path, CellContext& context) {

@@ -4,6 +4,7 @@
 // for the single-input toy set, and the classification of a run's direction on states built by hand.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <vector>
@@ -247,6 +248,26 @@ ToyRun single_input_toy(double third_token_score, std::vector<double> p) {
   run.theta = std::move(p);
   run.data = {-0.1, 1, 1, 1, 0, 0.9, 0, 0, third_token_score, /*Y*/ 1, /*W*/ 1, 0, 0, 0, 1, 0, 0, 0, 0, /*v*/ 0, 0, 1};
   return run;
+}
+
+// Sizes a study may ask for (inputs * tokens * d <= 2^26) take the workspace past 2^32 doubles: trainable W with
+// d = 128 has M D = (2^17 * 2) * 128^2 = 2^32 entries in its constraint matrix alone, which an int wrapped to 0.
+TEST(AttentionSvm, WorkspaceSizeIsCountedIn64Bits) {
+  ModelShape shape;
+  shape.model = ModelKind::attention;
+  shape.trainable = AttentionTrainable::w;
+  shape.inputs = 1 << 17;
+  shape.n = 3;
+  shape.d = 128;
+  const long long M = svm_constraint_count(shape), D = svm_dimension(shape);
+  ASSERT_EQ(M, 1LL << 18);
+  ASSERT_EQ(D, 1LL << 14);
+  const long long K = D + 1;  // the corral's capacity: min(M, D + 1)
+  const long long scratch = std::max(2 * K * K + 4 * K, K * K + 3 * K + D);
+  EXPECT_EQ(svm_scratch_size(shape), scratch);
+  EXPECT_EQ(svm_workspace_size(shape), (M * D + 2 * M) + (shape.inputs * 128LL + 2LL * shape.inputs + 128) +
+                                           shape.inputs + scratch + (D + 2LL * shape.inputs + 128));
+  EXPECT_GT(svm_workspace_size(shape), kMaxSvmWorkspace);
 }
 
 TEST(AttentionSvm, SingleInputObjectivesMatchThePapersSolver) {

@@ -124,6 +124,12 @@ INSTANTIATE_TEST_SUITE_P(
                  "cells[0].d: the data set \"single_global\" has d = 3 (got 8)"},
         BadInput{"n_in_attention_at_its_default", {{"model", "attention"}, {"n", 8}},
                  "n: does not apply to the attention"},
+        BadInput{"attention_data_past_2_26", {{"model", "attention"}, {"inputs", 1 << 20}, {"tokens", 16}, {"d", 8}},
+                 "cells[0].inputs: inputs * tokens * d must be at most 2^26"},
+        BadInput{"attention_svm_workspace_past_16_gib",
+                 {{"model", "attention"}, {"trainable", "W"}, {"inputs", 1 << 17}, {"tokens", 3}, {"d", 128}},
+                 "cells[0].inputs: the att-SVM of a run with inputs * (tokens - 1) = 262144 constraints in 16384 "
+                 "dimensions needs 36.1 GiB of workspace; at most 16 GiB"},
         BadInput{"cell_count_not_the_grids", {{"d", {4, 8}}, {"cell_count", 3}},
                  "cell_count: is the grid's number of cells, 2 here (got 3)"},
         BadInput{"runs_bound_in_full", {{"runs", 4294967295LL}}, "runs: must be in [1, 4294967294] (got 4294967295)"},

@@ -42,7 +42,7 @@ constexpr int kSvmMaxSweeps = 20000;
 constexpr double kSvmDualBound = 1e12;  // ||w||^2 = sum_j lambda_j b_j beyond this: infeasible
 
 // Doubles of scratch solve_margin_svm needs for M constraints in R^D.
-SOFTFLOW_HD inline int margin_svm_scratch_size(int M, int D) {
+SOFTFLOW_HD inline long long margin_svm_scratch_size(int M, int D) {
   return max_of(min_norm_point_workspace(M, D), least_distance_workspace(M, D));
 }
 
@@ -133,7 +133,9 @@ constexpr double kDirectionCos = 0.99;
 constexpr double kSupportSlack = 1e-6;  // a constraint with |<a_j, w> - b_j| below this is tight (a support token)
 
 // Constraints M and dimension D of a shape's selection SVM (p, vp: d; W: d^2), and the doubles of workspace
-// attention_direction needs.
+// attention_direction needs (64-bit: M D alone can pass 2^32 at sizes a study may ask for). Studies keep it at
+// most kMaxSvmWorkspace, so every index the solvers form inside it (j D, row D, i K + k) fits an int.
+constexpr long long kMaxSvmWorkspace = (1LL << 31) - 1;
 SOFTFLOW_HD inline int svm_constraint_count(const ModelShape& shape) { return shape.inputs * (shape.n - 1); }
 SOFTFLOW_HD inline int svm_dimension(const ModelShape& shape) {
   return shape.trainable == AttentionTrainable::w ? shape.d * shape.d : shape.d;
@@ -141,13 +143,13 @@ SOFTFLOW_HD inline int svm_dimension(const ModelShape& shape) {
 // Layout: the selection SVM (a: M x D, b: M, lambda: M), the joint model's v-SVM (N x d, N, N, d) and its
 // per-input margins (N), the solver's scratch (for the larger of the two), then attention_direction's own: the
 // direction (D), alpha and opt (N each), a key (d).
-SOFTFLOW_HD inline int svm_scratch_size(const ModelShape& shape) {
-  const int selection = margin_svm_scratch_size(svm_constraint_count(shape), svm_dimension(shape));
-  const int joint = margin_svm_scratch_size(shape.inputs, shape.d);
+SOFTFLOW_HD inline long long svm_scratch_size(const ModelShape& shape) {
+  const long long selection = margin_svm_scratch_size(svm_constraint_count(shape), svm_dimension(shape));
+  const long long joint = margin_svm_scratch_size(shape.inputs, shape.d);
   return selection > joint ? selection : joint;
 }
-SOFTFLOW_HD inline int svm_workspace_size(const ModelShape& shape) {
-  const int M = svm_constraint_count(shape), D = svm_dimension(shape), N = shape.inputs, d = shape.d;
+SOFTFLOW_HD inline long long svm_workspace_size(const ModelShape& shape) {
+  const long long M = svm_constraint_count(shape), D = svm_dimension(shape), N = shape.inputs, d = shape.d;
   return (M * D + 2 * M) + (N * d + 2 * N + d) + N + svm_scratch_size(shape) + (D + 2 * N + d);
 }
 

@@ -29,8 +29,8 @@ struct LeastDistanceResult {
 
 // Doubles of workspace least_distance needs: the passive set's normal matrix (K x K) and three K-vectors (members,
 // their u, the least-squares solution), K = min(M, D + 1), and the combination x (D).
-SOFTFLOW_HD inline int least_distance_workspace(int M, int D) {
-  const int K = M < D + 1 ? M : D + 1;
+SOFTFLOW_HD inline long long least_distance_workspace(int M, int D) {
+  const long long K = M < D + 1 ? M : D + 1;
   return K * K + 3 * K + D;
 }
 

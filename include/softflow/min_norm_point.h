@@ -29,8 +29,8 @@ SOFTFLOW_HD inline int corral_capacity(int M, int D) { return M < D + 1 ? M : D 
 
 // Doubles of workspace min_norm_point needs: the corral's Gram matrix and Cholesky factor (K x K each) and four
 // K-vectors (members, weights, the affine minimiser, the right-hand side), K = corral_capacity.
-SOFTFLOW_HD inline int min_norm_point_workspace(int M, int D) {
-  const int K = corral_capacity(M, D);
+SOFTFLOW_HD inline long long min_norm_point_workspace(int M, int D) {
+  const long long K = corral_capacity(M, D);
   return 2 * K * K + 4 * K;
 }
 
