@@ -38,11 +38,12 @@ Study bench_study(int size, long long runs, const std::string& precision, const 
   return parse_study(raw, "bench point");
 }
 
-// Seconds the steps of the study's only cell took: the compute time of its second checkpoint (the steps and an
-// observation) less that of its first (an observation only), so the observations' cost, which does not depend on
-// the steps, is left out. Initial draws, statistics and JSON are never timed.
-// A run whose difference is not positive (the machine was busy during the first observation) is repeated, up to
-// 5 times; then the result is <= 0: the steps' time is lost in the noise.
+// Seconds the steps of the study's only cell took, from its first checkpoint (t = 0, no steps) to its second.
+// CPU: the wall time of the second checkpoint's advance pass, which advances every run before any is observed.
+// CUDA: the kernel time of the second checkpoint (the steps and an observation) less that of the first (an
+// observation only), so the observations' cost, which does not depend on the steps, is left out; a run whose
+// difference is not positive (the first observation was slow) is repeated, up to 5 times; then the result is
+// <= 0: the steps' time is lost in the noise. Initial draws, statistics and JSON are never timed.
 // kernel (if not null): set to the kernel that advanced the cell (CellOutcome::kernel).
 double time_steps(const Study& study, bool cuda, CpuKernel cpu_kernel, std::string* kernel = nullptr) {
   Progress silent(1, false);
@@ -50,7 +51,8 @@ double time_steps(const Study& study, bool cuda, CpuKernel cpu_kernel, std::stri
   for (int attempt = 0; attempt < 5 && !(seconds > 0); ++attempt) {
     const CellOutcome outcome =
         cuda ? run_cell_on_cuda(study, 0, silent) : run_cell_on_cpu(study, 0, silent, cpu_kernel);
-    seconds = outcome.checkpoint_seconds.at(1) - outcome.checkpoint_seconds.at(0);
+    seconds = cuda ? outcome.checkpoint_seconds.at(1) - outcome.checkpoint_seconds.at(0)
+                   : outcome.advance_seconds.at(1);
     if (kernel) *kernel = outcome.kernel;
   }
   return seconds;
@@ -151,8 +153,8 @@ nlohmann::json run_bench(const BenchOptions& options) {
               points.push_back(point);
               continue;
             }
-            // Calibration (also the warm-up): grow the steps until they take a tenth of the aimed time (so the
-            // observations, timed apart, are small beside them), then scale to the aimed time.
+            // Calibration (also the warm-up): grow the steps until they take a tenth of the aimed time (on CUDA,
+            // so the observations, timed apart, are small beside them), then scale to the aimed time.
             long long probe_steps = kCalibrationSteps;
             std::string kernel;
             double probe_seconds = time_steps(study, cuda, options.cpu_kernel, &kernel);

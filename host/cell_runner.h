@@ -21,6 +21,9 @@ struct CellOutcome {
   // Per checkpoint, the time advancing and observing runs (the first: observation only): CUDA, kernel time; CPU,
   // wall time of the threaded advance-and-observe. Statistics and JSON are not included.
   std::vector<double> checkpoint_seconds;
+  // CPU only (empty on CUDA): per checkpoint, the wall time of advancing the runs alone, before the observation
+  // (0 steps for the first checkpoint at t = 0).
+  std::vector<double> advance_seconds;
   // The kernel that advanced the cell: the CPU's cpu_kernel_name, or the CUDA backend's stepping kernel.
   std::string kernel;
 };

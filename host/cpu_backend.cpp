@@ -2,6 +2,7 @@
 #include "cpu_backend.h"
 
 #include <algorithm>
+#include <chrono>
 #include <stdexcept>
 
 #include "softflow/initial_state.h"
@@ -74,6 +75,11 @@ void CpuCellSimulation<Real>::advance_simd_groups(long long begin, long long end
   group.k_to = checkpoints_.steps[c];
   group.stop = &study_.stop;
   group.data_per_run = !data_.shared();
+  if (group.k_to == group.k_from) {  // no steps (the checkpoint at t = 0): only the time, as advance_fixed_step
+    for (long long run = begin; run < end; ++run)
+      if (records_[size_t(run)].status == RunStatus::running) records_[size_t(run)].t = double(group.k_to) * group.step;
+    return;
+  }
   for (long long first = begin; first < end; first += lanes) {
     group.count = int(std::min<long long>(lanes, end - first));
     group.states = states_.data() + first * state_size_;
@@ -94,6 +100,22 @@ void CpuCellSimulation<Real>::advance_and_observe(size_t c, CheckpointObservatio
   out.t = checkpoints_.times[c];
   out.step = checkpoints_.steps[c];
   const long long tiles = (runs_ + kCpuTileRuns - 1) / kCpuTileRuns;
+  const auto advance_start = std::chrono::steady_clock::now();
+#pragma omp parallel
+  {
+    std::vector<Real> work(simd_ ? 0 : static_cast<size_t>(integrator_workspace_size(shape)));
+#pragma omp for schedule(dynamic, 1)
+    for (long long tile = 0; tile < tiles; ++tile) {
+      const long long begin = tile * kCpuTileRuns, end = std::min(runs_, begin + kCpuTileRuns);
+      if (simd_) {
+        advance_simd_groups(begin, end, c);
+      } else {
+        for (long long run = begin; run < end; ++run) advance_run(run, c, work.data());
+      }
+      if (progress) progress->add(end - begin);
+    }
+  }
+  advance_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - advance_start).count();
 #pragma omp parallel
   {
     std::vector<Real> work(static_cast<size_t>(integrator_workspace_size(shape)));
@@ -103,9 +125,7 @@ void CpuCellSimulation<Real>::advance_and_observe(size_t c, CheckpointObservatio
 #pragma omp for schedule(dynamic, 1)
     for (long long tile = 0; tile < tiles; ++tile) {
       const long long begin = tile * kCpuTileRuns, end = std::min(runs_, begin + kCpuTileRuns);
-      if (simd_) advance_simd_groups(begin, end, c);
       for (long long run = begin; run < end; ++run) {
-        if (!simd_) advance_run(run, c, work.data());
         RunRecord& rec = records_[size_t(run)];
         // A stopped run is observed at its frozen state; its event times and status stay as they were.
         const double t = rec.status == RunStatus::running ? checkpoints_.times[c] : rec.t;
@@ -120,7 +140,6 @@ void CpuCellSimulation<Real>::advance_and_observe(size_t c, CheckpointObservatio
         for (int o = 0; o < kStateObservableCount; ++o) out.values[o][size_t(run)] = values[o];
         out.records[size_t(run)] = rec;
       }
-      if (progress) progress->add(end - begin);
     }
   }
 }

@@ -36,9 +36,11 @@ class CpuCellSimulation {
   size_t checkpoint_count() const { return checkpoints_.times.size(); }
   const CellCheckpoints& checkpoints() const { return checkpoints_; }
 
-  // Advances every running run to checkpoint c (from checkpoint c - 1, or from t = 0 for c = 0), then observes.
-  // Checkpoints must be visited in order.
+  // Advances every running run to checkpoint c (from checkpoint c - 1, or from t = 0 for c = 0), then observes
+  // them: two threaded passes, every run advanced before any is observed. Checkpoints must be visited in order.
   void advance_and_observe(size_t c, CheckpointObservations& out, Progress* progress);
+  // Wall seconds of the last checkpoint's advance pass alone (its steps; `softflow bench` times these).
+  double advance_seconds() const { return advance_seconds_; }
 
   long long runs() const { return runs_; }
   const Real* state(long long run) const { return states_.data() + run * state_size_; }
@@ -61,6 +63,7 @@ class CpuCellSimulation {
   std::vector<RunRecord> records_;  // runs
   size_t next_checkpoint_ = 0;
   bool simd_ = false;  // the SIMD kernel advances this cell
+  double advance_seconds_ = 0;
 };
 
 // Bytes of host memory the CPU backend needs for one cell (states, records, observations, data, and the

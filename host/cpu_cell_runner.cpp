@@ -24,6 +24,7 @@ CellOutcome run_cell(const Study& study, std::uint32_t index, Progress& progress
     simulation.advance_and_observe(c, observations, &progress);
     outcome.checkpoint_seconds.push_back(
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    outcome.advance_seconds.push_back(simulation.advance_seconds());
     checkpoints.push_back(checkpoint_json(summarize_checkpoint(observations, cell.shape.n, study.histogram_bins)));
   }
   outcome.json["checkpoints"] = checkpoints;

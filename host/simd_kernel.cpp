@@ -500,22 +500,56 @@ struct LaneBook {
       active[l] = live ? Real(1) : Real(0);
       passage[l] = live ? prefilter_passage<Real>(group.records[l]) : Real(3);
       steps_at_entry[l] = live ? group.records[l].steps : 0;
-      const Real* state = group.states + l * size_t(p);
-      for (int e = 0; e < p; ++e) theta[slot(e) * lanes + l] = live ? state[e] : Real(0);
       const Real* run_data = group.data + (group.data_per_run ? l * size_t(q) : 0);
       for (int e = 0; e < q; ++e) data[e * lanes + l] = live ? run_data[e] : Real(0);
     }
+    for_each_block([&](int first, Real* slots, int length) {
+      for (size_t l = 0; l < lanes; ++l) {
+        const Real* state = group.states + l * size_t(p) + first;
+        if (active[l] == Real(0)) {
+          for (int j = 0; j < length; ++j) slots[j * lanes + l] = Real(0);
+        } else {
+          for (int j = 0; j < length; ++j) slots[j * lanes + l] = state[j];
+        }
+      }
+    });
   }
 
-  // The buffer entry that holds state entry e (V row-major, then a).
-  size_t slot(int e) const {
-    const int matrix = group.shape->matrix_size();
-    return e < matrix ? size_t(e / n) * pitch + e % n : size_t(group.shape->d) * pitch + (e - matrix);
+  // Calls copy(first, slots, length) for blocks of at most kTransposeBlock state entries first.. that sit in
+  // consecutive buffer slots (a row of V, or a), slots: the first one's entries in theta (one per lane). The
+  // gather and the write-back go block by block, every lane within a block: its slots (kTransposeBlock x lanes
+  // entries, 1 KiB in float32 at 16 lanes) stay in L1 while each lane reads or writes its own state a cache line
+  // at a time. Lane by lane instead, each lane streamed the whole buffer: at d = n = 256 (4 MiB a group, past
+  // L2) gathering and writing back 4096 runs took 1.33 s on the Zen 4 host, about 120 gd steps' time.
+  static constexpr int kTransposeBlock = 16;
+  template <class Copy>
+  void for_each_block(Copy copy) const {
+    const int rows = group.shape->d, matrix = group.shape->matrix_size();
+    auto stretch = [&](int first, size_t first_slot, int length) {
+      for (int j = 0; j < length; j += kTransposeBlock)
+        copy(first + j, theta + (first_slot + j) * lanes, std::min(kTransposeBlock, length - j));
+    };
+    for (int i = 0; i < rows; ++i) stretch(i * n, size_t(i) * pitch, n);  // V's row i
+    stretch(matrix, size_t(rows) * pitch, p - matrix);                   // a
   }
 
+  // Writes lane l's state back to its run.
   void scatter(size_t l) const {
     Real* state = group.states + l * size_t(p);
-    for (int e = 0; e < p; ++e) state[e] = theta[slot(e) * lanes + l];
+    for_each_block([&](int first, const Real* slots, int length) {
+      for (int j = 0; j < length; ++j) state[first + j] = slots[j * lanes + l];
+    });
+  }
+
+  // Writes every active lane's state back to its run.
+  void scatter_active() const {
+    for_each_block([&](int first, const Real* slots, int length) {
+      for (size_t l = 0; l < lanes; ++l) {
+        if (active[l] == Real(0)) continue;
+        Real* state = group.states + l * size_t(p) + first;
+        for (int j = 0; j < length; ++j) state[j] = slots[j * lanes + l];
+      }
+    });
   }
 
   // apply_checks at step k for every lane the pre-filter flagged (flagged, loss, s_max, grad_sq filled in); a run
@@ -542,9 +576,9 @@ struct LaneBook {
   // Runs still running reached k_to: writes back their states and the bookkeeping the skipped checks would have
   // kept. last_s_max: lanes, the s_max of each lane's last checked state.
   void finish(const Real* last_s_max) const {
+    scatter_active();
     for (size_t l = 0; l < lanes; ++l) {
       if (active[l] == Real(0)) continue;
-      scatter(l);
       RunRecord& rec = group.records[l];
       rec.steps = steps_at_entry[l] + (group.k_to - group.k_from);
       rec.t = double(group.k_to) * group.step;
