@@ -41,7 +41,8 @@ CellOutcome run_cell_on_cuda(const Study& study, std::uint32_t index, Progress& 
                              CudaKernelSet kernels = CudaKernelSet::validated);
 
 // Throws InputError naming the first cell whose observables and statistics do not fit in device memory (states
-// stream in waves, so they need not fit). Only with the CUDA parts.
+// stream in waves, so they need not fit), or whose states, streaming in waves, do not fit in host memory while
+// they wait there. Only with the CUDA parts.
 void check_cuda_memory(const Study& study);
 
 }  // namespace softflow

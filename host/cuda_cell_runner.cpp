@@ -6,6 +6,7 @@
 #include "cell_runner.h"
 #include "checkpoint_report.h"
 #include "cuda_cell_input.h"
+#include "engine.h"
 
 namespace softflow {
 namespace {
@@ -43,16 +44,31 @@ CellOutcome run_cell(const Study& study, std::uint32_t index, Progress& progress
 
 void check_cuda_memory(const Study& study) {
   const CudaDeviceInfo device = cuda_device_info();
+  const double available = available_memory_bytes(), results = results_bytes(study);
   for (std::uint32_t index = 0; index < study.cells.size(); ++index) {
     const CellParams& cell = study.cells[index];
     const int real_bytes = cell.precision == Precision::float32 ? 4 : 8;
     const double needed = cuda_cell_bytes(cell.shape, study.runs, cell.data_shared(), real_bytes);
+    char message[320];
     if (needed > 0.85 * device.free_bytes) {
-      char message[256];
       std::snprintf(message, sizeof message,
                     "too little device memory: cell %u needs %.2f GiB for %lld runs, %.2f GiB is free on %s; lower "
                     "runs or use --backend cpu",
                     index, needed / 1073741824.0, study.runs, device.free_bytes / 1073741824.0, device.name.c_str());
+      throw InputError(message);
+    }
+    // In several waves every run's state waits on the host between them, beside the host-drawn per-run data that
+    // check_memory counted already.
+    const double waiting =
+        cuda_wave_host_bytes(cell.shape, study.runs, cell.data_shared(), real_bytes, device.free_bytes);
+    const double host_data =
+        cell.data_shared() ? 0.0 : double(study.runs) * real_bytes * double(cell.shape.data_size());
+    if (waiting > 0 && results + host_data + waiting > 0.8 * available) {
+      std::snprintf(message, sizeof message,
+                    "too little memory: cell %u runs in waves on %s and keeps every run's state on the host between "
+                    "them: %.2f GiB for %lld runs, %.2f GiB is available; lower runs",
+                    index, device.name.c_str(), (results + host_data + waiting) / 1073741824.0, study.runs,
+                    available / 1073741824.0);
       throw InputError(message);
     }
   }

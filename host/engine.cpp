@@ -24,17 +24,6 @@
 namespace softflow {
 namespace {
 
-double available_memory_bytes() {
-  std::ifstream meminfo("/proc/meminfo");
-  std::string key;
-  double kib = 0;
-  std::string unit;
-  while (meminfo >> key >> kib >> unit)
-    if (key == "MemAvailable:") return kib * 1024.0;
-  const double pages = double(sysconf(_SC_AVPHYS_PAGES));
-  return pages * double(sysconf(_SC_PAGESIZE));
-}
-
 std::string utc_now() {
   const std::time_t now = std::time(nullptr);
   char text[32];
@@ -64,6 +53,17 @@ std::string describe_cpu(std::istream& cpuinfo) {
   if (name.empty()) return "unknown CPU";
   if (family.empty() || model.empty()) return name;
   return name + " (family " + family + ", model " + model + ")";
+}
+
+double available_memory_bytes() {
+  std::ifstream meminfo("/proc/meminfo");
+  std::string key;
+  double kib = 0;
+  std::string unit;
+  while (meminfo >> key >> kib >> unit)
+    if (key == "MemAvailable:") return kib * 1024.0;
+  const double pages = double(sysconf(_SC_AVPHYS_PAGES));
+  return pages * double(sysconf(_SC_PAGESIZE));
 }
 
 double results_bytes(const Study& study) {

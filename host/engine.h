@@ -45,6 +45,11 @@ std::string describe_cpu(std::istream& cpuinfo);
 // little memory) and CudaError on CUDA failures.
 nlohmann::json run_study(const Study& study, const EngineOptions& options);
 
+// Host memory available to this process now (MemAvailable), in bytes.
+double available_memory_bytes();
+// Host bytes the study's results take while they are built and written.
+double results_bytes(const Study& study);
+
 // Checks that the results and every cell fit in host memory (the CPU backend's states and workspaces; the CUDA
 // backend's host-side data); throws InputError naming the first cell that does not.
 void check_memory(const Study& study, bool cuda, int threads);

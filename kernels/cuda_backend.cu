@@ -234,14 +234,21 @@ struct CudaCellSimulation<Real>::Impl {
     SOFTFLOW_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
     const bool cublas_steps = in.method == Method::gd && in.cublas_regression != 0 &&
                               shared_regression_available(shape, in.shared_data, int(sizeof(Real)));
-    const bool cublas_attention = in.cublas_attention != 0 &&
-                                  shared_attention_available(shape, in.method, in.shared_data);
+    // The cuBLAS attention path's M (runs-independent, N T x d^2 for trainable W) is allocated beside the waves:
+    // where it would take over half the free memory the per-run path runs instead.
+    const bool cublas_attention =
+        in.cublas_attention != 0 && shared_attention_available(shape, in.method, in.shared_data) &&
+        double(shared_attention_fixed_bytes(shape, int(sizeof(Real)))) <= 0.5 * double(free_bytes);
     const double per_run =
         double(sizeof(Real)) * double(p + (in.shared_data ? 0 : q)) + sizeof(RunRecord) +
         (cublas_steps ? double(shared_regression_bytes_per_run(shape, int(sizeof(Real)))) : 0.0) +
         (cublas_attention ? double(shared_attention_bytes_per_run(shape, int(sizeof(Real)))) : 0.0);
-    wave_runs = std::min<long long>(in.runs, (long long)(0.85 * double(free_bytes) / per_run));
-    if (cublas_steps) wave_runs = std::min<long long>(wave_runs, 1LL << 28);  // cuBLAS sizes are ints
+    const double shared_bytes =
+        cublas_attention ? double(shared_attention_fixed_bytes(shape, int(sizeof(Real)))) : 0.0;
+    wave_runs = std::min<long long>(in.runs, (long long)(0.85 * (double(free_bytes) - shared_bytes) / per_run));
+    if (cublas_steps)  // cuBLAS sizes and leading dimensions are ints: runs x m (E) must stay below 2^31 too
+      wave_runs = std::min<long long>(
+          wave_runs, (1LL << 30) / std::max<long long>({1LL, shape.m, shape.n, shape.d}));
     if (cublas_attention)  // cuBLAS sizes and leading dimensions are ints: runs x rows must stay below 2^31
       wave_runs = std::min<long long>(
           wave_runs, (1LL << 30) / std::max<long long>(p, (long long)shape.inputs * shape.n));
@@ -502,6 +509,16 @@ double cuda_cell_bytes(const ModelShape& shape, long long runs, bool shared_data
                                                                            shape.state_size()) +
                                                        8.0 * svm_doubles);
   return cell_wide + wave + workspace;
+}
+
+double cuda_wave_host_bytes(const ModelShape& shape, long long runs, bool shared_data, int real_bytes,
+                            double free_bytes) {
+  // As the wave sizing: 85 % of what is free once the cell-wide arrays and the workspace are allocated.
+  const double per_run = double(real_bytes) * double(shape.state_size() + (shared_data ? 0 : shape.data_size())) +
+                         sizeof(RunRecord);
+  const double room = 0.85 * (free_bytes - cuda_cell_bytes(shape, runs, shared_data, real_bytes));
+  if (double(runs) * per_run <= room) return 0.0;
+  return double(runs) * (double(real_bytes) * shape.state_size() + sizeof(RunRecord));
 }
 
 CudaDeviceInfo cuda_device_info() {

@@ -175,6 +175,12 @@ long long shared_attention_bytes_per_run(const ModelShape& shape, int real_bytes
   return (long long)real_bytes * (per_token * rows + shape.state_size() + 2);
 }
 
+long long shared_attention_fixed_bytes(const ModelShape& shape, int real_bytes) {
+  const long long rows = token_rows(shape);
+  const bool train_v = shape.trainable == AttentionTrainable::vp;
+  return (long long)real_bytes * (rows * selection_block(shape).size + (train_v ? 0 : rows));
+}
+
 template <class Real>
 struct SharedAttentionSteps<Real>::Impl {
   ModelShape shape;

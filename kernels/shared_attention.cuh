@@ -28,6 +28,9 @@ bool shared_attention_available(const ModelShape& shape, Method method, bool sha
 // Device bytes per run of its buffers (L, Q~, and for vp XV and S~; G; loss and s_max).
 long long shared_attention_bytes_per_run(const ModelShape& shape, int real_bytes);
 
+// Device bytes of its buffers shared by every run (M, and X v where v is fixed), allocated once per cell.
+long long shared_attention_fixed_bytes(const ModelShape& shape, int real_bytes);
+
 template <class Real>
 class SharedAttentionSteps {
  public:

@@ -130,7 +130,7 @@ SharedRegressionSteps<Real>::~SharedRegressionSteps() = default;
 template <class Real>
 void SharedRegressionSteps<Real>::advance(const FixedStepSegmentArgs<Real>& args) {
   Impl& x = *impl_;
-  if (args.runs < 1 || args.runs > x.max_runs)  // the buffers hold max_runs (at most 2^28: cuBLAS sizes are ints)
+  if (args.runs < 1 || args.runs > x.max_runs)  // the buffers hold max_runs (runs x max(m, n, d) <= 2^30)
     throw std::logic_error("SharedRegressionSteps: a wave of " + std::to_string(args.runs) + " runs");
   const int d = x.shape.d, n = x.shape.n, m = x.shape.m;
   const int runs = int(args.runs);

@@ -21,6 +21,9 @@
 #include "fused_dopri5.cuh"
 #include "fused_gd.cuh"
 #include "fused_rk4.cuh"
+#ifdef SOFTFLOW_HOST_EMULATION
+#include "host_block_emulation.h"
+#endif
 #include "progress.h"
 #include "test_support.h"
 
@@ -496,6 +499,63 @@ TEST_F(CudaBackendTest, WavesGiveTheSameResultsAsOneWave) {
     EXPECT_EQ(resident_states, streamed_states) << method;
   }
 }
+
+// cuda_wave_host_bytes: every run's state and record where the states do not fit in one wave, else nothing.
+TEST_F(CudaBackendTest, WaveHostBytesCountEveryRunsStateWhereTheStatesDoNotFit) {
+  const Study study = testing::study_with({{"runs", 65536}, {"d", 64}, {"n", 64}, {"precision", "float64"}});
+  const ModelShape& shape = study.cells[0].shape;
+  EXPECT_EQ(cuda_wave_host_bytes(shape, study.runs, false, 8, 1e12), 0.0);
+  EXPECT_EQ(cuda_wave_host_bytes(shape, study.runs, false, 8, 1073741824.0),
+            65536.0 * (8.0 * (64 * 64 + 64) + sizeof(RunRecord)));
+}
+
+#ifdef SOFTFLOW_HOST_EMULATION
+// Restores the emulated device's size when a test that changed it ends.
+struct EmulatedDeviceSize {
+  explicit EmulatedDeviceSize(std::size_t bytes) : saved(emulation::device_total_bytes) {
+    emulation::device_total_bytes = bytes;
+  }
+  ~EmulatedDeviceSize() { emulation::device_total_bytes = saved; }
+  std::size_t saved;
+};
+
+// The estimate, made before the cell allocates, calls waves wherever the simulation's own wave sizing takes more
+// than one (on emulated devices of several sizes around the study's needs).
+TEST_F(CudaBackendTest, WaveHostBytesAreCountedWhereverTheCellRunsInWaves) {
+  const Study study = testing::study_with({{"runs", 5000}, {"integrator", "gd"}, {"d", 16}, {"n", 16},
+                                           {"precision", "float32"}, {"checkpoints", {{"schedule", "list"}, {"times", {0}}}}});
+  int several = 0;
+  for (std::size_t mib : {4, 6, 8, 12, 16, 64}) {
+    const EmulatedDeviceSize device(mib << 20);
+    const double free_bytes = cuda_device_info().free_bytes;
+    const CellData<float> data(study.cells[0], study.seed, 0, study.runs);
+    const CudaCellSimulation<float> simulation(make_cuda_cell_input(study, 0, data));
+    const double host = cuda_wave_host_bytes(study.cells[0].shape, study.runs, false, 4, free_bytes);
+    if (simulation.waves() > 1) {
+      ++several;
+      EXPECT_GT(host, 0.0) << mib << " MiB: " << simulation.waves() << " waves";
+    }
+  }
+  EXPECT_GT(several, 0) << "no device size made waves: the test checks nothing";
+}
+
+// A study whose waves' states outgrow the host's memory is refused before any work, naming why.
+TEST_F(CudaBackendTest, WavesWhoseStatesOutgrowTheHostAreRefused) {
+  const EmulatedDeviceSize device(std::size_t(4) << 40);  // 4 TiB: room for 2^31 runs' observables, not their states
+  const Study study = testing::study_with({{"runs", 1LL << 31}, {"d", 64}, {"n", 64}, {"precision", "float64"}});
+  try {
+    check_cuda_memory(study);
+    FAIL() << "expected too little memory";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("runs in waves on host emulation of a CUDA device and keeps every run's "
+                                         "state on the host between them"),
+              std::string::npos)
+        << e.what();
+  }
+  const Study fits = testing::study_with({{"runs", 4096}, {"d", 64}, {"n", 64}, {"precision", "float64"}});
+  EXPECT_NO_THROW(check_cuda_memory(fits));
+}
+#endif
 
 TEST_F(CudaBackendTest, TargetsDrawnOnTheDeviceAreTheHostsBits) {
   // The same device run with host-drawn (uploaded) and device-drawn targets must end in identical states.
