@@ -213,6 +213,14 @@ void make_attention_cell(const json& p, const std::string& source, const std::st
     cell.file_data = found->second;
     dims = {cell.file_data->inputs, cell.file_data->tokens, cell.file_data->d};
     fixed_dims = true;
+    // A file's sizes meet the ranges a study's own would (d^2 and the state sizes are ints).
+    const std::pair<const char*, int> file_sizes[3] = {{"inputs", dims.inputs}, {"tokens", dims.tokens}, {"d", dims.d}};
+    for (const auto& [key, value] : file_sizes)
+      for (const auto& param : grid_params())
+        if (std::string(param.name) == key && (value < param.lo || value > param.hi))
+          fail(source, cell_path + ".dataset_file",
+               "the data set " + path + " has " + key + " = " + std::to_string(value) + "; must be in [" +
+                   std::to_string(int(param.lo)) + ", " + std::to_string(int(param.hi)) + "]");
   } else if (!p["dataset_file"].is_null()) {
     fail(source, cell_path + ".dataset_file", "is read only with dataset \"file\" (got dataset " + shown(p["dataset"]) + ")");
   }

@@ -513,10 +513,17 @@ double cuda_cell_bytes(const ModelShape& shape, long long runs, bool shared_data
 
 double cuda_wave_host_bytes(const ModelShape& shape, long long runs, bool shared_data, int real_bytes,
                             double free_bytes) {
-  // As the wave sizing: 85 % of what is free once the cell-wide arrays and the workspace are allocated.
+  // The wave sizing takes 85 % of what is free once the cell-wide arrays and the workspace are allocated. It errs
+  // toward waves: the workspace at its cap (a quarter of the free memory; the backend takes one slot per resident
+  // thread, up to that), and the cuBLAS paths' buffers wherever they may apply.
+  const bool regression = shared_data && shape.model == ModelKind::value_softmax && shape.loss == LossKind::regression;
+  const bool attention = shared_data && shape.model == ModelKind::attention;
   const double per_run = double(real_bytes) * double(shape.state_size() + (shared_data ? 0 : shape.data_size())) +
-                         sizeof(RunRecord);
-  const double room = 0.85 * (free_bytes - cuda_cell_bytes(shape, runs, shared_data, real_bytes));
+                         sizeof(RunRecord) +
+                         (regression ? double(shared_regression_bytes_per_run(shape, real_bytes)) : 0.0) +
+                         (attention ? double(shared_attention_bytes_per_run(shape, real_bytes)) : 0.0);
+  const double room = 0.85 * (0.75 * free_bytes - cuda_cell_bytes(shape, runs, shared_data, real_bytes) -
+                              (attention ? double(shared_attention_fixed_bytes(shape, real_bytes)) : 0.0));
   if (double(runs) * per_run <= room) return 0.0;
   return double(runs) * (double(real_bytes) * shape.state_size() + sizeof(RunRecord));
 }

@@ -96,8 +96,9 @@ bool device_draws_targets(const ModelShape& shape);
 double cuda_cell_bytes(const ModelShape& shape, long long runs, bool shared_data, int real_bytes);
 
 // Host bytes a cell keeps while it runs in several waves: every run's state and record wait on the host between
-// waves. 0 where, by free_bytes (the device's free memory before the cell), its states fit in one wave; an estimate
-// made before the cell allocates, which calls waves for slightly more cells than the wave sizing does.
+// waves. 0 where, by free_bytes (the device's free memory before the cell), its states fit in one wave: an estimate
+// made before the cell allocates, which errs toward waves (cells whose states take over about 60 % of the free
+// memory count as waves whatever the kernels).
 double cuda_wave_host_bytes(const ModelShape& shape, long long runs, bool shared_data, int real_bytes,
                             double free_bytes);
 

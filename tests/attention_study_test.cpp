@@ -89,6 +89,20 @@ TEST(AttentionStudy, LoadsADataSetFileAndRejectsMalformedOnes) {
   }
 }
 
+// A file's sizes meet the study's own ranges: d = 4097 tokens of one input (inside N T d <= 2^26) would make
+// trainable W's d^2 and the state sizes overflow an int at d = 46341, and is refused at 4097 already.
+TEST(AttentionStudy, DataSetFileSizesMustBeInTheStudysRanges) {
+  const json wide_token = json(std::vector<double>(4097, 0.5));
+  const json wide = {{"X", {{wide_token, wide_token}}}, {"Y", {1}}, {"v", wide_token}};
+  const DatasetFile file(wide);
+  EXPECT_EQ(testing::error_of(attention_study({{"dataset", "file"}, {"dataset_file", file.path}})),
+            "s.json: cells[0].dataset_file: the data set " + file.path + " has d = 4097; must be in [1, 4096]");
+  const json one_token = {{"X", {{{1.0, 0.0}}}}, {"Y", {1}}, {"v", {1.0, 0.0}}};
+  const DatasetFile single(one_token);
+  EXPECT_EQ(testing::error_of(attention_study({{"dataset", "file"}, {"dataset_file", single.path}})),
+            "s.json: cells[0].dataset_file: the data set " + single.path + " has tokens = 1; must be in [2, 4096]");
+}
+
 TEST(AttentionStudy, RandomDataSetsAreUnitTokensWithSignLabelsPerRunOrShared) {
   const Study sphere = parse_study(attention_study({{"dataset", "sphere"}, {"trainable", "W"}, {"inputs", 5},
                                                     {"tokens", 4}, {"d", 3}}), "s.json");

@@ -505,8 +505,10 @@ TEST_F(CudaBackendTest, WaveHostBytesCountEveryRunsStateWhereTheStatesDoNotFit) 
   const Study study = testing::study_with({{"runs", 65536}, {"d", 64}, {"n", 64}, {"precision", "float64"}});
   const ModelShape& shape = study.cells[0].shape;
   EXPECT_EQ(cuda_wave_host_bytes(shape, study.runs, false, 8, 1e12), 0.0);
-  EXPECT_EQ(cuda_wave_host_bytes(shape, study.runs, false, 8, 1073741824.0),
-            65536.0 * (8.0 * (64 * 64 + 64) + sizeof(RunRecord)));
+  const double states = 65536.0 * (8.0 * (64 * 64 + 64) + sizeof(RunRecord));
+  EXPECT_EQ(cuda_wave_host_bytes(shape, study.runs, false, 8, 1073741824.0), states);
+  // It errs toward waves: states taking 70 % of the free memory count as waves, whatever the workspace takes.
+  EXPECT_EQ(cuda_wave_host_bytes(shape, study.runs, false, 8, states / 0.7), states);
 }
 
 #ifdef SOFTFLOW_HOST_EMULATION

@@ -7,6 +7,13 @@
 
 namespace softflow {
 
+// The most steps either method takes for M points in R^D: 50 (M + D) + 100, held at INT_MAX (M alone reaches
+// 2^26 at d = 1, where the product overflowed an int).
+SOFTFLOW_HD inline int active_set_step_cap(int M, int D) {
+  const long long cap = 50LL * (static_cast<long long>(M) + D) + 100;
+  return cap < 2147483647LL ? static_cast<int>(cap) : 2147483647;
+}
+
 // Solves A z = rhs for an r x r symmetric positive definite A (its lower triangle at a[i * stride + k], k <= i,
 // overwritten by the factor L, A = L L^T); rhs (r) is overwritten by z. Returns false where a pivot falls to
 // min_pivot_ratio times the largest diagonal entry or below (A singular to rounding): rhs is then unspecified.

@@ -52,7 +52,7 @@ SOFTFLOW_HD inline LeastDistanceResult least_distance(int M, int D, const double
   int m = 0;
   auto column_dot = [&](int j, int k) { return dot(a + j * D, a + k * D, D) + b[j] * b[k]; };
 
-  const int max_steps = 50 * (M + D) + 100;
+  const int max_steps = active_set_step_cap(M, D);
   while (result.steps < max_steps) {
     ++result.steps;
     // Gradient of -||E u - f||^2 / 2: E^T (f - E u), entry j = b_j (1 - s) - <a_j, x>.

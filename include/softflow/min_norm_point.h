@@ -94,7 +94,7 @@ SOFTFLOW_HD inline MinNormPointResult min_norm_point(int M, int D, const double*
   };
   set_x();
 
-  const int max_cycles = 50 * (M + D) + 100;
+  const int max_cycles = active_set_step_cap(M, D);
   while (result.cycles < max_cycles) {
     ++result.cycles;
     const double x_sq = dot(x, x, D);
