@@ -8,11 +8,17 @@
 #include "softflow/initial_state.h"
 #include "softflow/integrators.h"
 #include "softflow/observables.h"
+#include "engine.h"
 #include "simd_kernel.h"
 
 namespace softflow {
 
 namespace {
+
+// Whether observe_run reads a run's initial state: the logistic loss's invariant and u(0).
+bool needs_initial_state(const ModelShape& shape) {
+  return shape.model == ModelKind::value_softmax && shape.loss == LossKind::logistic;
+}
 
 bool simd_kernel_for(CpuKernel choice, const CellParams& cell) {
   return choice == CpuKernel::simd &&
@@ -30,7 +36,7 @@ std::string cpu_kernel_name(CpuKernel choice, const CellParams& cell) {
 
 template <class Real>
 CpuCellSimulation<Real>::CpuCellSimulation(const Study& study, const CellParams& cell, std::uint32_t cell_index,
-                                           CpuKernel kernel)
+                                           CpuKernel kernel, bool keep_initial_states)
     : study_(study), cell_(cell), cell_index_(cell_index), runs_(study.runs),
       state_size_(cell.shape.state_size()), checkpoints_(cell_checkpoints(study, cell)),
       data_(cell, study.seed, cell_index, study.runs), states_(size_t(runs_) * size_t(state_size_)),
@@ -47,6 +53,9 @@ CpuCellSimulation<Real>::CpuCellSimulation(const Study& study, const CellParams&
       records_[size_t(run)] = initial_record(shape, theta, data_.for_run(run), scratch.data());
     }
   }
+  if (keep_initial_states && needs_initial_state(shape) &&
+      double(states_.size()) * sizeof(Real) <= 0.2 * available_memory_bytes())
+    initial_states_ = states_;
 }
 
 template <class Real>
@@ -94,7 +103,6 @@ void CpuCellSimulation<Real>::advance_and_observe(size_t c, CheckpointObservatio
   if (c != next_checkpoint_) throw std::logic_error("checkpoints must be visited in order");
   ++next_checkpoint_;
   const ModelShape& shape = cell_.shape;
-  const bool needs_initial_state = shape.model == ModelKind::value_softmax && shape.loss == LossKind::logistic;
   const InitParams init = init_params(cell_);
   out.resize(runs_);
   out.t = checkpoints_.times[c];
@@ -121,7 +129,7 @@ void CpuCellSimulation<Real>::advance_and_observe(size_t c, CheckpointObservatio
 #pragma omp parallel
   {
     std::vector<Real> work(static_cast<size_t>(integrator_workspace_size(shape)));
-    std::vector<Real> initial(static_cast<size_t>(state_size_));
+    std::vector<Real> initial(initial_states_.empty() ? static_cast<size_t>(state_size_) : 0);
     std::vector<double> svm_work(shape.model == ModelKind::attention ? size_t(svm_workspace_size(shape)) : 0);
     double values[kStateObservableCount];
 #pragma omp for schedule(dynamic, 1)
@@ -131,12 +139,16 @@ void CpuCellSimulation<Real>::advance_and_observe(size_t c, CheckpointObservatio
         RunRecord& rec = records_[size_t(run)];
         // A stopped run is observed at its frozen state; its event times and status stay as they were.
         const double t = rec.status == RunStatus::running ? checkpoints_.times[c] : rec.t;
-        if (needs_initial_state)
+        const Real* theta0 = nullptr;
+        if (!initial_states_.empty()) {
+          theta0 = initial_states_.data() + run * state_size_;
+        } else if (needs_initial_state(shape)) {
           draw_initial_state(shape, init, study_.seed, cell_index_, std::uint32_t(run), initial.data());
+          theta0 = initial.data();
+        }
         out.winner[size_t(run)] =
-            observe_run(shape, cell_.method == Method::dopri5, t, study_.stop, state(run),
-                        needs_initial_state ? initial.data() : nullptr, data_.for_run(run), rec, work.data(),
-                        work.data() + state_size_, values);
+            observe_run(shape, cell_.method == Method::dopri5, t, study_.stop, state(run), theta0,
+                        data_.for_run(run), rec, work.data(), work.data() + state_size_, values);
         if (shape.model == ModelKind::attention)
           observe_attention_direction(shape, rec, state(run), data_.for_run(run), svm_work.data(), values);
         for (int o = 0; o < kStateObservableCount; ++o) out.values[o][size_t(run)] = values[o];
