@@ -64,7 +64,7 @@ class CpuCellSimulation {
   // runs x state_size: the initial states, for the logistic loss's invariant_drift, kept where they take at most a
   // fifth of the memory still available (with the states and observations the memory check allowed, at most about
   // 97 % of what was available in all); else empty, and each observation draws a run's initial state again (at
-  // d = n = 256, 70 % of a checkpoint's time on the Zen 4 host). The observables are the same bits either way.
+  // d = n = 256, over half a study's time on the Zen 4 host). The observables are the same bits either way.
   std::vector<Real> initial_states_;
   std::vector<RunRecord> records_;  // runs
   size_t next_checkpoint_ = 0;
