@@ -15,7 +15,7 @@ namespace softflow {
 
 namespace {
 
-// Whether observe_run reads a run's initial state: the logistic loss's invariant and u(0).
+// Whether observe_run reads a run's initial state: the logistic loss's invariant_drift.
 bool needs_initial_state(const ModelShape& shape) {
   return shape.model == ModelKind::value_softmax && shape.loss == LossKind::logistic;
 }

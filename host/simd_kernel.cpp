@@ -520,7 +520,7 @@ struct LaneBook {
   // gather and the write-back go block by block, every lane within a block: its slots (kTransposeBlock x lanes
   // entries, 1 KiB in float32 at 16 lanes) stay in L1 while each lane reads or writes its own state a cache line
   // at a time. Lane by lane instead, each lane streamed the whole buffer: at d = n = 256 (4 MiB a group, past
-  // L2) gathering and writing back 4096 runs took 1.33 s on the Zen 4 host, about 120 gd steps' time.
+  // L2) gathering and writing back 4096 runs took 1.33 s on the Zen 4 host, the time of over 100 gd steps.
   static constexpr int kTransposeBlock = 16;
   template <class Copy>
   void for_each_block(Copy copy) const {
