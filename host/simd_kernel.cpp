@@ -533,19 +533,12 @@ struct LaneBook {
     stretch(matrix, size_t(rows) * pitch, p - matrix);                   // a
   }
 
-  // Writes lane l's state back to its run.
-  void scatter(size_t l) const {
-    Real* state = group.states + l * size_t(p);
-    for_each_block([&](int first, const Real* slots, int length) {
-      for (int j = 0; j < length; ++j) state[first + j] = slots[j * lanes + l];
-    });
-  }
-
-  // Writes every active lane's state back to its run.
-  void scatter_active() const {
+  // Writes the state of every lane l with selected(l) back to its run.
+  template <class Select>
+  void scatter(Select selected) const {
     for_each_block([&](int first, const Real* slots, int length) {
       for (size_t l = 0; l < lanes; ++l) {
-        if (active[l] == Real(0)) continue;
+        if (!selected(l)) continue;
         Real* state = group.states + l * size_t(p) + first;
         for (int j = 0; j < length; ++j) state[j] = slots[j * lanes + l];
       }
@@ -565,7 +558,7 @@ struct LaneBook {
       if (apply_checks(eval, t, *group.stop, false, rec)) {
         passage[l] = prefilter_passage<Real>(rec);
       } else {
-        scatter(l);
+        scatter([l](size_t lane) { return lane == l; });
         active[l] = Real(0);
         --running;
       }
@@ -576,7 +569,7 @@ struct LaneBook {
   // Runs still running reached k_to: writes back their states and the bookkeeping the skipped checks would have
   // kept. last_s_max: lanes, the s_max of each lane's last checked state.
   void finish(const Real* last_s_max) const {
-    scatter_active();
+    scatter([this](size_t l) { return active[l] != Real(0); });
     for (size_t l = 0; l < lanes; ++l) {
       if (active[l] == Real(0)) continue;
       RunRecord& rec = group.records[l];

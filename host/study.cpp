@@ -14,6 +14,7 @@
 #include <map>
 #include <set>
 #include <sstream>
+#include <stdexcept>
 
 #include "attention_data.h"
 #include "softflow/att_svm.h"
@@ -68,6 +69,13 @@ const std::vector<GridParam>& grid_params() {
       {"loss_pair_score", ParamType::real, 1.0, {}, -kInf, kInf, true, true},
   };
   return params;
+}
+
+// The grid parameter named `name` (one of grid_params()).
+const GridParam& grid_param(const std::string& name) {
+  for (const auto& param : grid_params())
+    if (name == param.name) return param;
+  throw std::logic_error("no grid parameter " + name);
 }
 
 // cell_count: printed by validate and echoed in results; accepted back when it matches the grid.
@@ -202,6 +210,7 @@ void make_attention_cell(const json& p, const std::string& source, const std::st
   if (!rule.empty()) fail(source, cell_path + ".trainable", rule + " (got " + shown(p["trainable"]) + ")");
   AttentionDims dims{p["inputs"].get<int>(), p["tokens"].get<int>(), p["d"].get<int>()};
   bool fixed_dims = toy_dataset_dims(cell.dataset, dims);
+  std::string file_path;  // a data set file's, once read
   if (cell.dataset == AttentionDataset::file) {
     if (p["dataset_file"].is_null()) fail(source, cell_path + ".dataset_file", "dataset \"file\" needs a dataset_file");
     const std::string path = resolve_path(p["dataset_file"].get<std::string>(), context.base_directory);
@@ -213,25 +222,23 @@ void make_attention_cell(const json& p, const std::string& source, const std::st
     cell.file_data = found->second;
     dims = {cell.file_data->inputs, cell.file_data->tokens, cell.file_data->d};
     fixed_dims = true;
-    // A file's sizes meet the ranges a study's own would (d^2 and the state sizes are ints).
-    const std::pair<const char*, int> file_sizes[3] = {{"inputs", dims.inputs}, {"tokens", dims.tokens}, {"d", dims.d}};
-    for (const auto& [key, value] : file_sizes)
-      for (const auto& param : grid_params())
-        if (std::string(param.name) == key && (value < param.lo || value > param.hi))
-          fail(source, cell_path + ".dataset_file",
-               "the data set " + path + " has " + key + " = " + std::to_string(value) + "; must be in [" +
-                   std::to_string(int(param.lo)) + ", " + std::to_string(int(param.hi)) + "]");
+    file_path = path;
   } else if (!p["dataset_file"].is_null()) {
     fail(source, cell_path + ".dataset_file", "is read only with dataset \"file\" (got dataset " + shown(p["dataset"]) + ")");
   }
   const std::pair<const char*, int> sizes[3] = {{"inputs", dims.inputs}, {"tokens", dims.tokens}, {"d", dims.d}};
   for (const auto& [key, value] : sizes) {
+    // A file's sizes meet the ranges a study's own would (d^2 and the state sizes are ints).
+    const GridParam& range = grid_param(key);
+    if (!file_path.empty() && (value < range.lo || value > range.hi))
+      fail(source, cell_path + ".dataset_file",
+           "the data set " + file_path + " has " + key + " = " + std::to_string(value) + "; must be " +
+               range_rule(range.lo, range.hi, range.lo_open, range.hi_open));
     if (fixed_dims && context.given.count(key) && p[key].get<int>() != value)
       fail(source, cell_path + "." + key, "the data set " + shown(p["dataset"]) + " has " + key + " = " +
                                               std::to_string(value) + " (got " + shown(p[key]) + ")");
     cell.parameters[key] = value;
   }
-  if (dims.tokens < 2) fail(source, cell_path + ".tokens", "attention needs at least 2 tokens");
   shape.inputs = dims.inputs;
   shape.n = dims.tokens;
   shape.d = dims.d;
