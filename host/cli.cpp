@@ -162,8 +162,11 @@ int cli_main(int argc, char** argv) {
   try {
     if (validate->parsed()) {
       const Study study = load_study_file(validate_path);
-      std::printf("%s: valid: %zu cells x %lld runs, %zu checkpoint times\n%s\n", validate_path.c_str(),
-                  study.cells.size(), study.runs, study.checkpoint_times.size(), study.normalized.dump(2).c_str());
+      // The verdict on stderr, the normalized study alone on stdout: `softflow validate s.json > n.json` writes a
+      // study file.
+      std::fprintf(stderr, "%s: valid: %zu cells x %lld runs, %zu checkpoint times\n", validate_path.c_str(),
+                   study.cells.size(), study.runs, study.checkpoint_times.size());
+      std::printf("%s\n", study.normalized.dump(2).c_str());
       return stdout_written();
     }
     if (basin->parsed()) {

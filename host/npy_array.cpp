@@ -29,9 +29,13 @@ std::vector<double> row_major_values(xt::detail::npy_file&& file) {
 }
 
 // Reads the header's shape tuple (without consuming `in`) and throws a one-line InputError for a negative extent or
-// a product past 2^62 entries, which xtensor's parser would read as huge unsigned sizes. Anything else malformed is
-// left to the parser.
+// a product past 2^62 entries, which xtensor's parser would read as huge unsigned sizes, and for a shape that needs
+// more data bytes than the file holds (the parser would first allocate them all: a truncated file whose header
+// claims 16 GiB read as "more memory than this machine has"). Anything else malformed is left to the parser.
 void check_header_shape(std::istream& in, const std::string& path) {
+  in.seekg(0, std::ios::end);
+  const std::streamoff file_bytes = in.tellg();
+  in.seekg(0);
   char prefix[12] = {};
   in.read(prefix, sizeof prefix);
   const std::streamsize got = in.gcount();
@@ -67,6 +71,17 @@ void check_header_shape(std::istream& in, const std::string& path) {
   }
   if (entries > 4611686018427387904.0L)  // 2^62
     throw InputError(path + ": .npy header's shape " + tuple + " is larger than any array can be");
+  // The item size is the digits that end the descr string ('<f8': 8 bytes); a header without one is the parser's.
+  const size_t descr = header.find("'descr'");
+  const size_t descr_open = header.find('\'', descr == std::string::npos ? header.size() : descr + 7);
+  const size_t descr_close = header.find('\'', descr_open == std::string::npos ? header.size() : descr_open + 1);
+  if (descr_close == std::string::npos) return;
+  const std::string dtype = header.substr(descr_open + 1, descr_close - descr_open - 1);
+  const size_t digits = dtype.find_last_not_of("0123456789") + 1;
+  if (digits >= dtype.size() || dtype.size() - digits > 3) return;
+  const long double data_bytes = (long double)(file_bytes) - (long_length ? 12 : 10) - (long double)(length);
+  if (entries * std::stoi(dtype.substr(digits)) > data_bytes)
+    throw InputError(path + ": truncated .npy file (fewer data bytes than its header's shape needs)");
 }
 
 }  // namespace

@@ -100,6 +100,9 @@ TEST(NpyArray, RejectsMissingMalformedUnsupportedAndTruncatedFilesInOneLine) {
   const std::string wraps = with_shape("wraps.npy", "(4611686018427387904, 4611686018427387904, 4)");
   EXPECT_EQ(read_error(wraps), wraps + ": .npy header's shape (4611686018427387904, 4611686018427387904, 4) is "
                                        "larger than any array can be");
+  // A header that claims 48 GiB over a file with no data is truncated, not short of memory (nor 48 GiB allocated).
+  const std::string huge = with_shape("huge.npy", "(1073741824, 3, 2)");
+  EXPECT_EQ(read_error(huge), huge + ": truncated .npy file (fewer data bytes than its header's shape needs)");
 }
 
 TEST(NpyArray, DataSetFileEntriesMayNameNpyFilesRelativeToIt) {
