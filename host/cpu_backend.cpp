@@ -113,7 +113,7 @@ void CpuCellSimulation<Real>::advance_and_observe(size_t c, CheckpointObservatio
   const auto advance_start = std::chrono::steady_clock::now();
 #pragma omp parallel
   {
-    std::vector<Real> work(simd_ ? 0 : static_cast<size_t>(integrator_workspace_size(shape)));
+    std::vector<Real> work(simd_ ? 0 : static_cast<size_t>(integrator_workspace_size(shape, cell_.method)));
 #pragma omp for schedule(dynamic, 1)
     for (long long tile = 0; tile < tiles; ++tile) {
       const long long begin = tile * kCpuTileRuns, end = std::min(runs_, begin + kCpuTileRuns);
@@ -128,7 +128,7 @@ void CpuCellSimulation<Real>::advance_and_observe(size_t c, CheckpointObservatio
   advance_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - advance_start).count();
 #pragma omp parallel
   {
-    std::vector<Real> work(static_cast<size_t>(integrator_workspace_size(shape)));
+    std::vector<Real> work(static_cast<size_t>(integrator_workspace_size(shape, cell_.method)));
     std::vector<Real> initial(initial_states_.empty() ? static_cast<size_t>(state_size_) : 0);
     std::vector<double> svm_work(shape.model == ModelKind::attention ? size_t(svm_workspace_size(shape)) : 0);
     double values[kStateObservableCount];
@@ -173,7 +173,7 @@ double cpu_cell_bytes(const Study& study, const CellParams& cell, int threads) {
                          (kStateObservableCount * 8.0 + 4.0) + 8.0 /* sorting copy */ +
                          (cell.data_shared() ? 0.0 : real_bytes * cell.shape.data_size());
   const double svm_doubles = cell.shape.model == ModelKind::attention ? double(svm_workspace_size(cell.shape)) : 0.0;
-  const double per_thread = real_bytes * (integrator_workspace_size(cell.shape) + cell.shape.state_size()) +
+  const double per_thread = real_bytes * (integrator_workspace_size(cell.shape, cell.method) + cell.shape.state_size()) +
                             8.0 * svm_doubles +
                             simd_thread_bytes(cell.shape, cell.method, cell.precision == Precision::float64);
   return runs * per_run + threads * per_thread;

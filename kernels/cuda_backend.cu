@@ -103,7 +103,7 @@ __global__ void advance_observe_kernel(CellArgs<Real> a, int c, double t_checkpo
   const long long slot = blockIdx.x * (long long)blockDim.x + threadIdx.x;
   Real* work = a.work + slot * a.work_stride;
   const int p = a.shape.state_size();
-  Real* initial = work + integrator_workspace_size(a.shape);
+  Real* initial = work + integrator_workspace_size(a.shape, a.method);
   for (long long i = slot; i < a.runs; i += gridDim.x * (long long)blockDim.x) {
     const long long run = a.first_run + i;
     RunRecord rec = a.records[i];
@@ -218,7 +218,7 @@ struct CudaCellSimulation<Real>::Impl {
                                                                       kThreadsPerBlock, 0));
     size_t free_bytes = 0, total_bytes = 0;
     SOFTFLOW_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
-    const long long work_stride = integrator_workspace_size(shape) + p;
+    const long long work_stride = integrator_workspace_size(shape, in.method) + p;
     const long long svm_doubles = shape.model == ModelKind::attention ? svm_workspace_size(shape) : 0;
     const long long slot_bytes = work_stride * (long long)sizeof(Real) + svm_doubles * (long long)sizeof(double);
     long long slots = (long long)std::max(1, blocks_per_sm) * sms * kThreadsPerBlock;
@@ -505,9 +505,10 @@ double cuda_cell_bytes(const ModelShape& shape, long long runs, bool shared_data
                       (double(real_bytes) * (shape.state_size() + (shared_data ? 0 : shape.data_size())) +
                        sizeof(RunRecord));
   const double svm_doubles = shape.model == ModelKind::attention ? double(svm_workspace_size(shape)) : 0.0;
-  const double workspace = double(kThreadsPerBlock) * (real_bytes * double(integrator_workspace_size(shape) +
-                                                                           shape.state_size()) +
-                                                       8.0 * svm_doubles);
+  // The workspace at dopri5's size, the largest any method needs: an upper bound whatever the cell's method.
+  const double workspace =
+      double(kThreadsPerBlock) *
+      (real_bytes * double(integrator_workspace_size(shape, Method::dopri5) + shape.state_size()) + 8.0 * svm_doubles);
   return cell_wide + wave + workspace;
 }
 

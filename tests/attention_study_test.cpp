@@ -130,7 +130,7 @@ TEST(NormalizedGd, EachParameterBlockMovesByExactlyTheStep) {
   testing::RunSetup<double> setup = testing::run_setup<double>(study, 2);
   const std::vector<double> before = setup.theta;
   RunRecord rec;
-  std::vector<double> work(size_t(integrator_workspace_size(setup.shape)));
+  std::vector<double> work(size_t(integrator_workspace_size(setup.shape, Method::normalized_gd)));
   advance_fixed_step(setup.shape, Method::normalized_gd, 0.1, 0, 1, StopRule{}, setup.theta.data(), setup.data.data(),
                      rec, work.data());
   for (int block = 0; block < 2; ++block) {  // v, then p

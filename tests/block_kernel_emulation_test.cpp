@@ -278,7 +278,7 @@ TEST(BlockKernelEmulation, ObserveAdaptiveMatchesTheCpu) {
   for (LossKind loss : kValueLosses) {
     const ModelShape shape = value_softmax(8, 6, loss);
     Cell<double> cell = make_cell<double>(shape, polarizing_init(), 7);
-    std::vector<double> work(size_t(integrator_workspace_size(shape)));
+    std::vector<double> work(size_t(integrator_workspace_size(shape, Method::dopri5)));
     for (int r = 0; r < cell.runs; ++r)
       advance_adaptive(shape, AdaptiveRule{}, 150.0, polarizing_stop(), cell.state(r), cell.data_of(r),
                        cell.records[size_t(r)], work.data());

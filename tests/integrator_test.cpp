@@ -1,9 +1,13 @@
 // Purpose: integrator quality: order of convergence of gd (1) and rk4 (4), dopri5 meeting its tolerance and landing
-// exactly on checkpoint times, and the flow's invariants (sum a for every loss; (I - beta* beta*^T) V for logistic).
+// exactly on checkpoint times, and the flow's invariants (sum a for every loss; (I - beta* beta*^T) V for logistic);
+// each method and the observation staying inside integrator_workspace_size(shape, method).
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
+#include <vector>
 
+#include "softflow/observables.h"
 #include "test_support.h"
 
 namespace softflow {
@@ -67,7 +71,7 @@ TEST(Integrators, Dopri5MeetsItsToleranceAndTighterIsBetter) {
 TEST(Integrators, Dopri5LandsExactlyOnEveryCheckpoint) {
   const auto setup = testing::run_setup<double>(smooth_problem(), 1);
   std::vector<double> theta = setup.theta;
-  std::vector<double> work(size_t(integrator_workspace_size(setup.shape)));
+  std::vector<double> work(size_t(integrator_workspace_size(setup.shape, Method::dopri5)));
   RunRecord rec;
   for (double t : {0.1, 0.37, 1.0, 12.5, 1000.0}) {
     advance_adaptive(setup.shape, AdaptiveRule{}, t, StopRule{}, theta.data(), setup.data.data(), rec, work.data());
@@ -149,6 +153,43 @@ TEST(Integrators, Dopri5NeverLeavesASliverBeforeACheckpoint) {
   EXPECT_EQ(rec.status, RunStatus::running);
   EXPECT_EQ(rec.t, 0.1);
   EXPECT_EQ(rec.steps, 1);
+}
+
+// Each method's workspace is integrator_workspace_size(shape, method) (gd and normalized gd: one state-sized vector
+// and the scratch; rk4: five; dopri5: nine): a guard of NaN past that size is never written, by the integrator or by
+// observe_run on the same workspace, for every model family; and a layout that put the scratch of gd past the
+// gradient's vector (as the one 9-vector layout did) would overwrite the guard.
+TEST(Integrators, EachMethodStaysInsideItsWorkspace) {
+  const std::vector<Study> studies = {
+      smooth_problem("logistic"), smooth_problem("regression"),
+      testing::study_with({{"model", "tied"}, {"n", 5}}),
+      testing::study_with({{"model", "attention"}, {"n", nullptr}, {"trainable", "vp"}, {"inputs", 3}, {"tokens", 4},
+                           {"d", 5}})};
+  for (const Study& study : studies) {
+    const auto setup = testing::run_setup<double>(study, 2);
+    for (Method method : {Method::gd, Method::normalized_gd, Method::rk4, Method::dopri5}) {
+      const size_t size = size_t(integrator_workspace_size(setup.shape, method)), guard = 64;
+      const int p = setup.shape.state_size();
+      EXPECT_EQ(size, size_t(integrator_stage_vectors(method) * p + setup.shape.scratch_size()));
+      std::vector<double> work(size + guard, std::numeric_limits<double>::quiet_NaN());
+      std::vector<double> theta = setup.theta;
+      RunRecord rec;
+      if (method == Method::dopri5)
+        advance_adaptive(setup.shape, AdaptiveRule{}, 0.5, StopRule{}, theta.data(), setup.data.data(), rec,
+                         work.data());
+      else
+        advance_fixed_step(setup.shape, method, 0.05, 0, 10, StopRule{}, theta.data(), setup.data.data(), rec,
+                           work.data());
+      double values[kStateObservableCount];
+      observe_run(setup.shape, method == Method::dopri5, rec.t, StopRule{}, theta.data(), setup.theta.data(),
+                  setup.data.data(), rec, work.data(), work.data() + p, values);
+      EXPECT_EQ(rec.status, RunStatus::running);
+      for (size_t i = size; i < size + guard; ++i)
+        ASSERT_TRUE(std::isnan(work[i])) << study.cells[0].shape.state_size() << " entries, method "
+                                          << int(method) << ": workspace entry " << i << " of " << size
+                                          << " written";
+    }
+  }
 }
 
 }  // namespace

@@ -92,7 +92,7 @@ void expect_group_keeps_the_records_advance_fixed_step_keeps(Method method) {
   const int runs = 3;
   std::vector<double> states, data, reference_states;
   std::vector<RunRecord> records(runs), reference(runs);
-  std::vector<double> work(size_t(integrator_workspace_size(cell.shape)));
+  std::vector<double> work(size_t(integrator_workspace_size(cell.shape, method)));
   for (int run = 0; run < runs; ++run) {
     auto setup = testing::run_setup<double>(study, std::uint32_t(run));
     records[run].steps = reference[run].steps = 40;

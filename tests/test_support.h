@@ -64,7 +64,7 @@ RunSetup<Real> run_setup(const Study& study, std::uint32_t run, std::uint32_t ce
 template <class Real>
 RunRecord integrate(const ModelShape& shape, Method method, double step, double t_end, std::vector<Real>& theta,
                     const std::vector<Real>& data, AdaptiveRule rule = {}) {
-  std::vector<Real> work(size_t(integrator_workspace_size(shape)));
+  std::vector<Real> work(size_t(integrator_workspace_size(shape, method)));
   RunRecord rec;
   if (method == Method::dopri5)
     advance_adaptive(shape, rule, t_end, StopRule{}, theta.data(), data.data(), rec, work.data());

@@ -1,7 +1,7 @@
 // Purpose: the integrators of the gradient flow (gd = explicit Euler, normalized gd, classical rk4, Dormand-Prince
 // 5(4) with a per-run adaptive step), written once for both backends. Each advances one run's flat state from one checkpoint
 // to the next, checking every evaluated state for divergence, first passages and stopping (apply_checks).
-// Workspace: integrator_workspace_size(shape) Reals per run.
+// Workspace: integrator_workspace_size(shape, method) Reals per run.
 #pragma once
 
 #include "softflow/flow.h"
@@ -47,9 +47,16 @@ struct AdaptiveRule {
   long long max_steps = 0;     // accepted + rejected steps per run over the whole study; 0 = no limit
 };
 
-// Reals of scratch one run needs: up to 7 stage derivatives, two trial states, and the model's scratch.
-SOFTFLOW_HD inline int integrator_workspace_size(const ModelShape& shape) {
-  return 9 * shape.state_size() + shape.scratch_size();
+// State-sized vectors a method keeps in its workspace: gd and normalized gd the gradient; rk4 four stage derivatives
+// and a trial state; dopri5 seven stage derivatives, a trial state and the error estimate.
+SOFTFLOW_HD inline int integrator_stage_vectors(Method method) {
+  return method == Method::dopri5 ? 9 : method == Method::rk4 ? 5 : 1;
+}
+
+// Reals of workspace one run needs: the method's stage vectors, then the model's scratch. Every layout starts with
+// a state-sized vector and has the scratch after it, so observe_run(..., work, work + state_size(), ...) fits in any.
+SOFTFLOW_HD inline int integrator_workspace_size(const ModelShape& shape, Method method) {
+  return integrator_stage_vectors(method) * shape.state_size() + shape.scratch_size();
 }
 
 // out = x + sum_j c_j k_j over `count` stages. x, out, k_j: p. (out may alias x.)
@@ -64,7 +71,7 @@ SOFTFLOW_HD inline void axpy_stages(int p, const Real* x, Real h, const double* 
 }
 
 // Fixed-step integration (gd, normalized_gd, rk4) from step k_from to step k_to (t = k h). Stops early if the run stops.
-// theta: state_size() in/out; data: data_size(); work: integrator_workspace_size().
+// theta: state_size() in/out; data: data_size(); work: integrator_workspace_size(shape, method).
 template <class Real>
 SOFTFLOW_HD inline void advance_fixed_step(const ModelShape& shape, Method method, double step, long long k_from,
                                            long long k_to, const StopRule& stop, Real* theta, const Real* data,
@@ -75,7 +82,7 @@ SOFTFLOW_HD inline void advance_fixed_step(const ModelShape& shape, Method metho
   Real* k3 = k2 + p;
   Real* k4 = k3 + p;
   Real* trial = k4 + p;
-  Real* scratch = trial + p;
+  Real* scratch = method == Method::rk4 ? trial + p : k2;  // gd and normalized gd keep k1 only
   const Real h = Real(step);
   for (long long k = k_from; k < k_to; ++k) {
     const double t = double(k) * step;
@@ -254,7 +261,7 @@ SOFTFLOW_HD inline void locate_passages_in_step(const ModelShape& shape, const R
 
 // Adaptive Dormand-Prince integration of one run from rec.t to exactly t_end; the last step is clipped to land on
 // t_end. Runs whose step collapses or that exceed max_steps are marked failed.
-// theta: state_size() in/out; data: data_size(); work: integrator_workspace_size().
+// theta: state_size() in/out; data: data_size(); work: integrator_workspace_size(shape, Method::dopri5).
 template <class Real>
 SOFTFLOW_HD inline void advance_adaptive(const ModelShape& shape, const AdaptiveRule& rule, double t_end,
                                          const StopRule& stop, Real* theta, const Real* data, RunRecord& rec,

@@ -163,7 +163,7 @@ inline int count_status(const std::vector<RunRecord>& records, RunStatus status)
 template <class Real>
 void cpu_fixed_segment(Cell<Real>& cell, Method method, double step, long long from, long long to,
                        const StopRule& stop) {
-  std::vector<Real> work(size_t(integrator_workspace_size(cell.shape)));
+  std::vector<Real> work(size_t(integrator_workspace_size(cell.shape, method)));
   for (int r = 0; r < cell.runs; ++r) {
     RunRecord& rec = cell.records[size_t(r)];
     if (rec.status == RunStatus::running)
@@ -202,7 +202,7 @@ Cell<Real> compare_dopri5(const Advance& advance, const ModelShape& shape, const
                           const AdaptiveRule& rule, const StopRule& stop, const std::vector<double>& times,
                           double tolerance, const std::string& label) {
   Cell<Real> cpu = make_cell<Real>(shape, init, runs), emulated = cpu;
-  std::vector<Real> work(size_t(integrator_workspace_size(shape)));
+  std::vector<Real> work(size_t(integrator_workspace_size(shape, Method::dopri5)));
   for (double t_end : times) {
     for (int r = 0; r < runs; ++r)
       if (cpu.records[size_t(r)].status == RunStatus::running)
