@@ -38,9 +38,18 @@ SOFTFLOW_HD inline QuantilePosition quantile_position(long long count, double q)
   return p;
 }
 
+// The type-7 quantile between its order statistics below and above (below <= above) at `fraction` of the way; the
+// weighted form where their difference passes the largest double (below near -1.8e308, above near +1.8e308).
+SOFTFLOW_HD inline double interpolate_quantile(double below, double above, double fraction) {
+  const double gap = above - below;
+  return gap < INFINITY ? below + fraction * gap : (1 - fraction) * below + fraction * above;
+}
+
 // Bin of x in an equal-width histogram of `bins` bins over [lo, hi] (values outside go to the end bins).
 SOFTFLOW_HD inline int histogram_bin(double x, double lo, double hi, int bins) {
-  long long bin = hi > lo ? static_cast<long long>(floor((x - lo) / (hi - lo) * bins)) : 0;
+  double offset = x - lo, span = hi - lo;
+  if (!(span < INFINITY)) offset = x / 2 - lo / 2, span = hi / 2 - lo / 2;  // a range wider than the largest double
+  long long bin = hi > lo ? static_cast<long long>(floor(offset / span * bins)) : 0;
   bin = bin < 0 ? 0 : (bin >= bins ? bins - 1 : bin);
   return int(bin);
 }

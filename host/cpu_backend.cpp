@@ -173,8 +173,8 @@ double cpu_cell_bytes(const Study& study, const CellParams& cell, int threads) {
                          (kStateObservableCount * 8.0 + 4.0) + 8.0 /* sorting copy */ +
                          (cell.data_shared() ? 0.0 : real_bytes * cell.shape.data_size());
   const double svm_doubles = cell.shape.model == ModelKind::attention ? double(svm_workspace_size(cell.shape)) : 0.0;
-  const double per_thread = real_bytes * (integrator_workspace_size(cell.shape, cell.method) + cell.shape.state_size()) +
-                            8.0 * svm_doubles +
+  const double workspace = real_bytes * (integrator_workspace_size(cell.shape, cell.method) + cell.shape.state_size());
+  const double per_thread = workspace + 8.0 * svm_doubles +
                             simd_thread_bytes(cell.shape, cell.method, cell.precision == Precision::float64);
   return runs * per_run + threads * per_thread;
 }

@@ -9,7 +9,7 @@ namespace softflow {
 double quantile_of_sorted(const std::vector<double>& sorted, double q) {
   if (sorted.empty()) return NAN;
   const QuantilePosition p = quantile_position((long long)sorted.size(), q);
-  return sorted[size_t(p.below)] + p.fraction * (sorted[size_t(p.above)] - sorted[size_t(p.below)]);
+  return interpolate_quantile(sorted[size_t(p.below)], sorted[size_t(p.above)], p.fraction);
 }
 
 ObservableSummary summarize_values(const std::vector<double>& values, int histogram_bins, HistogramRange range) {
@@ -41,7 +41,7 @@ nlohmann::json observable_json(const ObservableSummary& summary) {
   static const char* const keys[kQuantileCount] = {"q01", "q05", "q25", "q50", "q75", "q95", "q99"};
   nlohmann::json out;
   out["count"] = static_cast<long long>(summary.moments.count);
-  out["mean"] = summary.moments.mean;
+  out["mean"] = summary.moments.mean();
   out["std"] = summary.moments.stddev();
   out["min"] = summary.moments.min;
   out["max"] = summary.moments.max;

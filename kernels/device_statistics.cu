@@ -87,7 +87,7 @@ ObservableSummary DeviceStatistics::summarize(const double* values, long long ru
   double order[2 * kQuantileCount];
   order_statistics_.download(order, 2 * kQuantileCount);
   for (int i = 0; i < kQuantileCount; ++i)
-    out.quantiles[i] = order[2 * i] + positions[i].fraction * (order[2 * i + 1] - order[2 * i]);
+    out.quantiles[i] = interpolate_quantile(order[2 * i], order[2 * i + 1], positions[i].fraction);
 
   out.histogram_lo = range.fixed() ? range.lo : out.moments.min;
   out.histogram_hi = range.fixed() ? range.hi : out.moments.max;

@@ -607,9 +607,9 @@ void expect_close_summaries(const CheckpointSummary& cuda, const CheckpointSumma
     const Moments &a = cuda.observables[o].moments, &b = cpu.observables[o].moments;
     EXPECT_EQ(a.count, b.count) << label << " " << summarized_name(o);
     if (b.count == 0) continue;
-    const double tolerance = (o == kSteps || o == kRejectedSteps) ? std::max(2.0, 0.01 * b.mean)
-                                                                  : 1e-6 * std::max(1.0, std::abs(b.mean));
-    EXPECT_NEAR(a.mean, b.mean, tolerance) << label << " " << summarized_name(o);
+    const double tolerance = (o == kSteps || o == kRejectedSteps) ? std::max(2.0, 0.01 * b.mean())
+                                                                  : 1e-6 * std::max(1.0, std::abs(b.mean()));
+    EXPECT_NEAR(a.mean(), b.mean(), tolerance) << label << " " << summarized_name(o);
   }
 }
 
