@@ -31,9 +31,15 @@ std::vector<std::string> grid_axes(const json& results) {
 
 std::string text_of(const json& value) { return value.is_string() ? value.get<std::string>() : value.dump(); }
 
-std::string share_text(const json& statistics) {
+// A class's share and its binomial standard error; a share outside [0, 1] or a count below 1 (a results file
+// edited or damaged, not one softflow wrote) is an error naming `where`, not a row of nonsense.
+std::string share_text(const json& statistics, const std::string& where) {
   if (!statistics.is_object() || !statistics.contains("mean") || !statistics.contains("count")) return "-";
   const double p = statistics["mean"].get<double>(), count = statistics["count"].get<double>();
+  if (!(p >= 0 && p <= 1))
+    throw InputError(where + ".mean: a share must be in [0, 1] (got " + text_of(statistics["mean"]) + ")");
+  if (!(count >= 1 && count < 1e300))
+    throw InputError(where + ".count: must be a number of runs >= 1 (got " + text_of(statistics["count"]) + ")");
   char text[48];
   std::snprintf(text, sizeof text, "%.4f ± %.4f", p, std::sqrt(std::fmax(p * (1 - p), 0.0) / count));
   return text;
@@ -65,7 +71,9 @@ std::string basin_map_table(const json& results, int checkpoint) {
     out += "\n|---|";
     for (size_t i = 0; i < axes.size() + 2 + std::size(kClasses); ++i) out += "---|";
     out += "\n";
-    for (const json& cell : results["cells"]) {
+    const json& cells = results["cells"];
+    for (size_t index = 0; index < cells.size(); ++index) {
+      const json& cell = cells[index];
       const json& checkpoints = cell.at("checkpoints");
       const long long count = (long long)checkpoints.size(), at = checkpoint < 0 ? count + checkpoint : checkpoint;
       if (at < 0 || at >= count)
@@ -79,7 +87,10 @@ std::string basin_map_table(const json& results, int checkpoint) {
       char t[32];
       std::snprintf(t, sizeof t, "%.6g", report.at("t").get<double>());
       out += std::string(" ") + t + " | " + (global.is_object() ? text_of(global.at("count")) : "0") + " |";
-      for (const auto& column : kClasses) out += " " + share_text(observables.value(column[0], json())) + " |";
+      const std::string where =
+          "cells[" + std::to_string(index) + "].checkpoints[" + std::to_string(at) + "].observables.";
+      for (const auto& column : kClasses)
+        out += " " + share_text(observables.value(column[0], json()), where + column[0]) + " |";
       out += "\n";
     }
     return out;

@@ -176,7 +176,8 @@ TEST(AttentionBehaviour, WTrainingOnRandomDataAlignsWithWmmInMostSeeds) {
   EXPECT_GT(cos_final["quantiles"]["q25"].get<double>(), 0.98);  // at least 75 % of the runs above 0.98
 }
 
-// The basin map lists every cell with its grid axes and each class's share as the results' indicator means.
+// The basin map lists every cell with its grid axes and each class's share as the results' indicator means; a
+// damaged share or count is refused with its path.
 TEST(BasinMap, ListsEachCellsClassSharesBesideItsGridAxes) {
   const json results = run(attention_study({{"dataset", {"single_global", "single_local"}}, {"sigma_v", {0.1, 1.0}},
                                             {"runs", 100}, {"checkpoints", {{"schedule", "list"}, {"times", {1.0, 20.0}}}}}));
@@ -202,6 +203,14 @@ TEST(BasinMap, ListsEachCellsClassSharesBesideItsGridAxes) {
 
   EXPECT_EQ(testing::error_of_call([&] { basin_map_table(results, 2); }),
             "cell 0 has 2 checkpoints: no checkpoint 2");
+  json damaged = results;
+  damaged["cells"][1]["checkpoints"][1]["observables"]["direction_local"]["mean"] = 5;
+  EXPECT_EQ(testing::error_of_call([&] { basin_map_table(damaged, -1); }),
+            "cells[1].checkpoints[1].observables.direction_local.mean: a share must be in [0, 1] (got 5)");
+  damaged = results;
+  damaged["cells"][0]["checkpoints"][1]["observables"]["direction_global"]["count"] = 0;
+  EXPECT_EQ(testing::error_of_call([&] { basin_map_table(damaged, -1); }),
+            "cells[0].checkpoints[1].observables.direction_global.count: must be a number of runs >= 1 (got 0)");
   const json value_softmax = run({{"runs", 8}, {"checkpoints", {{"schedule", "list"}, {"times", {1.0}}}}});
   EXPECT_FALSE(has_direction_classes(value_softmax));
   EXPECT_EQ(testing::error_of_call([&] { basin_map_table(value_softmax, -1); }),
