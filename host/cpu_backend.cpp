@@ -15,11 +15,6 @@ namespace softflow {
 
 namespace {
 
-// Whether observe_run reads a run's initial state: the logistic loss's invariant_drift.
-bool needs_initial_state(const ModelShape& shape) {
-  return shape.model == ModelKind::value_softmax && shape.loss == LossKind::logistic;
-}
-
 bool simd_kernel_for(CpuKernel choice, const CellParams& cell) {
   return choice == CpuKernel::simd &&
          simd_handles(cell.shape, cell.method, cell.precision == Precision::float64);
@@ -53,7 +48,7 @@ CpuCellSimulation<Real>::CpuCellSimulation(const Study& study, const CellParams&
       records_[size_t(run)] = initial_record(shape, theta, data_.for_run(run), scratch.data());
     }
   }
-  if (keep_initial_states && needs_initial_state(shape) &&
+  if (keep_initial_states && observes_logistic_values(shape) &&
       double(states_.size()) * sizeof(Real) <= 0.2 * available_memory_bytes())
     initial_states_ = states_;
 }
@@ -142,7 +137,7 @@ void CpuCellSimulation<Real>::advance_and_observe(size_t c, CheckpointObservatio
         const Real* theta0 = nullptr;
         if (!initial_states_.empty()) {
           theta0 = initial_states_.data() + run * state_size_;
-        } else if (needs_initial_state(shape)) {
+        } else if (observes_logistic_values(shape)) {
           draw_initial_state(shape, init, study_.seed, cell_index_, std::uint32_t(run), initial.data());
           theta0 = initial.data();
         }

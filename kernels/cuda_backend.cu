@@ -66,9 +66,7 @@ struct CellArgs {
   int* winners;           // cell: total_runs
 
   __device__ const Real* data_for(long long i) const { return data + i * data_stride; }
-  __device__ bool needs_initial_state() const {
-    return shape.model == ModelKind::value_softmax && shape.loss == LossKind::logistic;
-  }
+  __device__ bool needs_initial_state() const { return observes_logistic_values(shape); }
 };
 
 // Draws the wave's per-run target vectors on the device (same bits as the host: draw_target_vector uses only
@@ -169,6 +167,16 @@ __global__ void count_kernel(const RunRecord* records, const int* winners, const
     if (local[i]) atomicAdd(&counters[i], local[i]);
 }
 
+// Device bytes per run of a wave: its state, per-run data (none where shared) and record, and the per-run buffers
+// of the cuBLAS paths that run (regression_buffers, attention_buffers).
+double wave_bytes_per_run(const ModelShape& shape, bool shared_data, int real_bytes, bool regression_buffers,
+                          bool attention_buffers) {
+  return double(real_bytes) * double(shape.state_size() + (shared_data ? 0 : shape.data_size())) +
+         sizeof(RunRecord) +
+         (regression_buffers ? double(shared_regression_bytes_per_run(shape, real_bytes)) : 0.0) +
+         (attention_buffers ? double(shared_attention_bytes_per_run(shape, real_bytes)) : 0.0);
+}
+
 }  // namespace
 
 // A cell lives on the device in one wave when it fits (states, records and data stay resident between
@@ -240,9 +248,7 @@ struct CudaCellSimulation<Real>::Impl {
         in.cublas_attention != 0 && shared_attention_available(shape, in.method, in.shared_data) &&
         double(shared_attention_fixed_bytes(shape, int(sizeof(Real)))) <= 0.5 * double(free_bytes);
     const double per_run =
-        double(sizeof(Real)) * double(p + (in.shared_data ? 0 : q)) + sizeof(RunRecord) +
-        (cublas_steps ? double(shared_regression_bytes_per_run(shape, int(sizeof(Real)))) : 0.0) +
-        (cublas_attention ? double(shared_attention_bytes_per_run(shape, int(sizeof(Real)))) : 0.0);
+        wave_bytes_per_run(shape, in.shared_data, int(sizeof(Real)), cublas_steps, cublas_attention);
     const double shared_bytes =
         cublas_attention ? double(shared_attention_fixed_bytes(shape, int(sizeof(Real)))) : 0.0;
     wave_runs = std::min<long long>(in.runs, (long long)(0.85 * (double(free_bytes) - shared_bytes) / per_run));
@@ -519,10 +525,7 @@ double cuda_wave_host_bytes(const ModelShape& shape, long long runs, bool shared
   // thread, up to that), and the cuBLAS paths' buffers wherever they may apply.
   const bool regression = shared_data && shape.model == ModelKind::value_softmax && shape.loss == LossKind::regression;
   const bool attention = shared_data && shape.model == ModelKind::attention;
-  const double per_run = double(real_bytes) * double(shape.state_size() + (shared_data ? 0 : shape.data_size())) +
-                         sizeof(RunRecord) +
-                         (regression ? double(shared_regression_bytes_per_run(shape, real_bytes)) : 0.0) +
-                         (attention ? double(shared_attention_bytes_per_run(shape, real_bytes)) : 0.0);
+  const double per_run = wave_bytes_per_run(shape, shared_data, real_bytes, regression, attention);
   const double room = 0.85 * (0.75 * free_bytes - cuda_cell_bytes(shape, runs, shared_data, real_bytes) -
                               (attention ? double(shared_attention_fixed_bytes(shape, real_bytes)) : 0.0));
   if (double(runs) * per_run <= room) return 0.0;

@@ -67,6 +67,12 @@ SOFTFLOW_HD inline const char* observable_name(int index) {
   return "?";
 }
 
+// Whether observe_run reports u_winner and invariant_drift (value_softmax with the logistic loss); invariant_drift
+// reads the run's initial state, so the backends supply theta0 exactly where this holds.
+SOFTFLOW_HD inline bool observes_logistic_values(const ModelShape& shape) {
+  return shape.model == ModelKind::value_softmax && shape.loss == LossKind::logistic;
+}
+
 // The value-softmax and tied part of observe_run: the softmax left in scratch by evaluate_flow, V (or U), a, and
 // for the logistic loss the winner's fitness and the invariant. theta, theta0 (may be null): state_size(); data:
 // data_size(); scratch: as evaluated.
@@ -80,7 +86,7 @@ SOFTFLOW_HD inline void observe_softmax_state(const ModelShape& shape, const Flo
   const double h = double(entropy(s, n));
   out[kEntropy] = h;
   out[kEntropyRatio] = h / log(double(n));
-  const bool logistic_values = shape.model == ModelKind::value_softmax && shape.loss == LossKind::logistic;
+  const bool logistic_values = observes_logistic_values(shape);
   double v_sq = 0, col_sq = 0, u_winner = 0;
   for (int i = 0; i < rows; ++i)
     for (int j = 0; j < n; ++j) {
