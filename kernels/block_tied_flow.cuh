@@ -44,6 +44,7 @@ __device__ void tied_evaluate(BlockRun<Real, B>& block, const ModelShape& shape,
   const Real margin = block.reduce.sum(local);
   const Real g = logistic_weight(margin);
   for (int i = t; i < n; i += B) x.r[i] = g * target[i];
+  if (t == 0) block.eval.grad_norm_sq = 0;  // tangent adds ||da||^2 to it; replaced below, but never read unset
   __syncthreads();
   block.tangent(shape, u, x.alpha, x.r, x.gvec, shift);  // gvec = C(alpha) U'^T r (its grad_norm_sq is replaced below)
   // da = U^T gvec and ||dU||^2 + ||da||^2, entry by entry as tied_flow sums them.

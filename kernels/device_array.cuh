@@ -21,8 +21,8 @@ class DeviceArray {
 
   void allocate(size_t count) {
     release();
-    count_ = count;
     SOFTFLOW_CUDA_CHECK(cudaMalloc(&ptr_, (count > 0 ? count : 1) * sizeof(T)));
+    count_ = count;  // only once the allocation holds it: a failed one leaves an empty array
   }
   void upload(const T* host, size_t count) {
     SOFTFLOW_CUDA_CHECK(cudaMemcpy(ptr_, host, count * sizeof(T), cudaMemcpyHostToDevice));

@@ -14,7 +14,8 @@ struct IsFinite {
   __device__ bool operator()(double x) const { return is_finite(x); }
 };
 
-// One thread per block of kStatsBlockRuns run ids: Welford in run order, exactly as the CPU does.
+// One thread per block of kStatsBlockRuns run ids: Welford in run order, exactly as the CPU does (this file is
+// compiled with --fmad=false, kernels/CMakeLists.txt, so the updates round as the host's do).
 __global__ void block_moments_kernel(const double* values, long long runs, long long blocks, Moments* out) {
   const long long block = blockIdx.x * (long long)blockDim.x + threadIdx.x;
   if (block >= blocks) return;

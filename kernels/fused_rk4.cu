@@ -89,8 +89,13 @@ void launch_rk4(const FixedStepSegmentArgs<Real>& args) {
 bool fused_rk4_available(const ModelShape& shape, int real_bytes, int* lanes) {
   if (shape.model != ModelKind::value_softmax || shape.loss == LossKind::regression) return false;
   if (fused_rk4_lane_choices(shape.d, shape.n).empty()) return false;
-  // Default: the fewest lanes whose instance compiles without spills (ptxas: 168 to 254 registers), float32
-  // 8 x 8: 2, 16 x 16: 4; float64 8 x 8: 4, 16 x 16: 8 (776 bytes of spills, the least of its choices).
+  // Default, by ptxas alone (sm_90, nvcc 13.0; untimed): the fewest lanes whose instance compiles without spills,
+  // except at float32 8 x 8, where 1 lane has none either but takes 254 registers (8 resident warps an SM) against 2
+  // lanes' 168 (12). Registers and bytes of spill stores per choice:
+  //   float32  8 x 8:  1 lane 254, 0;  2 lanes 168, 0;  4 lanes 128, 0     -> 2
+  //           16 x 16: 4 lanes 254, 0;  8 lanes 254, 0                    -> 4
+  //   float64  8 x 8:  1 lane 255, 2108;  2 lanes 255, 96;  4 lanes 242, 0 -> 4
+  //           16 x 16: 4 lanes 255, 2636;  8 lanes 255, 776 (the least)   -> 8
   if (lanes) *lanes = (shape.d == 8 ? 2 : 4) * (real_bytes == 8 ? 2 : 1);
   return true;
 }

@@ -17,7 +17,8 @@ namespace softflow {
 constexpr int kFusedThreadsPerBlock = 128;  // a multiple of 32: groups never straddle blocks
 
 // Where a thread of a warp-uniform fused kernel sits: the run its group owns (past the last run: the warp's first
-// run, loaded so the lanes step on finite numbers but never stored) and its lane in the group. Threads of a warp
+// run, loaded so the lanes have a state to step on, never stored; like any run that was stopped or diverged before
+// the segment, its values may be non-finite, and nothing reads them) and its lane in the group. Threads of a warp
 // with no run at all leave before any shuffle (skip_warp).
 template <int T>
 struct GroupPosition {
@@ -36,12 +37,25 @@ struct GroupPosition {
   }
 };
 
+// x + y rounded once, and never contracted with the multiply that made x into an FMA (__fadd_rn / __dadd_rn).
+template <class Real>
+__device__ inline Real add_uncontracted(Real x, Real y) {
+#if defined(__CUDA_ARCH__)
+  if constexpr (sizeof(Real) == 4) return __fadd_rn(x, y);
+  else return __dadd_rn(x, y);
+#else
+  return x + y;  // the host builds never contract (-ffp-contract=off)
+#endif
+}
+
 // Sum over the T lanes of a run's group (T a power of two, groups aligned within the warp). Every lane ends
-// with the same bits: each butterfly stage adds the same two values in either order.
+// with the same bits: each butterfly stage adds the same two rounded values in either order. The adds must not
+// fuse with a product feeding x (fma(a, b, partner) in one lane, fma(a', b', partner') in the other rounds
+// differently), or the lanes of a run could take different stop and step decisions.
 template <int T, class Real>
 __device__ inline Real group_sum(Real x, unsigned mask) {
 #pragma unroll
-  for (int offset = T / 2; offset > 0; offset /= 2) x += __shfl_xor_sync(mask, x, offset, T);
+  for (int offset = T / 2; offset > 0; offset /= 2) x = add_uncontracted(x, __shfl_xor_sync(mask, x, offset, T));
   return x;
 }
 

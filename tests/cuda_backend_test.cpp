@@ -7,6 +7,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
+#include <random>
 #include <string>
 #include <utility>
 #include <vector>
@@ -17,6 +19,8 @@
 #include "cpu_backend.h"
 #include "cuda_cell_input.h"
 #include "cuda_check.h"
+#include "device_array.cuh"
+#include "device_statistics.cuh"
 #include "engine.h"
 #include "fused_dopri5.cuh"
 #include "fused_gd.cuh"
@@ -25,6 +29,7 @@
 #include "host_block_emulation.h"
 #endif
 #include "progress.h"
+#include "statistics.h"
 #include "test_support.h"
 
 namespace softflow {
@@ -809,6 +814,35 @@ TEST_F(CudaBackendTest, StatisticsAgreeWithTheCpu) {
   expect_same_statistics(testing::study_with(
       {{"runs", 3000}, {"integrator", "rk4"}, {"step", 0.5}, {"sigma_a", 0.1}, {"loss", {"logistic", "square"}},
        {"checkpoints", {{"schedule", "log"}, {"start", 1}, {"stop", 1000}, {"count", 4}}}}));
+}
+
+TEST_F(CudaBackendTest, DeviceStatisticsOfTheSameValuesAreTheCpusBits) {
+  // The same per-run values reduced by the device (kernels/device_statistics.cu: block Welford moments, CUB
+  // compaction and sort, histogram bins) and by the CPU (host/statistics.cpp) give the same statistics bit for bit:
+  // the same rules in the same order, the device pass compiled without FMA contraction as the host is. 5000 values
+  // span 5 statistics blocks, the last one partial; the second set mixes tiny, ordinary and huge magnitudes (past
+  // Moments' 2^400 rescaling) with NaN and infinities, which both leave out.
+  std::mt19937_64 engine(20261206);
+  std::normal_distribution<double> normal(0.0, 1.0);
+  const double kNaN = std::numeric_limits<double>::quiet_NaN(), kInf = std::numeric_limits<double>::infinity();
+  std::vector<double> plain(5000), mixed(5000);
+  for (auto& x : plain) x = 0.3 + normal(engine);
+  for (size_t i = 0; i < mixed.size(); ++i) {
+    const double scale = i % 7 == 0 ? std::ldexp(1.0, 500) : (i % 5 == 0 ? 1e-200 : 1.0);
+    mixed[i] = i % 97 == 0 ? kNaN : (i % 131 == 0 ? (i % 2 ? kInf : -kInf) : scale * normal(engine));
+  }
+  for (const auto* values : {&plain, &mixed}) {
+    const long long runs = static_cast<long long>(values->size());
+    DeviceArray<double> on_device(values->size());
+    on_device.upload(values->data(), values->size());
+    DeviceStatistics device(runs);
+    for (const HistogramRange range : {HistogramRange{}, HistogramRange{-1.0, 2.0}}) {
+      const std::string cpu = observable_json(summarize_values(*values, 20, range)).dump();
+      const std::string gpu = observable_json(device.summarize(on_device.get(), runs, 20, range)).dump();
+      EXPECT_EQ(cpu, gpu) << (values == &plain ? "plain" : "mixed") << " values, range [" << range.lo << ", "
+                          << range.hi << "]";
+    }
+  }
 }
 
 TEST_F(CudaBackendTest, BlockPerRunObservationAgreesWithTheCpu) {
