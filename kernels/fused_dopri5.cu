@@ -19,7 +19,7 @@ constexpr int kDopri5Stages = 7;
 
 // One run's stages in a lane: stage m's softmax s_m and da_m on the lane's C columns (registers), and its loss
 // residual r_m (D, the same for the whole group) in shared memory, one copy per group (`r` refers to it): in
-// registers every lane would hold all 7 d of them, which spilled (float64 16 x 16 at 16 lanes: 7258 bytes; 3058 now, see fused_dopri5_available).
+// registers every lane would hold all 7 d of them, which spilled (float64 16 x 16 at 16 lanes: 7258 bytes).
 template <class Real, int D, int C>
 struct LaneStages {
   Real s[kDopri5Stages][C], da[kDopri5Stages][C];
@@ -69,15 +69,16 @@ __device__ inline void stage_logits(const Real (&a)[C], const LaneStages<Real, D
 }
 
 // The whole run's vector from its group's lanes (lane l holds entries [l C, l C + C)): every lane of the warp
-// takes part. Indexed by the source lane `from`, a compile-time number once unrolled, so that `full` stays in
-// registers (indexed by lane ^ offset it went to local memory); the xor lane_mask lane ^ from names that source.
-// x: C; full: T C.
+// takes part. Indexed by lane ^ offset, `full` lives in local memory; written by source lane instead (xor mask
+// lane ^ from) it stays in registers, but ptxas (sm_90, nvcc 13.0) then spilled more in the hot loop at float64
+// 16 x 16 (2390 -> 3058 bytes of stores at 16 lanes), and this path runs only in warps where a run crosses a
+// threshold. x: C; full: T C.
 template <int T, int C, class Real>
 __device__ inline void group_gather(const Real (&x)[C], Real (&full)[T * C], int lane) {
 #pragma unroll
-  for (int from = 0; from < T; ++from)
+  for (int offset = 0; offset < T; ++offset)
 #pragma unroll
-    for (int c = 0; c < C; ++c) full[from * C + c] = __shfl_xor_sync(0xffffffffu, x[c], lane ^ from, T);
+    for (int c = 0; c < C; ++c) full[(lane ^ offset) * C + c] = __shfl_xor_sync(0xffffffffu, x[c], offset, T);
 }
 
 // scaled_rms over the run's whole state in the lane layout: sqrt(sum scaled_square(x, y, z) / p) with y the state's
@@ -244,13 +245,13 @@ void launch_dopri5(const AdaptiveSegmentArgs<Real>& args) {
 bool fused_dopri5_available(const ModelShape& shape, int real_bytes, int* lanes) {
   if (shape.model != ModelKind::value_softmax || shape.loss == LossKind::regression) return false;
   if (fused_dopri5_lane_choices(shape.d, shape.n).empty()) return false;
-  // Default, by ptxas alone (sm_90, nvcc 13.0; no GPU has timed them yet): the fewest lanes (fewer shuffles a step)
-  // whose instance has no spills, and at float64 16 x 16, where every choice spills, the one that spills least.
-  // Registers and bytes of spill stores per choice (group_gather indexed by source lane, group_sum uncontracted):
-  //   float32  8 x 8:  2 lanes 254, 16;  4 lanes 168, 0;  8 lanes 156, 0       -> 4
-  //           16 x 16: 8 lanes 255, 0;  16 lanes 230, 0                        -> 8
-  //   float64  8 x 8:  2 lanes 255, 1538;  4 lanes 255, 286;  8 lanes 254, 0   -> 8
-  //           16 x 16: 8 lanes 255, 3778;  16 lanes 255, 3058                  -> 16
+  // Default, by ptxas alone (sm_90, CUDA 13; no GPU has timed them yet): the fewest lanes (fewer shuffles a step)
+  // that leave no spills worth the name, and at float32 8 x 8 the 4 lanes' 168 registers (12 resident warps an SM)
+  // over the 2 lanes' 224 (9), for an 8-byte spill. Registers and bytes of spill stores per choice:
+  //   float32  8 x 8:  2 lanes 224, 0;  4 lanes 168, 8;  8 lanes 155, 0         -> 4
+  //           16 x 16: 8 lanes 254, 0;  16 lanes 235, 0                         -> 8
+  //   float64  8 x 8:  2 lanes 255, 1554;  4 lanes 255, 282;  8 lanes 254, 8    -> 8
+  //           16 x 16: 8 lanes 255, 3098;  16 lanes 255, 2390                   -> 16
   if (lanes) *lanes = real_bytes == 4 ? (shape.d == 8 ? 4 : 8) : (shape.d == 8 ? 8 : 16);
   return true;
 }
