@@ -153,17 +153,18 @@ SOFTFLOW_HD inline long long svm_workspace_size(const ModelShape& shape) {
   return (M * D + 2 * M) + (N * d + 2 * N + d) + N + svm_scratch_size(shape) + (D + 2 * N + d);
 }
 
-// Builds the selection SVM's constraints for alpha (N token indices): a (M x D) and b (M), row i (T - 1) + k for
-// the k-th token t != alpha_i of input i. b = input_margin[i] (the joint model's relaxed margins), or 1 when
-// input_margin is null.
-template <class Real>
+// Builds the selection SVM's constraints for alpha (N token indices, int or double holding whole numbers): a
+// (M x D) and b (M), row i (T - 1) + k for the k-th token t != alpha_i of input i. b = input_margin[i] (the joint
+// model's relaxed margins), or 1 when input_margin is null.
+template <class Real, class Index>
 SOFTFLOW_HD inline void selection_constraints(const ModelShape& shape, const AttentionView<Real>& view,
-                                              const int* alpha, const double* input_margin, double* a, double* b) {
+                                              const Index* alpha, const double* input_margin, double* a, double* b) {
   const int T = shape.n, d = shape.d, D = svm_dimension(shape);
   for (int i = 0; i < shape.inputs; ++i) {
-    const Real* selected = view.x + (i * T + alpha[i]) * d;
+    const int alpha_i = int(alpha[i]);
+    const Real* selected = view.x + (i * T + alpha_i) * d;
     for (int t = 0, row = i * (T - 1); t < T; ++t) {
-      if (t == alpha[i]) continue;
+      if (t == alpha_i) continue;
       const Real* other = view.x + (i * T + t) * d;
       double* aj = a + row * D;
       if (shape.trainable == AttentionTrainable::w) {  // vec((x_sel - x_t) z_i^T), row-major like W
@@ -183,11 +184,12 @@ SOFTFLOW_HD inline void selection_constraints(const ModelShape& shape, const Att
 }
 
 // The max-margin direction of a selection: the p-SVM (p), W-SVM (W), or for vp the relaxed p-SVM after the v-SVM
-// of the selected tokens. w_out: D. work: the first parts of svm_workspace_size() (the SVMs', up to the scratch);
-// its a and b rows stay there for the caller. Returns the (last) solve.
-template <class Real>
+// of the selected tokens. alpha: N token indices (int, or double holding whole numbers). w_out: D. work: the first
+// parts of svm_workspace_size() (the SVMs', up to the scratch); its a and b rows stay there for the caller. Returns
+// the (last) solve.
+template <class Real, class Index>
 SOFTFLOW_HD inline MarginSvmResult selection_svm(const ModelShape& shape, const AttentionView<Real>& view,
-                                                 const int* alpha, double* w_out, double* work) {
+                                                 const Index* alpha, double* w_out, double* work) {
   const int M = svm_constraint_count(shape), D = svm_dimension(shape), N = shape.inputs, d = shape.d;
   double* a = work;
   double* b = a + M * D;
@@ -201,7 +203,7 @@ SOFTFLOW_HD inline MarginSvmResult selection_svm(const ModelShape& shape, const 
   const bool joint = shape.trainable == AttentionTrainable::vp;
   if (joint) {  // v-SVM: Y_i <v, x_{i alpha_i}> >= 1; its tight inputs get margin 1 in the relaxed p-SVM
     for (int i = 0; i < N; ++i) {
-      for (int k = 0; k < d; ++k) av[i * d + k] = double(view.y[i]) * double(view.x[(i * shape.n + alpha[i]) * d + k]);
+      for (int k = 0; k < d; ++k) av[i * d + k] = double(view.y[i]) * double(view.x[(i * shape.n + int(alpha[i])) * d + k]);
       bv[i] = 1;
     }
     const MarginSvmResult v_result = solve_margin_svm(N, d, av, bv, lambda_v, v_mm, scratch);
@@ -240,9 +242,9 @@ SOFTFLOW_HD inline DirectionReport attention_direction(const ModelShape& shape, 
   const int N = shape.inputs, T = shape.n, d = shape.d, D = svm_dimension(shape);
   const AttentionView<Real> view(shape, theta, data);
   double* w_mm = work + (svm_workspace_size(shape) - (D + 2 * N + d));
-  int* alpha = reinterpret_cast<int*>(w_mm + D);       // N ints in N doubles
-  int* optimal = reinterpret_cast<int*>(w_mm + D + N);  // N ints in N doubles
-  double* key = w_mm + D + 2 * N;                       // d: W p, or W z_i
+  double* alpha = w_mm + D;            // N token indices, as whole doubles (the workspace holds doubles only)
+  double* optimal = w_mm + D + N;      // N token indices
+  double* key = w_mm + D + 2 * N;      // d: W p, or W z_i
   for (int i = 0; i < N; ++i) {
     optimal[i] = view.optimal_token(shape, i);
     if (i == 0 || !view.shared_key()) view.key_direction(shape, i, key);
@@ -253,7 +255,7 @@ SOFTFLOW_HD inline DirectionReport attention_direction(const ModelShape& shape, 
       for (int r = 0; r < d; ++r) logit += double(view.x[(i * T + t) * d + r]) * key[r];
       if (logit > largest) {
         largest = logit;
-        alpha[i] = t;
+        alpha[i] = double(t);
       }
     }
   }
@@ -269,9 +271,10 @@ SOFTFLOW_HD inline DirectionReport attention_direction(const ModelShape& shape, 
   const double* b = a + svm_constraint_count(shape) * D;
   for (int i = 0; i < N; ++i) {
     global = global && alpha[i] == optimal[i];
-    const double selected_score = double(view.y[i]) * double(dot(view.x + (i * T + alpha[i]) * d, view.v, d));
+    const int alpha_i = int(alpha[i]);
+    const double selected_score = double(view.y[i]) * double(dot(view.x + (i * T + alpha_i) * d, view.v, d));
     for (int t = 0, row = i * (T - 1); t < T; ++t) {
-      if (t == alpha[i]) continue;
+      if (t == alpha_i) continue;
       const bool support = b[row] > 0 && abs_of(dot(a + row * D, w_mm, D) - b[row]) <= kSupportSlack;
       const double score = double(view.y[i]) * double(dot(view.x + (i * T + t) * d, view.v, d));
       if (support && !(selected_score > score)) local = false;
