@@ -7,8 +7,7 @@ namespace softflow {
 
 void cuda_check(int code, const char* call, const char* file, int line) {
   if (code == cudaSuccess) return;
-  throw CudaError(std::string("CUDA error in ") + call + " at " + file + ":" + std::to_string(line) + ": " +
-                  cudaGetErrorString(static_cast<cudaError_t>(code)));
+  throw CudaError(cuda_error_message(call, file, line, cudaGetErrorString(static_cast<cudaError_t>(code))));
 }
 
 int cuda_device_count() {

@@ -4,6 +4,7 @@
 #include <cuda_runtime.h>
 
 #include <cstddef>
+#include <string>
 #include <vector>
 
 #include "cuda_check.h"
@@ -21,7 +22,12 @@ class DeviceArray {
 
   void allocate(size_t count) {
     release();
-    SOFTFLOW_CUDA_CHECK(cudaMalloc(&ptr_, (count > 0 ? count : 1) * sizeof(T)));
+    const size_t bytes = (count > 0 ? count : 1) * sizeof(T);
+    const int code = static_cast<int>(cudaMalloc(&ptr_, bytes));
+    if (code != cudaSuccess) {
+      ptr_ = nullptr;
+      cuda_check(code, ("cudaMalloc of " + std::to_string(bytes) + " bytes").c_str(), __FILE__, __LINE__);
+    }
     count_ = count;  // only once the allocation holds it: a failed one leaves an empty array
   }
   void upload(const T* host, size_t count) {

@@ -18,6 +18,9 @@
 
 #include "cli.h"
 #include "cuda_check.h"
+#ifdef SOFTFLOW_HOST_EMULATION
+#include "host_block_emulation.h"
+#endif
 #include "simd_kernel.h"
 #include "temp_dir_test.h"
 
@@ -306,6 +309,40 @@ TEST_F(CliTest, CandidateCudaKernelsRunTheDefaultStudyLikeTheCpu) {
   EXPECT_EQ(gpu_last["winner_counts"], cpu_last["winner_counts"]);
   EXPECT_NEAR(gpu_last["observables"]["s_max"]["quantiles"]["q50"].get<double>(),
               cpu_last["observables"]["s_max"]["quantiles"]["q50"].get<double>(), 1e-5);
+}
+
+TEST_F(CliTest, ACudaErrorExitsWithThreeNamingTheCallAndLeavesNoFile) {
+  // The CUDA issue's rule for any CUDA error: one line on stderr naming the call, exit code 3; and, as for bad input,
+  // no results file nor temporary left, and here also every byte of device memory given back. Only the host
+  // emulation can make a call fail on purpose: its cudaMalloc fails once a given number of allocations have
+  // succeeded. A clean run counts a study's allocations; the fault then hits the first, the last and three between.
+#ifndef SOFTFLOW_HOST_EMULATION
+  GTEST_SKIP() << "needs the host emulation of CUDA, whose cudaMalloc a test can make fail";
+#else
+  const std::string study = write("s.json", R"({"integrator": "gd", "runs": 300, "d": [8, 12], "n": 8,
+      "checkpoints": {"schedule": "list", "times": [0, 1, 5]}})");
+  const std::string out = dir_ + "/s.results.json";
+  const long long before = emulation::allocations_made;
+  ASSERT_EQ(run_cli({"run", study, "--backend", "cuda", "--out", out, "-q"}).code, 0);
+  const long long allocations = emulation::allocations_made - before;
+  ASSERT_GE(allocations, 5);
+  std::remove(out.c_str());
+  for (long long succeeding : {0LL, allocations / 4, allocations / 2, 3 * allocations / 4, allocations - 1}) {
+    const std::string where = "cudaMalloc failing after " + std::to_string(succeeding) + " of " +
+                              std::to_string(allocations) + " allocations";
+    const std::size_t held = emulation::device_allocated_bytes;
+    emulation::allocations_until_failure = succeeding;
+    const CliResult result = run_cli({"run", study, "--backend", "cuda", "--out", out, "-q"});
+    emulation::allocations_until_failure = -1;
+    EXPECT_EQ(result.code, 3) << where << ": " << result.err;
+    EXPECT_EQ(result.err.rfind("error: emulated CUDA error in cudaMalloc of ", 0), 0u) << where << ": " << result.err;
+    EXPECT_NE(result.err.find(" bytes at kernels/device_array.cuh:"), std::string::npos) << where << ": " << result.err;
+    EXPECT_NE(result.err.find(": out of memory"), std::string::npos) << where << ": " << result.err;
+    EXPECT_EQ(result.err.find('\n'), result.err.size() - 1) << where << ", one line expected: " << result.err;
+    EXPECT_EQ(files(), std::vector<std::string>{"s.json"}) << where;
+    EXPECT_EQ(emulation::device_allocated_bytes, held) << where;
+  }
+#endif
 }
 
 TEST_F(CliTest, BenchWritesJsonAndMarkdown) {

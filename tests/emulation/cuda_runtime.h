@@ -56,7 +56,15 @@ enum cudaDeviceAttr : int {
   cudaDevAttrClockRate
 };
 
-inline const char* cudaGetErrorString(cudaError_t) { return "no error"; }
+// CUDA's own strings for the codes the stand-ins return.
+inline const char* cudaGetErrorString(cudaError_t code) {
+  switch (code) {
+    case cudaSuccess: return "no error";
+    case cudaErrorInvalidValue: return "invalid argument";
+    case cudaErrorMemoryAllocation: return "out of memory";
+  }
+  return "unrecognized error code";
+}
 inline cudaError_t cudaGetLastError() { return cudaSuccess; }
 inline cudaError_t cudaGetDevice(int* device) {
   *device = 0;
@@ -87,12 +95,15 @@ cudaError_t cudaOccupancyMaxActiveBlocksPerMultiprocessor(int* blocks, Kernel, i
 template <class T>
 cudaError_t cudaMalloc(T** pointer, std::size_t bytes) {
   namespace emulation = softflow::emulation;
+  if (emulation::allocations_until_failure >= 0 && emulation::allocations_until_failure-- == 0)
+    return cudaErrorMemoryAllocation;  // a test's injected fault (host_block_emulation.h)
   if (emulation::device_allocated_bytes + bytes > emulation::device_total_bytes) return cudaErrorMemoryAllocation;
   void* memory = std::malloc(bytes > 0 ? bytes : 1);
   if (!memory) return cudaErrorMemoryAllocation;
   std::memset(memory, 0xff, bytes);
   emulation::device_memory().add(memory, bytes);
   emulation::device_allocated_bytes += bytes;
+  ++emulation::allocations_made;
   *pointer = static_cast<T*>(memory);
   return cudaSuccess;
 }

@@ -134,6 +134,10 @@ inline DeviceMemory& device_memory() {
 // to make the backend split a cell into waves) and what cudaMalloc holds.
 inline std::size_t device_total_bytes = std::size_t(1) << 30;
 inline std::size_t device_allocated_bytes = 0;
+// cudaMalloc calls that have succeeded so far; and a fault a test may inject: when it is K >= 0, cudaMalloc fails
+// (out of memory) once K more allocations have succeeded, then it is -1 again (no fault).
+inline long long allocations_made = 0;
+inline long long allocations_until_failure = -1;
 
 // The block being run: its threads (fibers), who waits where, and the warps' shuffle slots.
 class Scheduler {
