@@ -1,0 +1,263 @@
+"""Purpose: figures of a softflow results file (docs/results.md) against checkpoint time: a panel per observable,
+with each cell's median and its q25-q75 and q05-q95 bands, and one panel of fractions (s_max_ge_0_99, ...), a colour
+per cell and a line style per fraction. Cells are told apart by the study parameters that differ between them. Run
+through scripts/plot-results (which installs Debian's python3-matplotlib where missing); the series and labels need
+no matplotlib (the tests use them alone). Bad input ends with one line on stderr and exit code 2, as the softflow
+command line does.
+"""
+import argparse
+import json
+import math
+import os
+import sys
+import tempfile
+
+DEFAULT_OBSERVABLES = ["entropy_ratio", "s_max"]
+DEFAULT_FRACTIONS = ["s_max_ge_0_9", "s_max_ge_0_99", "s_max_ge_0_999"]
+BANDS = [("q05", "q95", 0.12), ("q25", "q75", 0.3)]  # (lower, upper, opacity), widest first
+
+
+class PlotError(Exception):
+    """Bad input: reported as one line and exit code 2."""
+
+
+def load_results(path):
+    """The results JSON at path, checked to be a softflow results file with at least one cell."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            results = json.load(f)
+    except FileNotFoundError:
+        raise PlotError(f"{path}: no such file")
+    except (OSError, UnicodeDecodeError) as e:
+        raise PlotError(f"{path}: cannot read: {e}")
+    except json.JSONDecodeError as e:
+        raise PlotError(f"{path}: malformed JSON: {e}")
+    if not isinstance(results, dict) or "cells" not in results or "schema_version" not in results:
+        raise PlotError(f"{path}: not a softflow results file (no schema_version or cells)")
+    if not results["cells"]:
+        raise PlotError(f"{path}: the results hold no cells")
+    return results
+
+
+def select_cells(results, indices):
+    """The cells to draw: all (indices None) or those whose index is listed, in the order given."""
+    cells = results["cells"]
+    if indices is None:
+        return cells
+    by_index = {cell["index"]: cell for cell in cells}
+    missing = [i for i in indices if i not in by_index]
+    if missing:
+        raise PlotError(f"--cells: no cell {missing[0]} (the file has cells 0 to {len(cells) - 1})")
+    return [by_index[i] for i in indices]
+
+
+def available(cells, kind):
+    """Names of the observables (kind "observables") or fractions (kind "fractions") some checkpoint reports."""
+    names = set()
+    for cell in cells:
+        for checkpoint in cell["checkpoints"]:
+            names.update(checkpoint.get(kind, {}).keys())
+    return sorted(names)
+
+
+def check_names(cells, kind, names):
+    """Refuses a name no checkpoint of the cells reports, listing those that are."""
+    known = available(cells, kind)
+    for name in names:
+        if name not in known:
+            raise PlotError(f"--{kind[:-1]} {name}: not in these results (they have: {', '.join(known)})")
+
+
+def number(value):
+    """A statistic as a float: null (no finite value at that checkpoint) becomes NaN, a gap in the line."""
+    return math.nan if value is None else float(value)
+
+
+def observable_series(cell, name):
+    """t and, per quantile key (q05, q25, q50, q75, q95), the observable's values at each checkpoint of the cell."""
+    t, series = [], {key: [] for key in ("q05", "q25", "q50", "q75", "q95")}
+    for checkpoint in cell["checkpoints"]:
+        t.append(float(checkpoint["t"]))
+        summary = checkpoint.get("observables", {}).get(name)
+        quantiles = summary["quantiles"] if summary else {}
+        for key in series:
+            series[key].append(number(quantiles.get(key)))
+    return t, series
+
+
+def fraction_series(cell, name):
+    """t and the fraction's value at each checkpoint of the cell (NaN where it does not apply)."""
+    t, values = [], []
+    for checkpoint in cell["checkpoints"]:
+        t.append(float(checkpoint["t"]))
+        values.append(number(checkpoint.get("fractions", {}).get(name)))
+    return t, values
+
+
+def cell_labels(cells, study_name):
+    """One legend label per cell: the parameters whose values differ between the cells ("loss=square, d=16"), or
+    the study's name when there is one cell or none differ."""
+    keys = sorted(cells[0]["parameters"].keys())
+    varying = [k for k in keys if len({json.dumps(c["parameters"].get(k)) for c in cells}) > 1]
+    if not varying:
+        return [study_name if len(cells) == 1 else f"cell {c['index']}" for c in cells]
+    return [", ".join(f"{k}={c['parameters'].get(k)}" for k in varying) for c in cells]
+
+
+def log_time_axis(cells):
+    """True where the positive checkpoint times span more than a decade: then t is drawn on a log axis (t = 0
+    left out)."""
+    times = [float(cp["t"]) for cell in cells for cp in cell["checkpoints"] if float(cp["t"]) > 0]
+    return len(times) > 1 and max(times) > 10 * min(times)
+
+
+def output_path(results_path, out):
+    """The figure's path: --out, else the results path with .results.json (or .json) replaced by .png. Refuses the
+    results file itself."""
+    if out is None:
+        base = results_path
+        for suffix in (".results.json", ".json"):
+            if base.endswith(suffix):
+                base = base[: -len(suffix)]
+                break
+        out = base + ".png"
+    if os.path.exists(out) and os.path.exists(results_path) and os.path.samefile(out, results_path):
+        raise PlotError(f"--out {out}: is the results file itself")
+    if os.path.isdir(out):
+        raise PlotError(f"--out {out}: is a directory")
+    return out
+
+
+def draw(results, cells, observables, fractions, out, bands=True):
+    """Draws one panel per observable (median, and with bands its q25-q75 and q05-q95) and one panel for all the
+    fractions (a line style per fraction), a colour per cell, and writes the figure to out (a temporary file, then
+    renamed, so a failed write leaves nothing)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [("observable", name) for name in observables] + ([("fractions", None)] if fractions else [])
+    figure, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.8), squeeze=False)
+    labels = cell_labels(cells, results.get("study", {}).get("name", "study"))
+    log_t = log_time_axis(cells)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    styles = ["-", "--", ":", "-."]
+
+    def shown(t):  # the checkpoints drawn: on a log axis, not t = 0
+        return [i for i, x in enumerate(t) if x > 0 or not log_t]
+
+    for axis, (kind, name) in zip(axes[0], panels):
+        for k, (cell, label) in enumerate(zip(cells, labels)):
+            color = colors[k % len(colors)]
+            if kind == "observable":
+                t, series = observable_series(cell, name)
+                at = shown(t)
+                pick = lambda values: [values[i] for i in at]
+                for lower, upper, opacity in BANDS if bands else []:
+                    axis.fill_between(pick(t), pick(series[lower]), pick(series[upper]), color=color, alpha=opacity,
+                                      linewidth=0)
+                axis.plot(pick(t), pick(series["q50"]), color=color, label=label)
+            else:
+                for f, fraction in enumerate(fractions):
+                    t, values = fraction_series(cell, fraction)
+                    at = shown(t)
+                    axis.plot([t[i] for i in at], [values[i] for i in at], color=color, marker=".",
+                              linestyle=styles[f % len(styles)],
+                              label=fraction if k == 0 and len(fractions) > 1 else None)
+        if log_t:
+            axis.set_xscale("log")
+        axis.set_xlabel("t (log scale, t = 0 not shown)" if log_t else "t")
+        if kind == "observable":
+            axis.set_title(name + (" (median, q25-q75, q05-q95)" if bands else " (median)"), fontsize=9)
+        else:
+            axis.set_title("fraction of runs" + (f": {fractions[0]}" if len(fractions) == 1 else ""), fontsize=9)
+            if len(fractions) > 1:
+                axis.legend(fontsize=7)  # the line styles
+        axis.grid(True, alpha=0.3)
+    if len(cells) > 1 or not fractions or observables:
+        handles = [plt.Line2D([], [], color=colors[k % len(colors)]) for k in range(len(cells))]
+        axes[0][0].legend(handles, labels, fontsize=7)
+    study = results.get("study", {})
+    figure.suptitle(f"{study.get('name', 'study')}: {study.get('runs', '?')} runs per cell", fontsize=10)
+    figure.tight_layout()
+    folder = os.path.dirname(os.path.abspath(out))
+    extension = os.path.splitext(out)[1] or ".png"
+    handle, temporary = tempfile.mkstemp(prefix=".plot-results-", suffix=extension, dir=folder)
+    os.close(handle)
+    try:
+        figure.savefig(temporary, dpi=120)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)  # as a file opened for writing would be (mkstemp makes it 0600)
+        os.replace(temporary, out)
+    except BaseException:
+        os.unlink(temporary)
+        raise
+    finally:
+        plt.close(figure)
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with its usage errors as PlotError, so that they too are one line."""
+
+    def error(self, message):
+        raise PlotError(message)
+
+
+def parse_arguments(argv):
+    parser = ArgumentParser(
+        prog="plot-results",
+        description="Figures of a softflow results file against checkpoint time: per observable each cell's median "
+        "and quantile bands, per fraction each cell's line.")
+    parser.add_argument("results", help="a softflow results JSON file")
+    parser.add_argument("-o", "--out", help="figure path (.png, .pdf or .svg); default: RESULTS with .png")
+    parser.add_argument("--observable", action="append", metavar="NAME",
+                        help="an observable to draw (repeatable; default: entropy_ratio and s_max)")
+    parser.add_argument("--fraction", action="append", metavar="NAME",
+                        help="a fraction to draw, all in one panel (repeatable; default: s_max_ge_0_9, s_max_ge_0_99, "
+                        "s_max_ge_0_999)")
+    parser.add_argument("--median-only", action="store_true", help="draw observables' medians without the bands")
+    parser.add_argument("--cells", metavar="I,J,...", help="cell indices to draw (default: all)")
+    return parser.parse_args(argv)
+
+
+def parse_cells(text):
+    if text is None:
+        return None
+    try:
+        indices = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise PlotError(f"--cells {text}: expected comma-separated cell indices")
+    return indices
+
+
+def main(argv):
+    try:
+        args = parse_arguments(argv)
+        results = load_results(args.results)
+        cells = select_cells(results, parse_cells(args.cells))
+        # Names asked for must exist; the defaults are drawn where the results have them.
+        observables = args.observable or [n for n in DEFAULT_OBSERVABLES if n in available(cells, "observables")]
+        fractions = args.fraction or [n for n in DEFAULT_FRACTIONS if n in available(cells, "fractions")]
+        check_names(cells, "observables", observables)
+        check_names(cells, "fractions", fractions)
+        if not observables and not fractions:
+            raise PlotError(f"{args.results}: nothing to draw (name an --observable or a --fraction)")
+        out = output_path(args.results, args.out)
+        try:
+            draw(results, cells, observables, fractions, out, bands=not args.median_only)
+        except ImportError:
+            raise PlotError("drawing needs matplotlib (Debian: python3-matplotlib; scripts/plot-results installs it)")
+    except PlotError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        print(f"error: cannot write the figure: {e}", file=sys.stderr)
+        return 2
+    print(out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
