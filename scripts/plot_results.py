@@ -1,5 +1,5 @@
 """Purpose: figures of a softflow results file (docs/results.md) against checkpoint time: a panel per observable,
-with each cell's median and its q25-q75 and q05-q95 bands, and one panel of fractions (s_max_ge_0_99, ...), a colour
+with each cell's median and its q25-q75 and q05-q95 bands (or the median alone, or the mean), and one panel of fractions (s_max_ge_0_99, ...), a colour
 per cell and a line style per fraction. Cells are told apart by the study parameters that differ between them. Run
 through scripts/plot-results (which installs Debian's python3-matplotlib where missing); the series and labels need
 no matplotlib (the tests use them alone). Bad input ends with one line on stderr and exit code 2, as the softflow
@@ -74,14 +74,14 @@ def number(value):
 
 
 def observable_series(cell, name):
-    """t and, per quantile key (q05, q25, q50, q75, q95), the observable's values at each checkpoint of the cell."""
-    t, series = [], {key: [] for key in ("q05", "q25", "q50", "q75", "q95")}
+    """t and, per quantile key (q05, q25, q50, q75, q95) and "mean", the observable's values at each checkpoint of
+    the cell."""
+    t, series = [], {key: [] for key in ("q05", "q25", "q50", "q75", "q95", "mean")}
     for checkpoint in cell["checkpoints"]:
         t.append(float(checkpoint["t"]))
-        summary = checkpoint.get("observables", {}).get(name)
-        quantiles = summary["quantiles"] if summary else {}
+        summary = checkpoint.get("observables", {}).get(name) or {}
         for key in series:
-            series[key].append(number(quantiles.get(key)))
+            series[key].append(number(summary.get("mean") if key == "mean" else summary.get("quantiles", {}).get(key)))
     return t, series
 
 
@@ -128,10 +128,10 @@ def output_path(results_path, out):
     return out
 
 
-def draw(results, cells, observables, fractions, out, bands=True):
-    """Draws one panel per observable (median, and with bands its q25-q75 and q05-q95) and one panel for all the
-    fractions (a line style per fraction), a colour per cell, and writes the figure to out (a temporary file, then
-    renamed, so a failed write leaves nothing)."""
+def draw(results, cells, observables, fractions, out, statistic="bands"):
+    """Draws one panel per observable (statistic "bands": the median with its q25-q75 and q05-q95 bands; "median";
+    "mean") and one panel for all the fractions (a line style per fraction), a colour per cell, and writes the figure
+    to out (a temporary file, then renamed, so a failed write leaves nothing)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -154,10 +154,10 @@ def draw(results, cells, observables, fractions, out, bands=True):
                 t, series = observable_series(cell, name)
                 at = shown(t)
                 pick = lambda values: [values[i] for i in at]
-                for lower, upper, opacity in BANDS if bands else []:
+                for lower, upper, opacity in BANDS if statistic == "bands" else []:
                     axis.fill_between(pick(t), pick(series[lower]), pick(series[upper]), color=color, alpha=opacity,
                                       linewidth=0)
-                axis.plot(pick(t), pick(series["q50"]), color=color, label=label)
+                axis.plot(pick(t), pick(series["mean" if statistic == "mean" else "q50"]), color=color, label=label)
             else:
                 for f, fraction in enumerate(fractions):
                     t, values = fraction_series(cell, fraction)
@@ -169,7 +169,8 @@ def draw(results, cells, observables, fractions, out, bands=True):
             axis.set_xscale("log")
         axis.set_xlabel("t (log scale, t = 0 not shown)" if log_t else "t")
         if kind == "observable":
-            axis.set_title(name + (" (median, q25-q75, q05-q95)" if bands else " (median)"), fontsize=9)
+            titles = {"bands": " (median, q25-q75, q05-q95)", "median": " (median)", "mean": " (mean over runs)"}
+            axis.set_title(name + titles[statistic], fontsize=9)
         else:
             axis.set_title("fraction of runs" + (f": {fractions[0]}" if len(fractions) == 1 else ""), fontsize=9)
             if len(fractions) > 1:
@@ -218,6 +219,9 @@ def parse_arguments(argv):
                         help="a fraction to draw, all in one panel (repeatable; default: s_max_ge_0_9, s_max_ge_0_99, "
                         "s_max_ge_0_999)")
     parser.add_argument("--median-only", action="store_true", help="draw observables' medians without the bands")
+    parser.add_argument("--mean", action="store_true",
+                        help="draw observables' means over runs instead (for the 0/1 indicators direction_global, "
+                        "... of an attention study: the share of runs)")
     parser.add_argument("--cells", metavar="I,J,...", help="cell indices to draw (default: all)")
     return parser.parse_args(argv)
 
@@ -236,6 +240,8 @@ def main(argv):
     try:
         args = parse_arguments(argv)
         results = load_results(args.results)
+        if args.mean and args.median_only:
+            raise PlotError("--mean and --median-only: choose one")
         cells = select_cells(results, parse_cells(args.cells))
         # Names asked for must exist; the defaults are drawn where the results have them.
         observables = args.observable or [n for n in DEFAULT_OBSERVABLES if n in available(cells, "observables")]
@@ -246,7 +252,8 @@ def main(argv):
             raise PlotError(f"{args.results}: nothing to draw (name an --observable or a --fraction)")
         out = output_path(args.results, args.out)
         try:
-            draw(results, cells, observables, fractions, out, bands=not args.median_only)
+            statistic = "mean" if args.mean else ("median" if args.median_only else "bands")
+            draw(results, cells, observables, fractions, out, statistic)
         except ImportError:
             raise PlotError("drawing needs matplotlib (Debian: python3-matplotlib; scripts/plot-results installs it)")
     except PlotError as e:

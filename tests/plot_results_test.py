@@ -1,6 +1,6 @@
 """Purpose: tests of scripts/plot_results.py (run by ctest). Without arguments: the series, labels, time axis, output
 path and every bad-input path (exit code 2, one line), on hand-made results; no matplotlib needed. With --figure
-SOFTFLOW: a real results file from the softflow binary drawn to PNG and PDF (exit code 77, a skip for ctest, where
+SOFTFLOW: a real results file from the softflow binary drawn to PNG, PDF and SVG (exit code 77, a skip for ctest, where
 matplotlib is missing).
 """
 import contextlib
@@ -61,6 +61,7 @@ class SeriesTest(unittest.TestCase):
         self.assertEqual(series["q50"][:3], [1.0, 0.8, 1.0 - 0.4])
         self.assertAlmostEqual(series["q05"][1], 0.8 - 0.2)
         self.assertAlmostEqual(series["q95"][1], 0.8 + 0.2)
+        self.assertEqual(series["mean"][:3], [1.0, 0.8, 1.0 - 0.4])
         self.assertTrue(all(math.isnan(series[k][3]) for k in series))  # null statistics: a gap
 
     def test_fraction_series_keeps_nulls_as_gaps(self):
@@ -136,12 +137,13 @@ class BadInputTest(unittest.TestCase):
         self.expect_refused([self.results_path, "--out", self.folder.name], "is a directory")
         self.expect_refused([self.results_path, "--colour", "red"], "unrecognized arguments: --colour red")
         self.expect_refused([], "the following arguments are required: results")
+        self.expect_refused([self.results_path, "--mean", "--median-only"], "--mean and --median-only: choose one")
 
 
 class FigureTest(unittest.TestCase):
     softflow = None  # the binary, from the command line
 
-    def test_a_real_results_file_is_drawn_to_png_and_pdf(self):
+    def test_a_real_results_file_is_drawn_to_png_pdf_and_svg(self):
         with tempfile.TemporaryDirectory() as folder:
             study = os.path.join(folder, "s.json")
             with open(study, "w") as f:
@@ -162,10 +164,16 @@ class FigureTest(unittest.TestCase):
             pdf = os.path.join(folder, "f.pdf")
             code, out, err = run_main([results, "-o", pdf, "--observable", "loss", "--cells", "1", "--median-only"])
             self.assertEqual(code, 0, err)
+            svg = os.path.join(folder, "m.svg")
+            code, out, err = run_main([results, "-o", svg, "--observable", "s_max", "--mean", "--fraction",
+                                       "winner_is_argmax_u0"])
+            self.assertEqual(code, 0, err)
+            with open(svg, "rb") as f:
+                self.assertIn(b"<svg", f.read(400))
             with open(pdf, "rb") as f:
                 self.assertEqual(f.read(5), b"%PDF-")
             # Only the study, its results and the two figures: no temporary file left.
-            self.assertEqual(sorted(os.listdir(folder)), ["f.pdf", "s.json", "s.png", "s.results.json"])
+            self.assertEqual(sorted(os.listdir(folder)), ["f.pdf", "m.svg", "s.json", "s.png", "s.results.json"])
 
 
 if __name__ == "__main__":
