@@ -1,3 +1,4 @@
+#!/usr/bin/env python3
 """Purpose: figures of a softflow results file (docs/results.md) against checkpoint time: a panel per observable,
 with each cell's median and its q25-q75 and q05-q95 bands (or the median alone, or the mean), and one panel of fractions (s_max_ge_0_99, ...), a colour
 per cell and a line style per fraction. Cells are told apart by the study parameters that differ between them. Run
@@ -208,7 +209,7 @@ class ArgumentParser(argparse.ArgumentParser):
 
 def parse_arguments(argv):
     parser = ArgumentParser(
-        prog="plot-results",
+        prog="softflow-plot-results" if os.path.basename(sys.argv[0]) == "softflow-plot-results" else "plot-results",
         description="Figures of a softflow results file against checkpoint time: per observable each cell's median "
         "and quantile bands, per fraction each cell's line.")
     parser.add_argument("results", help="a softflow results JSON file")
