@@ -42,7 +42,7 @@ CellOutcome run_cell_on_cuda(const Study& study, std::uint32_t index, Progress& 
 
 // Throws InputError naming the first cell whose observables and statistics do not fit in device memory (states
 // stream in waves, so they need not fit), or whose states, streaming in waves, do not fit in host memory while
-// they wait there. Only with the CUDA parts.
-void check_cuda_memory(const Study& study);
+// they wait there; of the cells `cells` (all when empty). Only with the CUDA parts.
+void check_cuda_memory(const Study& study, const std::vector<std::uint32_t>& cells = {});
 
 }  // namespace softflow

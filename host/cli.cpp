@@ -14,6 +14,7 @@
 #include "bench.h"
 #include "cuda_check.h"
 #include "engine.h"
+#include "shards.h"
 #include "study.h"
 #include "summary.h"
 #include "version.h"
@@ -25,11 +26,13 @@ constexpr int kExitBadInput = 2;
 constexpr int kExitInternal = 1;
 constexpr int kExitCuda = 3;
 
-std::string default_output_path(const std::string& study_path) {
-  if (study_path.empty()) return "default.results.json";
-  std::string stem = study_path.substr(study_path.find_last_of('/') + 1);
+// STUDY's name with .results.json in the current directory (a shard's: .shard-K-of-N.results.json, so that the
+// shards of an array job do not overwrite each other).
+std::string default_output_path(const std::string& study_path, const Shard& shard) {
+  std::string stem = study_path.empty() ? "default" : study_path.substr(study_path.find_last_of('/') + 1);
   const size_t dot = stem.rfind(".json");
   if (dot != std::string::npos && dot + 5 == stem.size()) stem = stem.substr(0, dot);
+  if (shard.count > 1) stem += ".shard-" + std::to_string(shard.index) + "-of-" + std::to_string(shard.count);
   return stem + ".results.json";
 }
 
@@ -100,6 +103,16 @@ int cli_main(int argc, char** argv) {
                   "the kernels not yet run on a GPU, for validating them)")
       ->check(CLI::IsMember({"validated", "candidate"}));
   run->add_flag("--quiet,-q", quiet, "no progress on stderr");
+  std::string shard_text;
+  run->add_option("--shard", shard_text, "K/N: run only the cells whose index is K modulo N (one job of N; join "
+                                         "their results with softflow merge)");
+
+  std::vector<std::string> merge_paths;
+  std::string merge_out;
+  CLI::App* merge = app.add_subcommand(
+      "merge", "join the results files of a study's shards (softflow run --shard K/N) into the whole study's");
+  merge->add_option("PARTS", merge_paths, "the shards' results JSON files")->required()->check(kNonEmptyPath);
+  merge->add_option("--out,-o", merge_out, "the merged results JSON")->required()->check(kNonEmptyPath);
 
   std::string validate_path;
   CLI::App* validate = app.add_subcommand("validate", "check a study and print it normalized (every default explicit)");
@@ -184,6 +197,18 @@ int cli_main(int argc, char** argv) {
       std::printf("%s", table.c_str());
       return stdout_written();
     }
+    if (merge->parsed()) {
+      for (const std::string& part : merge_paths) refuse_overwrite(merge_out, "--out", part, "input " + part);
+      std::vector<nlohmann::json> parts;
+      for (const std::string& part : merge_paths) parts.push_back(read_json_file(part, "results"));
+      AtomicFile output(merge_out);
+      const nlohmann::json results = merge_results(parts, merge_paths, joined(argc, argv));
+      output.commit(results.dump(1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
+      std::printf("%s", summary_table(results).c_str());
+      std::printf("results: %s (%zu cells from %zu files)\n", merge_out.c_str(), results["cells"].size(),
+                  merge_paths.size());
+      return stdout_written();
+    }
     if (bench->parsed()) {
       if (bench_quick) {
         if (bench->count("--sizes") == 0) bench_options.sizes = {8, 16, 32};
@@ -209,8 +234,9 @@ int cli_main(int argc, char** argv) {
     const StudyOverrides overrides{runs, seed};
     const Study study = study_path.empty() ? parse_study(default_study_json(), "built-in default study", overrides)
                                            : load_study_file(study_path, overrides);
-    if (out_path.empty()) out_path = default_output_path(study_path);
     EngineOptions options;
+    if (!shard_text.empty()) options.shard = parse_shard(shard_text);
+    if (out_path.empty()) out_path = default_output_path(study_path, options.shard);
     options.backend = backend == "cuda" ? BackendChoice::cuda
                                         : (backend == "cpu" ? BackendChoice::cpu : BackendChoice::automatic);
     options.threads = threads;

@@ -13,7 +13,7 @@ CellOutcome run_cell_on_cuda(const Study&, std::uint32_t, Progress&, CudaKernelS
   throw std::logic_error("run_cell_on_cuda called in a build without the CUDA parts");
 }
 
-void check_cuda_memory(const Study&) {
+void check_cuda_memory(const Study&, const std::vector<std::uint32_t>&) {
   throw std::logic_error("check_cuda_memory called in a build without the CUDA parts");
 }
 

@@ -42,10 +42,11 @@ CellOutcome run_cell(const Study& study, std::uint32_t index, Progress& progress
 
 }  // namespace
 
-void check_cuda_memory(const Study& study) {
+void check_cuda_memory(const Study& study, const std::vector<std::uint32_t>& cells) {
   const CudaDeviceInfo device = cuda_device_info();
-  const double available = available_memory_bytes(), results = results_bytes(study);
-  for (std::uint32_t index = 0; index < study.cells.size(); ++index) {
+  const std::vector<std::uint32_t> checked = cells_or_all(study, cells);
+  const double available = available_memory_bytes(), results = results_bytes(study, checked);
+  for (const std::uint32_t index : checked) {
     const CellParams& cell = study.cells[index];
     const int real_bytes = cell.precision == Precision::float32 ? 4 : 8;
     const double needed = cuda_cell_bytes(cell.shape, study.runs, cell.data_shared(), real_bytes);

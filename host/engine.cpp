@@ -66,21 +66,30 @@ double available_memory_bytes() {
   return pages * double(sysconf(_SC_PAGESIZE));
 }
 
-double results_bytes(const Study& study) {
+std::vector<std::uint32_t> cells_or_all(const Study& study, const std::vector<std::uint32_t>& cells) {
+  if (!cells.empty()) return cells;
+  std::vector<std::uint32_t> all(study.cells.size());
+  for (std::uint32_t i = 0; i < all.size(); ++i) all[i] = i;
+  return all;
+}
+
+double results_bytes(const Study& study, const std::vector<std::uint32_t>& cells) {
   // Measured: about 4.5 bytes of memory per byte of JSON text while the results are built and written; the text
   // of one checkpoint is about 14 observables x (400 + 8 bins) bytes plus the winner counts.
   double bytes = 0;
-  for (const auto& cell : study.cells) {
+  for (const std::uint32_t index : cells_or_all(study, cells)) {
+    const CellParams& cell = study.cells[index];
     const double text = kSummarizedCount * (400.0 + 8.0 * study.histogram_bins) + 10.0 * cell.shape.n + 800.0;
     bytes += 4.5 * text * double(cell_checkpoints(study, cell).times.size());
   }
   return bytes;
 }
 
-void check_memory(const Study& study, bool cuda, int threads) {
+void check_memory(const Study& study, bool cuda, int threads, const std::vector<std::uint32_t>& cells) {
   const double available = available_memory_bytes();
-  const double results = results_bytes(study);
-  for (size_t i = 0; i < study.cells.size(); ++i) {
+  const std::vector<std::uint32_t> checked = cells_or_all(study, cells);
+  const double results = results_bytes(study, checked);
+  for (const std::uint32_t i : checked) {
     const CellParams& cell = study.cells[i];
     const double real_bytes = cell.precision == Precision::float32 ? 4.0 : 8.0;
     // The CUDA backend holds per-run loss data on the host at most (states stay on the device, or stream in waves).
@@ -90,9 +99,9 @@ void check_memory(const Study& study, bool cuda, int threads) {
     if (needed > 0.8 * available) {
       char message[320];
       std::snprintf(message, sizeof message,
-                    "too little memory: cell %zu needs %.2f GiB for %lld runs (%.2f GiB of it for the results of %zu "
+                    "too little memory: cell %u needs %.2f GiB for %lld runs (%.2f GiB of it for the results of %zu "
                     "cells), %.2f GiB is available; lower runs, cells or checkpoints",
-                    i, needed / 1073741824.0, study.runs, results / 1073741824.0, study.cells.size(),
+                    i, needed / 1073741824.0, study.runs, results / 1073741824.0, checked.size(),
                     available / 1073741824.0);
       throw InputError(message);
     }
@@ -136,12 +145,13 @@ nlohmann::json run_study(const Study& study, const EngineOptions& options) {
 #else
   const int threads = 1;
 #endif
-  check_memory(study, backend.cuda, threads);
-  if (backend.cuda) check_cuda_memory(study);
+  const std::vector<std::uint32_t> shard = shard_cells(study.cells.size(), options.shard);
+  check_memory(study, backend.cuda, threads, shard);
+  if (backend.cuda) check_cuda_memory(study, shard);
 
   long long total_units = 0;
-  for (const auto& cell : study.cells)
-    total_units += study.runs * (long long)cell_checkpoints(study, cell).times.size();
+  for (const std::uint32_t index : shard)
+    total_units += study.runs * (long long)cell_checkpoints(study, study.cells[index]).times.size();
   Progress progress(total_units, options.progress);
   const std::string started_at = utc_now();
   const auto start = std::chrono::steady_clock::now();
@@ -149,7 +159,7 @@ nlohmann::json run_study(const Study& study, const EngineOptions& options) {
   long long trajectory_steps = 0;
   double kernel_seconds = 0;
   nlohmann::json kernels = nlohmann::json::array();
-  for (std::uint32_t index = 0; index < study.cells.size(); ++index) {
+  for (const std::uint32_t index : shard) {
     CellOutcome outcome = backend.cuda ? run_cell_on_cuda(study, index, progress, options.cuda_kernels)
                                        : run_cell_on_cpu(study, index, progress, options.cpu_kernel);
     kernels.push_back(outcome.kernel);
@@ -172,6 +182,8 @@ nlohmann::json run_study(const Study& study, const EngineOptions& options) {
                            {"wall_seconds", wall},
                            {"trajectory_steps", trajectory_steps},
                            {"trajectory_steps_per_second", wall > 0 ? double(trajectory_steps) / wall : 0.0}};
+  if (options.shard.count > 1)
+    results["provenance"]["shard"] = {{"index", options.shard.index}, {"count", options.shard.count}};
   if (backend.cuda) {
     results["provenance"]["kernel_seconds"] = kernel_seconds;
     results["provenance"]["cuda_kernels"] = kernels;

@@ -345,6 +345,54 @@ TEST_F(CliTest, ACudaErrorExitsWithThreeNamingTheCallAndLeavesNoFile) {
 #endif
 }
 
+TEST_F(CliTest, ShardsRunAsSeparateJobsAndMergeIntoTheWholeStudy) {
+  // An array job of two shards in one folder: each writes its own default file (no overwriting), and `merge` joins
+  // them into the whole study's results, the same as one run (provenance aside); bad shards and merges exit 2.
+  const std::string study = write("s.json", R"({"integrator": "gd", "runs": 200, "sigma_v": [0.1, 0.3, 1.0],
+      "checkpoints": {"schedule": "list", "times": [0, 2]}})");
+  const std::string here = dir_;
+  struct WorkingDirectory {  // the test's folder for the default output names; the previous one restored after
+    std::string previous;
+    explicit WorkingDirectory(const std::string& path) {
+      char buffer[4096];
+      previous = getcwd(buffer, sizeof buffer) ? buffer : "/";
+      EXPECT_EQ(chdir(path.c_str()), 0);
+    }
+    ~WorkingDirectory() { EXPECT_EQ(chdir(previous.c_str()), 0); }
+  } in_test_folder(here);
+  ASSERT_EQ(run_cli({"run", study, "--shard", "0/2", "-q", "--backend", "cpu"}).code, 0);
+  ASSERT_EQ(run_cli({"run", study, "--shard", "1/2", "-q", "--backend", "cpu"}).code, 0);
+  ASSERT_EQ(run_cli({"run", study, "-q", "--backend", "cpu", "-o", "whole.json"}).code, 0);
+  EXPECT_EQ(files(), (std::vector<std::string>{"s.json", "s.shard-0-of-2.results.json", "s.shard-1-of-2.results.json",
+                                                "whole.json"}));
+  const CliResult merged = run_cli({"merge", "s.shard-1-of-2.results.json", "s.shard-0-of-2.results.json", "-o",
+                                    "merged.json"});
+  ASSERT_EQ(merged.code, 0) << merged.err;
+  EXPECT_NE(merged.out.find("results: merged.json (3 cells from 2 files)"), std::string::npos) << merged.out;
+  const nlohmann::json whole = nlohmann::json::parse(std::ifstream(here + "/whole.json"));
+  nlohmann::json joined = nlohmann::json::parse(std::ifstream(here + "/merged.json"));
+  EXPECT_EQ(joined["cells"], whole["cells"]);
+  EXPECT_EQ(joined["study"], whole["study"]);
+  EXPECT_EQ(joined["provenance"]["merged_from"].size(), 2u);
+  const std::vector<std::string> inputs = {"merged.json", "s.json", "s.shard-0-of-2.results.json",
+                                           "s.shard-1-of-2.results.json", "whole.json"};
+  expect_rejected({"run", study, "--shard", "3/3", "-q", "-o", "x.json"}, "--shard 3/3: expected K/N with 0 <= K < N",
+                  inputs);
+  expect_rejected({"run", study, "--shard", "3/4", "-q", "-o", "x.json"},
+                  "--shard 3/4: the study has 3 cells, so this shard would run none", inputs);
+  expect_rejected({"merge", "s.shard-0-of-2.results.json", "-o", "x.json"},
+                  "1 of the study's 3 cells are in none of the files (cells 1)", inputs);
+  expect_rejected({"merge", "s.shard-0-of-2.results.json", "s.shard-0-of-2.results.json", "s.shard-1-of-2.results.json",
+                   "-o", "x.json"},
+                  "s.shard-0-of-2.results.json: cell 0 is also in s.shard-0-of-2.results.json", inputs);
+  expect_rejected({"merge", "s.shard-0-of-2.results.json", "s.shard-1-of-2.results.json", "-o",
+                   "s.shard-1-of-2.results.json"},
+                  "--out s.shard-1-of-2.results.json: is the input s.shard-1-of-2.results.json itself", inputs);
+  expect_rejected({"merge", "s.shard-0-of-2.results.json", "s.json", "-o", "x.json"},
+                  "s.json: not a softflow results file", inputs);
+  expect_rejected({"merge", "s.shard-0-of-2.results.json", "-o"}, "--out", inputs);
+}
+
 TEST_F(CliTest, BenchWritesJsonAndMarkdown) {
   const std::string out = dir_ + "/bench.json", table = dir_ + "/bench.md";
   // 0.05 s a point, as bench_test: with 5 ms the steps' time can be lost in timing noise on a busy machine and the
