@@ -203,8 +203,9 @@ int cli_main(int argc, char** argv) {
       for (const std::string& part : merge_paths) parts.push_back(read_json_file(part, "results"));
       AtomicFile output(merge_out);
       const nlohmann::json results = merge_results(parts, merge_paths, joined(argc, argv));
+      const std::string table = summary_table(results);
       output.commit(results.dump(1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
-      std::printf("%s", summary_table(results).c_str());
+      std::printf("%s", table.c_str());
       std::printf("results: %s (%zu cells from %zu files)\n", merge_out.c_str(), results["cells"].size(),
                   merge_paths.size());
       return stdout_written();

@@ -1,14 +1,12 @@
 // Purpose: shards of a study's cells and the merge of their results (see shards.h).
 #include "shards.h"
 
-#include <algorithm>
 #include <cctype>
-#include <map>
+#include <set>
 #include <string>
 
 #include "engine.h"
 #include "study.h"
-#include "version.h"
 
 namespace softflow {
 namespace {
@@ -23,13 +21,11 @@ int parse_count(const std::string& text) {
 
 // The first key (in sorted order) whose values differ between two study objects; "" if they are equal.
 std::string first_difference(const nlohmann::json& a, const nlohmann::json& b) {
-  std::map<std::string, bool> keys;
-  for (auto it = a.begin(); it != a.end(); ++it) keys[it.key()] = true;
-  for (auto it = b.begin(); it != b.end(); ++it) keys[it.key()] = true;
-  for (const auto& entry : keys) {
-    const std::string& key = entry.first;
+  std::set<std::string> keys;
+  for (auto it = a.begin(); it != a.end(); ++it) keys.insert(it.key());
+  for (auto it = b.begin(); it != b.end(); ++it) keys.insert(it.key());
+  for (const std::string& key : keys)
     if (!a.contains(key) || !b.contains(key) || a[key] != b[key]) return key;
-  }
   return "";
 }
 
@@ -41,6 +37,12 @@ void check_results_shape(const nlohmann::json& part, const std::string& name) {
   if (!part.contains("schema_version") || part["schema_version"] != kResultsSchemaVersion)
     refuse("schema_version is not " + std::to_string(kResultsSchemaVersion));
   if (!part.contains("provenance") || !part["provenance"].is_object()) refuse("no provenance object");
+  const nlohmann::json& provenance = part["provenance"];
+  for (const char* key : {"softflow_version", "git_commit", "backend", "device", "started_at"})
+    if (!provenance.contains(key) || !provenance[key].is_string()) refuse(std::string("provenance.") + key + " is not text");
+  if (!provenance.contains("wall_seconds") || !provenance["wall_seconds"].is_number()) refuse("provenance.wall_seconds");
+  if (!provenance.contains("trajectory_steps") || !provenance["trajectory_steps"].is_number_integer())
+    refuse("provenance.trajectory_steps");
   auto whole = [](const nlohmann::json& x) { return x.is_number_integer() && x.get<long long>() >= 0; };
   if (!part.contains("study") || !part["study"].is_object() || !part["study"].contains("cell_count") ||
       !whole(part["study"]["cell_count"]))
@@ -48,6 +50,56 @@ void check_results_shape(const nlohmann::json& part, const std::string& name) {
   if (!part.contains("cells") || !part["cells"].is_array()) refuse("no cells array");
   for (const auto& cell : part["cells"])
     if (!cell.is_object() || !cell.contains("index") || !whole(cell["index"])) refuse("a cell without an index");
+}
+
+// Checks that `cell` has the form run_study gives a cell (docs/results.md "cells[]"): its header, and per checkpoint
+// t, step, counts, fractions, winner_counts and each observable's statistics with the right types, so that the
+// merged file is one every reader of results files takes. Throws InputError naming `name` and the cell.
+void check_cell_shape(const nlohmann::json& cell, const std::string& name) {
+  const std::string where = name + ": cell " + cell["index"].dump();
+  auto refuse = [&](const std::string& what) { throw InputError(where + ": " + what + " is not as softflow writes it"); };
+  auto whole = [](const nlohmann::json& x) { return x.is_number_integer() && x.get<long long>() >= 0; };
+  auto number_or_null = [](const nlohmann::json& x) { return x.is_number() || x.is_null(); };
+  if (!cell.contains("parameters") || !cell["parameters"].is_object()) refuse("parameters");
+  if (!cell.contains("state_size") || !whole(cell["state_size"])) refuse("state_size");
+  if (!cell.contains("checkpoints") || !cell["checkpoints"].is_array() || cell["checkpoints"].empty())
+    refuse("checkpoints");
+  for (const auto& checkpoint : cell["checkpoints"]) {
+    if (!checkpoint.is_object() || !checkpoint.contains("t") || !checkpoint["t"].is_number()) refuse("a checkpoint's t");
+    if (!checkpoint.contains("step") || !(whole(checkpoint["step"]) || checkpoint["step"].is_null()))
+      refuse("a checkpoint's step");
+    for (const char* key : {"counts", "fractions", "observables"})
+      if (!checkpoint.contains(key) || !checkpoint[key].is_object()) refuse(std::string("a checkpoint's ") + key);
+    for (const auto& count : checkpoint["counts"])
+      if (!whole(count)) refuse("a checkpoint's counts");
+    for (const char* key : {"runs", "running", "polarized", "converged", "diverged", "failed"})
+      if (!checkpoint["counts"].contains(key)) refuse("a checkpoint's counts");
+    for (const auto& fraction : checkpoint["fractions"])
+      if (!number_or_null(fraction)) refuse("a checkpoint's fractions");
+    if (!checkpoint.contains("winner_counts") || !checkpoint["winner_counts"].is_array()) refuse("winner_counts");
+    for (const auto& count : checkpoint["winner_counts"])
+      if (!whole(count)) refuse("winner_counts");
+    for (const auto& summary : checkpoint["observables"]) {
+      if (summary.is_null()) continue;
+      if (!summary.is_object() || !summary.contains("count") || !whole(summary["count"])) refuse("an observable");
+      for (const char* key : {"mean", "std", "min", "max"})
+        if (summary.contains(key) && !number_or_null(summary[key])) refuse("an observable");
+      if (summary.contains("quantiles")) {
+        if (!summary["quantiles"].is_object()) refuse("an observable's quantiles");
+        for (const auto& q : summary["quantiles"])
+          if (!number_or_null(q)) refuse("an observable's quantiles");
+      }
+      if (summary.contains("histogram")) {
+        const nlohmann::json& histogram = summary["histogram"];
+        if (!histogram.is_object() || !histogram.contains("counts") || !histogram["counts"].is_array() ||
+            !histogram.contains("lo") || !histogram["lo"].is_number() || !histogram.contains("hi") ||
+            !histogram["hi"].is_number())
+          refuse("an observable's histogram");
+        for (const auto& count : histogram["counts"])
+          if (!whole(count)) refuse("an observable's histogram");
+      }
+    }
+  }
 }
 
 }  // namespace
@@ -74,14 +126,17 @@ std::vector<std::uint32_t> shard_cells(std::size_t cell_count, const Shard& shar
 nlohmann::json merge_results(const std::vector<nlohmann::json>& parts, const std::vector<std::string>& names,
                              const std::string& command_line) {
   if (parts.empty()) throw InputError("merge: no results files given");
-  for (size_t p = 0; p < parts.size(); ++p) check_results_shape(parts[p], names[p]);
+  for (size_t p = 0; p < parts.size(); ++p) {
+    check_results_shape(parts[p], names[p]);
+    for (const auto& cell : parts[p]["cells"]) check_cell_shape(cell, names[p]);
+  }
   const nlohmann::json& study = parts[0]["study"];
-  const std::string commit = parts[0]["provenance"].value("git_commit", std::string("unknown"));
+  const std::string commit = parts[0]["provenance"]["git_commit"].get<std::string>();
   for (size_t p = 1; p < parts.size(); ++p) {
     if (const std::string key = first_difference(study, parts[p]["study"]); !key.empty())
       throw InputError(names[p] + ": the results of another study than " + names[0] + "'s (study." + key +
                        " differs)");
-    const std::string other = parts[p]["provenance"].value("git_commit", std::string("unknown"));
+    const std::string other = parts[p]["provenance"]["git_commit"].get<std::string>();
     if (other != commit)
       throw InputError(names[p] + ": made by softflow " + other + ", " + names[0] + " by " + commit +
                        "; merge the shards of one build only");
@@ -115,13 +170,13 @@ nlohmann::json merge_results(const std::vector<nlohmann::json>& parts, const std
   nlohmann::json merged_from = nlohmann::json::array();
   for (size_t p = 0; p < parts.size(); ++p) {
     const nlohmann::json& provenance = parts[p]["provenance"];
-    wall += provenance.value("wall_seconds", 0.0);
-    steps += provenance.value("trajectory_steps", 0LL);
-    const std::string start = provenance.value("started_at", std::string());
+    wall += provenance["wall_seconds"].get<double>();
+    steps += provenance["trajectory_steps"].get<long long>();
+    const std::string start = provenance["started_at"].get<std::string>();
     if (!start.empty() && (started_at.empty() || start < started_at)) started_at = start;
-    const std::string part_backend = provenance.value("backend", std::string("unknown"));
+    const std::string part_backend = provenance["backend"].get<std::string>();
     backend = backend.empty() || backend == part_backend ? part_backend : "mixed";
-    const std::string device = provenance.value("device", std::string("unknown"));
+    const std::string device = provenance["device"].get<std::string>();
     if (("; " + devices + "; ").find("; " + device + "; ") == std::string::npos)
       devices += (devices.empty() ? "" : "; ") + device;
     nlohmann::json entry = provenance;
@@ -130,7 +185,7 @@ nlohmann::json merge_results(const std::vector<nlohmann::json>& parts, const std
   }
   nlohmann::json results;
   results["schema_version"] = kResultsSchemaVersion;
-  results["provenance"] = {{"softflow_version", parts[0]["provenance"].value("softflow_version", std::string(kSoftflowVersion))},
+  results["provenance"] = {{"softflow_version", parts[0]["provenance"]["softflow_version"]},
                            {"git_commit", commit},
                            {"backend", backend},
                            {"device", devices},

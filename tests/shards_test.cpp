@@ -109,6 +109,15 @@ TEST(Shards, EveryBadMergeIsRefusedNamingTheFileAndTheRule) {
   no_index["cells"][0].erase("index");
   expect_refused({even, no_index}, "part1.json: not a softflow results file (a cell without an index)");
   expect_refused({even, nlohmann::json::array()}, "part1.json: not a softflow results file (not a JSON object)");
+  nlohmann::json bad_quantile = odd;
+  bad_quantile["cells"][0]["checkpoints"][1]["observables"]["s_max"]["quantiles"]["q50"] = "x";
+  expect_refused({even, bad_quantile}, "part1.json: cell 1: an observable's quantiles is not as softflow writes it");
+  nlohmann::json bad_counts = odd;
+  bad_counts["cells"][0]["checkpoints"][0]["counts"].erase("diverged");
+  expect_refused({even, bad_counts}, "part1.json: cell 1: a checkpoint's counts is not as softflow writes it");
+  nlohmann::json no_checkpoints = odd;
+  no_checkpoints["cells"][0]["checkpoints"] = nlohmann::json::array();
+  expect_refused({even, no_checkpoints}, "part1.json: cell 1: checkpoints is not as softflow writes it");
 }
 
 }  // namespace
