@@ -2,7 +2,9 @@
 #include "shards.h"
 
 #include <cctype>
+#include <map>
 #include <set>
+#include <utility>
 #include <string>
 
 #include "engine.h"
@@ -141,28 +143,28 @@ nlohmann::json merge_results(const std::vector<nlohmann::json>& parts, const std
       throw InputError(names[p] + ": made by softflow " + other + ", " + names[0] + " by " + commit +
                        "; merge the shards of one build only");
   }
+  // Cells by index (a map: nothing is sized by cell_count, which a damaged file may make huge).
   const std::size_t cell_count = study["cell_count"].get<std::size_t>();
-  std::vector<int> owner(cell_count, -1);
-  std::vector<const nlohmann::json*> cells(cell_count, nullptr);
+  std::map<std::size_t, std::pair<size_t, const nlohmann::json*>> cells;  // index -> (part, cell)
   for (size_t p = 0; p < parts.size(); ++p)
     for (const auto& cell : parts[p]["cells"]) {
       const std::size_t index = cell["index"].get<std::size_t>();
       if (index >= cell_count)
         throw InputError(names[p] + ": cell " + std::to_string(index) + " is outside the study's " +
                          std::to_string(cell_count) + " cells");
-      if (owner[index] >= 0)
-        throw InputError(names[p] + ": cell " + std::to_string(index) + " is also in " + names[size_t(owner[index])]);
-      owner[index] = int(p);
-      cells[index] = &cell;
+      if (const auto seen = cells.find(index); seen != cells.end())
+        throw InputError(names[p] + ": cell " + std::to_string(index) + " is also in " + names[seen->second.first]);
+      cells[index] = {p, &cell};
     }
-  std::string missing;
-  int missing_count = 0;
-  for (std::size_t i = 0; i < cell_count; ++i)
-    if (owner[i] < 0 && ++missing_count <= 10) missing += (missing.empty() ? "" : ", ") + std::to_string(i);
-  if (missing_count > 0)
-    throw InputError("merge: " + std::to_string(missing_count) + " of the study's " + std::to_string(cell_count) +
-                     " cells are in none of the files (cells " + missing + (missing_count > 10 ? ", ..." : "") +
-                     "); run their shards first");
+  if (cells.size() < cell_count) {
+    std::string missing;
+    int listed = 0;
+    for (std::size_t i = 0; listed < 10 && i < cell_count; ++i)
+      if (!cells.count(i)) missing += (listed++ ? ", " : "") + std::to_string(i);
+    throw InputError("merge: " + std::to_string(cell_count - cells.size()) + " of the study's " +
+                     std::to_string(cell_count) + " cells are in none of the files (cells " + missing +
+                     (cell_count - cells.size() > 10 ? ", ..." : "") + "); run their shards first");
+  }
 
   double wall = 0;
   long long steps = 0;
@@ -197,7 +199,7 @@ nlohmann::json merge_results(const std::vector<nlohmann::json>& parts, const std
                            {"merged_from", std::move(merged_from)}};
   results["study"] = study;
   results["cells"] = nlohmann::json::array();
-  for (const nlohmann::json* cell : cells) results["cells"].push_back(*cell);
+  for (const auto& entry : cells) results["cells"].push_back(*entry.second.second);
   return results;
 }
 

@@ -102,6 +102,11 @@ TEST(Shards, EveryBadMergeIsRefusedNamingTheFileAndTheRule) {
   nlohmann::json outside = odd;
   outside["cells"][0]["index"] = 5;
   expect_refused({even, outside}, "part1.json: cell 5 is outside the study's 5 cells");
+  nlohmann::json huge = odd;  // a damaged cell_count sizes nothing: the cells are simply missing
+  huge["study"]["cell_count"] = 4294967296LL;
+  nlohmann::json huge_even = even;
+  huge_even["study"]["cell_count"] = 4294967296LL;
+  expect_refused({huge_even, huge}, "4294967291 of the study's 4294967296 cells are in none of the files (cells 5, 6, 7");
   nlohmann::json no_schema = odd;
   no_schema.erase("schema_version");
   expect_refused({even, no_schema}, "part1.json: not a softflow results file (schema_version is not 1)");
