@@ -236,7 +236,7 @@ int cli_main(int argc, char** argv) {
     const Study study = study_path.empty() ? parse_study(default_study_json(), "built-in default study", overrides)
                                            : load_study_file(study_path, overrides);
     EngineOptions options;
-    if (!shard_text.empty()) options.shard = parse_shard(shard_text);
+    if (run->count("--shard") > 0) options.shard = parse_shard(shard_text);
     if (out_path.empty()) out_path = default_output_path(study_path, options.shard);
     options.backend = backend == "cuda" ? BackendChoice::cuda
                                         : (backend == "cpu" ? BackendChoice::cpu : BackendChoice::automatic);

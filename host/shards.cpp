@@ -1,6 +1,7 @@
 // Purpose: shards of a study's cells and the merge of their results (see shards.h).
 #include "shards.h"
 
+#include <algorithm>
 #include <cctype>
 #include <map>
 #include <set>
@@ -42,9 +43,13 @@ void check_results_shape(const nlohmann::json& part, const std::string& name) {
   const nlohmann::json& provenance = part["provenance"];
   for (const char* key : {"softflow_version", "git_commit", "backend", "device", "started_at"})
     if (!provenance.contains(key) || !provenance[key].is_string()) refuse(std::string("provenance.") + key + " is not text");
-  if (!provenance.contains("wall_seconds") || !provenance["wall_seconds"].is_number()) refuse("provenance.wall_seconds");
-  if (!provenance.contains("trajectory_steps") || !provenance["trajectory_steps"].is_number_integer())
-    refuse("provenance.trajectory_steps");
+  if (!provenance.contains("wall_seconds") || !provenance["wall_seconds"].is_number() ||
+      !(provenance["wall_seconds"].get<double>() >= 0 && provenance["wall_seconds"].get<double>() < 1e15))
+    refuse("provenance.wall_seconds is not a number of seconds");
+  if (!provenance.contains("trajectory_steps") || !provenance["trajectory_steps"].is_number_integer() ||
+      provenance["trajectory_steps"].get<long long>() < 0 ||
+      provenance["trajectory_steps"].get<long long>() > (1LL << 60))
+    refuse("provenance.trajectory_steps is not a count of steps");
   auto whole = [](const nlohmann::json& x) { return x.is_number_integer() && x.get<long long>() >= 0; };
   if (!part.contains("study") || !part["study"].is_object() || !part["study"].contains("cell_count") ||
       !whole(part["study"]["cell_count"]))
@@ -134,14 +139,18 @@ nlohmann::json merge_results(const std::vector<nlohmann::json>& parts, const std
   }
   const nlohmann::json& study = parts[0]["study"];
   const std::string commit = parts[0]["provenance"]["git_commit"].get<std::string>();
+  const std::string version = parts[0]["provenance"]["softflow_version"].get<std::string>();
   for (size_t p = 1; p < parts.size(); ++p) {
+    if (std::find(names.begin(), names.begin() + long(p), names[p]) != names.begin() + long(p))
+      throw InputError(names[p] + ": given twice");
     if (const std::string key = first_difference(study, parts[p]["study"]); !key.empty())
       throw InputError(names[p] + ": the results of another study than " + names[0] + "'s (study." + key +
                        " differs)");
     const std::string other = parts[p]["provenance"]["git_commit"].get<std::string>();
-    if (other != commit)
-      throw InputError(names[p] + ": made by softflow " + other + ", " + names[0] + " by " + commit +
-                       "; merge the shards of one build only");
+    const std::string other_version = parts[p]["provenance"]["softflow_version"].get<std::string>();
+    if (other != commit || other_version != version)
+      throw InputError(names[p] + ": made by softflow " + other_version + " (" + other + "), " + names[0] + " by " +
+                       version + " (" + commit + "); merge the shards of one build only");
   }
   // Cells by index (a map: nothing is sized by cell_count, which a damaged file may make huge).
   const std::size_t cell_count = study["cell_count"].get<std::size_t>();
@@ -170,10 +179,11 @@ nlohmann::json merge_results(const std::vector<nlohmann::json>& parts, const std
   long long steps = 0;
   std::string started_at, backend, devices;
   nlohmann::json merged_from = nlohmann::json::array();
-  for (size_t p = 0; p < parts.size(); ++p) {
+  for (size_t p = 0; p < parts.size(); ++p) {  // wall seconds under 1e15 a part: their sum stays finite
     const nlohmann::json& provenance = parts[p]["provenance"];
     wall += provenance["wall_seconds"].get<double>();
-    steps += provenance["trajectory_steps"].get<long long>();
+    if (__builtin_add_overflow(steps, provenance["trajectory_steps"].get<long long>(), &steps))
+      throw InputError("merge: the parts' trajectory_steps add up past 2^63");
     const std::string start = provenance["started_at"].get<std::string>();
     if (!start.empty() && (started_at.empty() || start < started_at)) started_at = start;
     const std::string part_backend = provenance["backend"].get<std::string>();

@@ -33,11 +33,40 @@ def load_results(path):
         raise PlotError(f"{path}: cannot read: {e}")
     except json.JSONDecodeError as e:
         raise PlotError(f"{path}: malformed JSON: {e}")
+    except RecursionError:
+        raise PlotError(f"{path}: malformed JSON: nested too deeply")
     if not isinstance(results, dict) or "cells" not in results or "schema_version" not in results:
         raise PlotError(f"{path}: not a softflow results file (no schema_version or cells)")
-    if not results["cells"]:
+    if not isinstance(results["cells"], list) or not results["cells"]:
         raise PlotError(f"{path}: the results hold no cells")
+    for cell in results["cells"]:
+        check_cell(cell, path)
     return results
+
+
+def is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def check_cell(cell, path):
+    """Refuses a cell that is not as softflow writes it, in what the figure reads (docs/results.md "cells[]")."""
+    if not isinstance(cell, dict) or not isinstance(cell.get("index"), int) or isinstance(cell.get("index"), bool):
+        raise PlotError(f"{path}: a cell without an index")
+    where = f"{path}: cell {cell['index']}"
+    if not isinstance(cell.get("parameters"), dict):
+        raise PlotError(f"{where}: no parameters")
+    if not isinstance(cell.get("checkpoints"), list) or not cell["checkpoints"]:
+        raise PlotError(f"{where}: no checkpoints")
+    for checkpoint in cell["checkpoints"]:
+        if not isinstance(checkpoint, dict) or not is_number(checkpoint.get("t")):
+            raise PlotError(f"{where}: a checkpoint without a time t")
+        for key in ("observables", "fractions"):
+            if not isinstance(checkpoint.get(key, {}), dict):
+                raise PlotError(f"{where}: a checkpoint's {key} are not an object")
+        for name, summary in checkpoint.get("observables", {}).items():
+            if summary is not None and (not isinstance(summary, dict) or
+                                        not isinstance(summary.get("quantiles", {}), dict)):
+                raise PlotError(f"{where}: observable {name} is not as softflow writes it")
 
 
 def select_cells(results, indices):
@@ -48,7 +77,9 @@ def select_cells(results, indices):
     by_index = {cell["index"]: cell for cell in cells}
     missing = [i for i in indices if i not in by_index]
     if missing:
-        raise PlotError(f"--cells: no cell {missing[0]} (the file has cells 0 to {len(cells) - 1})")
+        held = sorted(by_index)
+        listed = ", ".join(map(str, held[:10])) + (", ..." if len(held) > 10 else "")
+        raise PlotError(f"--cells: no cell {missing[0]} (the file has cells {listed})")
     return [by_index[i] for i in indices]
 
 
@@ -71,7 +102,11 @@ def check_names(cells, kind, names):
 
 def number(value):
     """A statistic as a float: null (no finite value at that checkpoint) becomes NaN, a gap in the line."""
-    return math.nan if value is None else float(value)
+    if value is None:
+        return math.nan
+    if not is_number(value):
+        raise PlotError(f"a statistic is {json.dumps(value)[:40]}, not a number")
+    return float(value)
 
 
 def observable_series(cell, name):
@@ -126,6 +161,8 @@ def output_path(results_path, out):
         raise PlotError(f"--out {out}: is the results file itself")
     if os.path.isdir(out):
         raise PlotError(f"--out {out}: is a directory")
+    if os.path.splitext(out)[1].lower() not in (".png", ".pdf", ".svg"):
+        raise PlotError(f"--out {out}: the figure's name must end in .png, .pdf or .svg")
     return out
 
 
@@ -238,8 +275,10 @@ def parse_cells(text):
 
 
 def main(argv):
+    source = "results"
     try:
         args = parse_arguments(argv)
+        source = args.results
         results = load_results(args.results)
         if args.mean and args.median_only:
             raise PlotError("--mean and --median-only: choose one")
@@ -251,6 +290,14 @@ def main(argv):
         check_names(cells, "fractions", fractions)
         if not observables and not fractions:
             raise PlotError(f"{args.results}: nothing to draw (name an --observable or a --fraction)")
+        for cell in cells:  # every statistic drawn checked before any drawing (and without matplotlib)
+            try:
+                for name in observables:
+                    observable_series(cell, name)
+                for name in fractions:
+                    fraction_series(cell, name)
+            except PlotError as e:
+                raise PlotError(f"{args.results}: cell {cell['index']}: {e}")
         out = output_path(args.results, args.out)
         try:
             statistic = "mean" if args.mean else ("median" if args.median_only else "bands")
@@ -259,6 +306,9 @@ def main(argv):
             raise PlotError("drawing needs matplotlib (Debian: python3-matplotlib; scripts/plot-results installs it)")
     except PlotError as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:  # a damage the checks above missed
+        print(f"error: {source}: damaged results file ({type(e).__name__}: {e})"[:400], file=sys.stderr)
         return 2
     except OSError as e:
         print(f"error: cannot write the figure: {e}", file=sys.stderr)

@@ -378,13 +378,14 @@ TEST_F(CliTest, ShardsRunAsSeparateJobsAndMergeIntoTheWholeStudy) {
                                            "s.shard-1-of-2.results.json", "whole.json"};
   expect_rejected({"run", study, "--shard", "3/3", "-q", "-o", "x.json"}, "--shard 3/3: expected K/N with 0 <= K < N",
                   inputs);
+  expect_rejected({"run", study, "--shard", "", "-q", "-o", "x.json"}, "--shard : expected K/N", inputs);
   expect_rejected({"run", study, "--shard", "3/4", "-q", "-o", "x.json"},
                   "--shard 3/4: the study has 3 cells, so this shard would run none", inputs);
   expect_rejected({"merge", "s.shard-0-of-2.results.json", "-o", "x.json"},
                   "1 of the study's 3 cells are in none of the files (cells 1)", inputs);
   expect_rejected({"merge", "s.shard-0-of-2.results.json", "s.shard-0-of-2.results.json", "s.shard-1-of-2.results.json",
                    "-o", "x.json"},
-                  "s.shard-0-of-2.results.json: cell 0 is also in s.shard-0-of-2.results.json", inputs);
+                  "s.shard-0-of-2.results.json: given twice", inputs);
   expect_rejected({"merge", "s.shard-0-of-2.results.json", "s.shard-1-of-2.results.json", "-o",
                    "s.shard-1-of-2.results.json"},
                   "--out s.shard-1-of-2.results.json: is the input s.shard-1-of-2.results.json itself", inputs);

@@ -132,7 +132,23 @@ class BadInputTest(unittest.TestCase):
                             "--observable entropy_ration: not in these results (they have: entropy_ratio, s_max)")
         self.expect_refused([self.results_path, "--fraction", "s_max_ge_0_5"], "--fraction s_max_ge_0_5")
         self.expect_refused([self.results_path, "--cells", "0,x"], "--cells 0,x: expected comma-separated")
-        self.expect_refused([self.results_path, "--cells", "2"], "--cells: no cell 2 (the file has cells 0 to 1)")
+        self.expect_refused([self.results_path, "--cells", "2"], "--cells: no cell 2 (the file has cells 0, 1)")
+        self.expect_refused([self.results_path, "-o", os.path.join(self.folder.name, "f.txt")],
+                            "must end in .png, .pdf or .svg")
+        self.expect_refused([self.write("deep.json", "[" * 100000)], "malformed JSON")
+        damaged = json.load(open(self.results_path))
+        for change, expected in [
+                (lambda r: r.update(cells=5), "the results hold no cells"),
+                (lambda r: r["cells"].__setitem__(0, 1), "a cell without an index"),
+                (lambda r: r["cells"][0].pop("checkpoints"), "cell 0: no checkpoints"),
+                (lambda r: r["cells"][1].pop("parameters"), "cell 1: no parameters"),
+                (lambda r: r["cells"][0]["checkpoints"][1].update(observables=[]), "observables are not an object"),
+                (lambda r: r["cells"][0]["checkpoints"][1].update(t=None), "a checkpoint without a time t"),
+                (lambda r: r["cells"][0]["checkpoints"][1]["observables"]["s_max"]["quantiles"].update(q50="x"),
+                 "cell 0: a statistic is \"x\", not a number")]:
+            broken = json.loads(json.dumps(damaged))
+            change(broken)
+            self.expect_refused([self.write("damaged.json", json.dumps(broken))], expected)
         self.expect_refused([self.results_path, "--out", self.results_path], "is the results file itself")
         self.expect_refused([self.results_path, "--out", self.folder.name], "is a directory")
         self.expect_refused([self.results_path, "--colour", "red"], "unrecognized arguments: --colour red")

@@ -68,7 +68,8 @@ TEST(Shards, MergedShardsAreTheWholeStudyBitForBit) {
   EXPECT_EQ(provenance["merged_from"][1]["file"], "a.json");
   EXPECT_EQ(provenance["merged_from"][1]["shard"]["index"], 0);
   EXPECT_EQ(provenance["backend"], "cpu");
-  EXPECT_EQ(provenance["git_commit"], whole["provenance"]["git_commit"]);
+  EXPECT_EQ(provenance["merged_from"][0]["file"], "c.json");
+  EXPECT_EQ(provenance["merged_from"][2]["shard"]["index"], 1);
   long long steps = 0;
   for (const auto& part : parts) steps += part["provenance"]["trajectory_steps"].get<long long>();
   EXPECT_EQ(provenance["trajectory_steps"], steps);
@@ -93,12 +94,28 @@ TEST(Shards, EveryBadMergeIsRefusedNamingTheFileAndTheRule) {
   expect_refused({}, "no results files given");
   expect_refused({even}, "2 of the study's 5 cells are in none of the files (cells 1, 3)");
   expect_refused({even, odd, odd}, "part2.json: cell 1 is also in part1.json");
+  try {
+    merge_results({even, odd, even}, {"a.json", "b.json", "a.json"}, "");
+    ADD_FAILURE() << "a file given twice merged";
+  } catch (const InputError& e) {
+    EXPECT_EQ(std::string(e.what()), "a.json: given twice");
+  }
   nlohmann::json other_seed = odd;
   other_seed["study"]["seed"] = 7;
   expect_refused({even, other_seed}, "part1.json: the results of another study than part0.json's (study.seed differs)");
   nlohmann::json other_build = odd;
   other_build["provenance"]["git_commit"] = "0123456789ab";
-  expect_refused({even, other_build}, "part1.json: made by softflow 0123456789ab");
+  expect_refused({even, other_build}, "part1.json: made by softflow ");
+  expect_refused({even, other_build}, " (0123456789ab), part0.json by ");
+  nlohmann::json other_version = odd;
+  other_version["provenance"]["softflow_version"] = "9.9.9";
+  expect_refused({even, other_version}, "part1.json: made by softflow 9.9.9 (");
+  nlohmann::json endless = odd;
+  endless["provenance"]["wall_seconds"] = 1.5e308;
+  expect_refused({even, endless}, "part1.json: not a softflow results file (provenance.wall_seconds is not a number");
+  nlohmann::json countless = odd;
+  countless["provenance"]["trajectory_steps"] = -3;
+  expect_refused({even, countless}, "(provenance.trajectory_steps is not a count of steps)");
   nlohmann::json outside = odd;
   outside["cells"][0]["index"] = 5;
   expect_refused({even, outside}, "part1.json: cell 5 is outside the study's 5 cells");
