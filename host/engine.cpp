@@ -67,10 +67,7 @@ double available_memory_bytes() {
 }
 
 std::vector<std::uint32_t> cells_or_all(const Study& study, const std::vector<std::uint32_t>& cells) {
-  if (!cells.empty()) return cells;
-  std::vector<std::uint32_t> all(study.cells.size());
-  for (std::uint32_t i = 0; i < all.size(); ++i) all[i] = i;
-  return all;
+  return cells.empty() ? shard_cells(study.cells.size(), Shard{}) : cells;  // the one shard of all cells
 }
 
 double results_bytes(const Study& study, const std::vector<std::uint32_t>& cells) {

@@ -22,6 +22,10 @@ int parse_count(const std::string& text) {
   return std::stoi(text);
 }
 
+// A whole number >= 0 (an index, a count); a statistic: a number, or null where nothing was finite.
+bool is_whole(const nlohmann::json& x) { return x.is_number_integer() && x.get<long long>() >= 0; }
+bool is_number_or_null(const nlohmann::json& x) { return x.is_number() || x.is_null(); }
+
 // The first key (in sorted order) whose values differ between two study objects; "" if they are equal.
 std::string first_difference(const nlohmann::json& a, const nlohmann::json& b) {
   std::set<std::string> keys;
@@ -50,13 +54,12 @@ void check_results_shape(const nlohmann::json& part, const std::string& name) {
       provenance["trajectory_steps"].get<long long>() < 0 ||
       provenance["trajectory_steps"].get<long long>() > (1LL << 60))
     refuse("provenance.trajectory_steps is not a count of steps");
-  auto whole = [](const nlohmann::json& x) { return x.is_number_integer() && x.get<long long>() >= 0; };
   if (!part.contains("study") || !part["study"].is_object() || !part["study"].contains("cell_count") ||
-      !whole(part["study"]["cell_count"]))
+      !is_whole(part["study"]["cell_count"]))
     refuse("no study with a cell_count");
   if (!part.contains("cells") || !part["cells"].is_array()) refuse("no cells array");
   for (const auto& cell : part["cells"])
-    if (!cell.is_object() || !cell.contains("index") || !whole(cell["index"])) refuse("a cell without an index");
+    if (!cell.is_object() || !cell.contains("index") || !is_whole(cell["index"])) refuse("a cell without an index");
 }
 
 // Checks that `cell` has the form run_study gives a cell (docs/results.md "cells[]"): its header, and per checkpoint
@@ -65,36 +68,34 @@ void check_results_shape(const nlohmann::json& part, const std::string& name) {
 void check_cell_shape(const nlohmann::json& cell, const std::string& name) {
   const std::string where = name + ": cell " + cell["index"].dump();
   auto refuse = [&](const std::string& what) { throw InputError(where + ": " + what + " is not as softflow writes it"); };
-  auto whole = [](const nlohmann::json& x) { return x.is_number_integer() && x.get<long long>() >= 0; };
-  auto number_or_null = [](const nlohmann::json& x) { return x.is_number() || x.is_null(); };
   if (!cell.contains("parameters") || !cell["parameters"].is_object()) refuse("parameters");
-  if (!cell.contains("state_size") || !whole(cell["state_size"])) refuse("state_size");
+  if (!cell.contains("state_size") || !is_whole(cell["state_size"])) refuse("state_size");
   if (!cell.contains("checkpoints") || !cell["checkpoints"].is_array() || cell["checkpoints"].empty())
     refuse("checkpoints");
   for (const auto& checkpoint : cell["checkpoints"]) {
     if (!checkpoint.is_object() || !checkpoint.contains("t") || !checkpoint["t"].is_number()) refuse("a checkpoint's t");
-    if (!checkpoint.contains("step") || !(whole(checkpoint["step"]) || checkpoint["step"].is_null()))
+    if (!checkpoint.contains("step") || !(is_whole(checkpoint["step"]) || checkpoint["step"].is_null()))
       refuse("a checkpoint's step");
     for (const char* key : {"counts", "fractions", "observables"})
       if (!checkpoint.contains(key) || !checkpoint[key].is_object()) refuse(std::string("a checkpoint's ") + key);
     for (const auto& count : checkpoint["counts"])
-      if (!whole(count)) refuse("a checkpoint's counts");
+      if (!is_whole(count)) refuse("a checkpoint's counts");
     for (const char* key : {"runs", "running", "polarized", "converged", "diverged", "failed"})
       if (!checkpoint["counts"].contains(key)) refuse("a checkpoint's counts");
     for (const auto& fraction : checkpoint["fractions"])
-      if (!number_or_null(fraction)) refuse("a checkpoint's fractions");
+      if (!is_number_or_null(fraction)) refuse("a checkpoint's fractions");
     if (!checkpoint.contains("winner_counts") || !checkpoint["winner_counts"].is_array()) refuse("winner_counts");
     for (const auto& count : checkpoint["winner_counts"])
-      if (!whole(count)) refuse("winner_counts");
+      if (!is_whole(count)) refuse("winner_counts");
     for (const auto& summary : checkpoint["observables"]) {
       if (summary.is_null()) continue;
-      if (!summary.is_object() || !summary.contains("count") || !whole(summary["count"])) refuse("an observable");
+      if (!summary.is_object() || !summary.contains("count") || !is_whole(summary["count"])) refuse("an observable");
       for (const char* key : {"mean", "std", "min", "max"})
-        if (summary.contains(key) && !number_or_null(summary[key])) refuse("an observable");
+        if (summary.contains(key) && !is_number_or_null(summary[key])) refuse("an observable");
       if (summary.contains("quantiles")) {
         if (!summary["quantiles"].is_object()) refuse("an observable's quantiles");
         for (const auto& q : summary["quantiles"])
-          if (!number_or_null(q)) refuse("an observable's quantiles");
+          if (!is_number_or_null(q)) refuse("an observable's quantiles");
       }
       if (summary.contains("histogram")) {
         const nlohmann::json& histogram = summary["histogram"];
@@ -103,7 +104,7 @@ void check_cell_shape(const nlohmann::json& cell, const std::string& name) {
             !histogram["hi"].is_number())
           refuse("an observable's histogram");
         for (const auto& count : histogram["counts"])
-          if (!whole(count)) refuse("an observable's histogram");
+          if (!is_whole(count)) refuse("an observable's histogram");
       }
     }
   }
